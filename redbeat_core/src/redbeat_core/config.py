@@ -1,0 +1,302 @@
+"""RedBeat's settings, read once from a Celery app's configuration.
+
+Every celery-redbeat 2.4 setting keeps its name, default and meaning, in lower case
+(``redbeat_redis_url``) and upper case (``REDBEAT_REDIS_URL``). New settings use the same
+``redbeat_`` prefix. Values are checked here, at start-up, so that a bad one fails with the
+setting's name and what is accepted instead of surfacing mid-loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Mapping
+from typing import Any, Final, Literal
+
+import attrs
+
+from redbeat_core.exceptions import ConfigurationError
+
+logger = logging.getLogger("celery.beat")
+
+DEFAULT_KEY_PREFIX: Final = "redbeat:"
+DEFAULT_MAX_INTERVAL: Final = 300.0
+#: celery-redbeat holds its lock for 5 x beat_max_loop_interval (25 minutes): a dead beat then
+#: stops all scheduling for that long. We default to a short lease renewed every third of it.
+DEFAULT_LOCK_TIMEOUT: Final = 10.0
+DEFAULT_LOCK_POLL_INTERVAL: Final = 1.0
+DEFAULT_BATCH_SIZE: Final = 1000
+
+Delivery = Literal["at-most-once", "at-least-once"]
+DELIVERY_MODES: Final[tuple[Delivery, ...]] = ("at-most-once", "at-least-once")
+UnknownTask = Literal["send", "quarantine"]
+UNKNOWN_TASK_MODES: Final[tuple[UnknownTask, ...]] = ("send", "quarantine")
+
+#: Keys of ``redbeat_redis_options`` that RedBeat consumes itself; the rest go to the client.
+INTERNAL_OPTION_KEYS: Final = frozenset(
+    {"retry_period", "cluster", "sentinels", "service_name", "sentinel_kwargs", "startup_nodes"}
+)
+
+
+class _Settings:
+    """Reads settings the way celery-redbeat does: lower or upper case, explicit or default."""
+
+    def __init__(self, conf: Any) -> None:
+        self._conf = conf
+        self._present = {str(k).upper() for k in conf.keys()}
+
+    def has(self, name: str) -> bool:
+        return name.upper() in self._present
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self._conf.first(name, name.upper())
+        if self.has(name):
+            return value
+        return value if value is not None else default
+
+
+def _positive_number(setting: str, value: Any, *, allow_zero: bool = False) -> float:
+    accepted = "a number of seconds " + (">= 0" if allow_zero else "> 0")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(setting, value, accepted)
+    number = float(value)
+    if math.isnan(number) or number < 0 or (number == 0 and not allow_zero):
+        raise ConfigurationError(setting, value, accepted)
+    return number
+
+
+@attrs.frozen
+class RedBeatConfig:
+    """All of RedBeat's settings for one Celery app, checked. Build it with :meth:`from_app`.
+
+    The attribute names of celery-redbeat's ``RedBeatConfig`` (``key_prefix``, ``schedule_key``,
+    ``statics_key``, ``redis_url``, ``redis_use_ssl``, ``redbeat_redis_options``, ``lock_key``,
+    ``lock_timeout``, ``schedule``) are kept so code that reads ``app.redbeat_conf`` still works.
+    """
+
+    url: str = "redis://localhost:6379/0"
+    #: Which setting ``url`` came from, so errors about it name what the user wrote.
+    url_setting: str = "redbeat_redis_url"
+    key_prefix: str = DEFAULT_KEY_PREFIX
+    redis_use_ssl: bool | dict[str, Any] | None = None
+    redbeat_redis_options: Mapping[str, Any] = attrs.field(factory=dict)
+    #: True when ``redbeat_redis_options`` was set (not inherited from the broker's options);
+    #: only then are its keys forwarded to the client, as celery-redbeat 2.4.2 does.
+    redis_options_explicit: bool = False
+    lock_key: str | None = DEFAULT_KEY_PREFIX + ":lock"
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    lock_renew_interval: float = DEFAULT_LOCK_TIMEOUT / 3
+    lock_poll_interval: float = DEFAULT_LOCK_POLL_INTERVAL
+    max_interval: float = DEFAULT_MAX_INTERVAL
+    batch_size: int = DEFAULT_BATCH_SIZE
+    delivery: Delivery = "at-most-once"
+    #: What to do with an entry whose task this beat's app does not know. Celery (and
+    #: celery-redbeat) send it by name, which is right when beat does not import the tasks.
+    unknown_task: UnknownTask = "send"
+    plugins: tuple[str, ...] = ()
+    app: Any = attrs.field(default=None, eq=False, repr=False)
+
+    # ----------------------------------------------------------------- derived names
+
+    @property
+    def redis_url(self) -> str:
+        """celery-redbeat's name for the storage URL."""
+        return self.url
+
+    @property
+    def schedule_key(self) -> str:
+        """The sorted set of due times. ``prefix + ':schedule'``: two colons by default, as
+        celery-redbeat writes it."""
+        return self.key_prefix + ":schedule"
+
+    @property
+    def statics_key(self) -> str:
+        return self.key_prefix + ":statics"
+
+    @property
+    def quarantine_key(self) -> str:
+        """Hash of entry name -> reason for entries that could not be decoded or run."""
+        return self.key_prefix + ":quarantine"
+
+    @property
+    def retry_period(self) -> float | None:
+        """Seconds to retry a failed storage operation; None = no retry, -1 = forever."""
+        value = self.redbeat_redis_options.get("retry_period")
+        return None if value is None else float(value)
+
+    @property
+    def client_options(self) -> dict[str, Any]:
+        """``redbeat_redis_options`` minus RedBeat's own keys: what goes to the client."""
+        if not self.redis_options_explicit:
+            return {}
+        return {
+            k: v for k, v in self.redbeat_redis_options.items() if k not in INTERNAL_OPTION_KEYS
+        }
+
+    @property
+    def schedule(self) -> Mapping[str, Any]:
+        """The static ``beat_schedule`` of the app (celery-redbeat compat)."""
+        if self.app is None:
+            return {}
+        return self.app.conf.beat_schedule or {}
+
+    def key_for(self, name: str) -> str:
+        """The storage key of an entry: ``prefix + name``."""
+        return self.key_prefix + name
+
+    def name_for(self, key: str) -> str:
+        """The entry name of a storage key (inverse of :meth:`key_for`)."""
+        return key[len(self.key_prefix) :] if key.startswith(self.key_prefix) else key
+
+    # ----------------------------------------------------------------- reading
+
+    @classmethod
+    def from_app(cls, app: Any, **overrides: Any) -> RedBeatConfig:
+        """Read and check every setting from ``app.conf``.
+
+        ``overrides`` come from the scheduler's constructor (``lock_key``, ``lock_timeout``,
+        ``max_interval``) and win over the configuration, as in celery-redbeat.
+        """
+        settings = _Settings(app.conf)
+        values: dict[str, Any] = {"app": app}
+
+        url, url_setting = _read_url(settings)
+        values["url"] = url
+        values["url_setting"] = url_setting
+
+        prefix = settings.get("redbeat_key_prefix", DEFAULT_KEY_PREFIX)
+        if not isinstance(prefix, str) or not prefix:
+            raise ConfigurationError(
+                "redbeat_key_prefix", prefix, "a non-empty string such as 'redbeat:'"
+            )
+        values["key_prefix"] = prefix
+
+        values["redis_use_ssl"] = settings.get(
+            "redbeat_redis_use_ssl", app.conf.get("broker_use_ssl")
+        )
+        options, explicit = _read_options(settings, app)
+        values["redbeat_redis_options"] = options
+        values["redis_options_explicit"] = explicit
+        retry_period = options.get("retry_period")
+        if retry_period is not None and retry_period != -1:
+            _positive_number("redbeat_redis_options['retry_period']", retry_period, allow_zero=True)
+
+        lock_key = overrides.get("lock_key") or settings.get("redbeat_lock_key", prefix + ":lock")
+        if settings.has("redbeat_lock_key") and settings.get("redbeat_lock_key") is None:
+            lock_key = overrides.get("lock_key")  # None disables locking (single beat)
+        if lock_key is not None:
+            if not isinstance(lock_key, str) or not lock_key:
+                raise ConfigurationError(
+                    "redbeat_lock_key", lock_key, "a string, or None to run without a lock"
+                )
+            if not lock_key.startswith(prefix):
+                lock_key = prefix + lock_key
+        values["lock_key"] = lock_key
+
+        max_interval = overrides.get("max_interval") or app.conf.get("beat_max_loop_interval")
+        values["max_interval"] = (
+            _positive_number("beat_max_loop_interval", max_interval)
+            if max_interval
+            else DEFAULT_MAX_INTERVAL
+        )
+
+        lock_timeout = overrides.get("lock_timeout") or settings.get("redbeat_lock_timeout")
+        timeout = (
+            _positive_number("redbeat_lock_timeout", lock_timeout)
+            if lock_timeout is not None
+            else DEFAULT_LOCK_TIMEOUT
+        )
+        values["lock_timeout"] = timeout
+
+        renew = settings.get("redbeat_lock_renew_interval")
+        renew_s = (
+            _positive_number("redbeat_lock_renew_interval", renew)
+            if renew is not None
+            else timeout / 3
+        )
+        if timeout <= renew_s:
+            raise ConfigurationError(
+                "redbeat_lock_timeout",
+                timeout,
+                f"must be longer than redbeat_lock_renew_interval ({renew_s:g}s), or the lock "
+                "lapses between renewals; raise the timeout or lower the renew interval",
+            )
+        values["lock_renew_interval"] = renew_s
+
+        poll = settings.get("redbeat_lock_poll_interval")
+        values["lock_poll_interval"] = (
+            _positive_number("redbeat_lock_poll_interval", poll)
+            if poll is not None
+            else min(DEFAULT_LOCK_POLL_INTERVAL, renew_s)
+        )
+
+        batch = settings.get("redbeat_batch_size", DEFAULT_BATCH_SIZE)
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ConfigurationError("redbeat_batch_size", batch, "an integer >= 1")
+        values["batch_size"] = batch
+
+        delivery = settings.get("redbeat_delivery", "at-most-once")
+        if delivery not in DELIVERY_MODES:
+            raise ConfigurationError("redbeat_delivery", delivery, " or ".join(DELIVERY_MODES))
+        values["delivery"] = delivery
+
+        unknown_task = settings.get("redbeat_unknown_task", "send")
+        if unknown_task not in UNKNOWN_TASK_MODES:
+            raise ConfigurationError(
+                "redbeat_unknown_task", unknown_task, " or ".join(UNKNOWN_TASK_MODES)
+            )
+        values["unknown_task"] = unknown_task
+
+        plugins = settings.get("redbeat_plugins", ())
+        if isinstance(plugins, str):
+            plugins = [p.strip() for p in plugins.split(",") if p.strip()]
+        if not isinstance(plugins, list | tuple) or not all(isinstance(p, str) for p in plugins):
+            raise ConfigurationError(
+                "redbeat_plugins", plugins, "a list of import paths such as ['mypkg.plugin']"
+            )
+        values["plugins"] = tuple(plugins)
+        return cls(**values)
+
+
+def _read_url(settings: _Settings) -> tuple[str, str]:
+    for name in ("redbeat_url", "redbeat_redis_url"):
+        if settings.has(name) and settings.get(name):
+            url = settings.get(name)
+            if not isinstance(url, str):
+                raise ConfigurationError(name, url, "a URL string such as redis://host:6379/0")
+            return url, name
+    broker_url = settings.get("broker_url")
+    if not broker_url:
+        raise ConfigurationError(
+            "redbeat_redis_url", None, "set it to the URL of the Redis that holds the schedule"
+        )
+    # DeprecationWarning is silenced by default and beat usually runs as a daemon: log it too.
+    message = (
+        "RedBeat falls back to broker_url for its storage; this fallback will go away, "
+        "set redbeat_redis_url explicitly"
+    )
+    warnings.warn(message, DeprecationWarning, stacklevel=4)
+    logger.warning(message)
+    return str(broker_url), "broker_url"
+
+
+def _read_options(settings: _Settings, app: Any) -> tuple[dict[str, Any], bool]:
+    if settings.has("redbeat_redis_options"):
+        options = settings.get("redbeat_redis_options") or {}
+        explicit = True
+    else:
+        options = app.conf.get("broker_transport_options") or {}
+        explicit = False
+        if options:
+            message = (
+                "RedBeat falls back to broker_transport_options for its Redis options; this "
+                "fallback will go away, set redbeat_redis_options explicitly"
+            )
+            warnings.warn(message, DeprecationWarning, stacklevel=4)
+            logger.warning(message)
+    if not isinstance(options, Mapping):
+        raise ConfigurationError(
+            "redbeat_redis_options", options, "a dict of options for the Redis client"
+        )
+    return dict(options), explicit

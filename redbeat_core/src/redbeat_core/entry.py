@@ -1,0 +1,272 @@
+"""The Celery-facing schedule entry, with celery-redbeat's API.
+
+``RedBeatSchedulerEntry`` is a :class:`celery.beat.ScheduleEntry` that can save itself to, and
+load itself from, the app's storage. Its methods and their meaning are celery-redbeat 2.4's, so
+code that creates entries at runtime keeps working; storage goes through the backend-neutral
+:class:`~redbeat_core.typing.ScheduleStore`, never through a Redis client.
+"""
+
+from __future__ import annotations
+
+import math
+import functools
+from datetime import MINYEAR, datetime
+from typing import Any
+
+from celery.app import app_or_default
+from celery.beat import ScheduleEntry
+from celery.schedules import schedstate
+from celery.utils.time import maybe_make_aware
+
+from redbeat_core.codec import Codec
+from redbeat_core.model import EntryDefinition, EntryMeta, EntryPolicy
+from redbeat_core.runtime import Runtime, ensure_conf, get_runtime
+from redbeat_core.schedules import clocked
+from redbeat_core.typing import StoredEntry
+
+#: How long a disabled entry waits before ``is_due`` is asked again (celery-redbeat's value).
+DISABLED_RECHECK_SECONDS = 5.0
+
+
+@functools.cache
+def _plain_codec() -> Codec:
+    """A codec without plugin types, for the static decode helpers that get no app."""
+    return Codec()
+
+
+def to_score(moment: datetime | None) -> float | None:
+    """A due time as a sorted-set score: Unix seconds, rounded *up* to the millisecond so a beat
+    that wakes at the score never finds the entry a fraction of a millisecond early."""
+    if moment is None:
+        return None
+    return math.ceil(maybe_make_aware(moment).timestamp() * 1000) / 1000
+
+
+class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
+    """A schedule entry stored in RedBeat's storage.
+
+    ``RedBeatSchedulerEntry("name", "tasks.add", schedule(30), args=[1, 2], app=app).save()``
+    creates or replaces an entry from any process; a running beat picks it up at its next tick.
+    """
+
+    #: RedBeat's own per-entry settings, stored apart from the definition (None = keep stored).
+    policy: EntryPolicy | None = None
+
+    def __init__(
+        self,
+        name: str | None = None,
+        task: str | None = None,
+        schedule: Any = None,
+        args: Any = None,
+        kwargs: Any = None,
+        enabled: bool = True,
+        options: Any = None,
+        policy: EntryPolicy | None = None,
+        **clsargs: Any,
+    ) -> None:
+        clsargs["app"] = app_or_default(clsargs.get("app"))
+        fresh_one_off = isinstance(schedule, clocked) and clsargs.get("last_run_at") is None
+        super().__init__(
+            name=str(name),
+            task=task,
+            schedule=schedule,
+            args=args,
+            kwargs=kwargs,
+            options=options,
+            **clsargs,
+        )
+        if fresh_one_off:
+            # Celery stamps a new entry as "run now"; a one-off that never ran must stay unrun.
+            self.last_run_at = None
+        self.enabled = enabled
+        self.policy = policy
+        ensure_conf(self.app)
+
+    # ----------------------------------------------------------------- runtime
+
+    @property
+    def _runtime(self) -> Runtime:
+        return get_runtime(self.app)
+
+    # ----------------------------------------------------------------- celery-redbeat API
+
+    @staticmethod
+    def generate_key(app: Any, name: str) -> str:
+        return ensure_conf(app).key_for(name)
+
+    @property
+    def key(self) -> str:
+        return self.generate_key(self.app, self.name)
+
+    @staticmethod
+    def decode_definition(definition: str | bytes) -> Any:
+        """The stored definition JSON as a dict, schedules and datetimes decoded."""
+        return _plain_codec().loads(definition)
+
+    @staticmethod
+    def decode_meta(meta: str | bytes | None, app: Any = None) -> Any:
+        """The stored meta JSON as a dict; ``{'last_run_at': None}`` when there is none."""
+        if not meta:
+            return {"last_run_at": None}
+        codec = get_runtime(app).codec if app is not None else _plain_codec()
+        return codec.loads(meta)
+
+    @staticmethod
+    def load_definition(key: str, app: Any = None, definition: str | None = None) -> Any:
+        app = app_or_default(app)
+        if definition is None:
+            runtime = get_runtime(app)
+            stored = runtime.store.load(runtime.config.name_for(key))
+            definition = stored.definition if stored is not None else None
+        if not definition:
+            raise KeyError(key)
+        return get_runtime(app).codec.loads(definition)
+
+    @staticmethod
+    def load_meta(key: str, app: Any = None) -> Any:
+        app = app_or_default(app)
+        runtime = get_runtime(app)
+        stored = runtime.store.load(runtime.config.name_for(key))
+        return RedBeatSchedulerEntry.decode_meta(stored.meta if stored else None, app=app)
+
+    @classmethod
+    def from_key(cls, key: str, app: Any = None) -> RedBeatSchedulerEntry:
+        """Load an entry by its storage key. Raises ``KeyError`` when there is none."""
+        app = app_or_default(app)
+        runtime = get_runtime(app)
+        stored = runtime.store.load(runtime.config.name_for(key))
+        if stored is None or not stored.definition:
+            raise KeyError(key)
+        return cls.from_stored(stored, app=app, runtime=runtime)
+
+    @classmethod
+    def from_stored(
+        cls, stored: StoredEntry, *, app: Any, runtime: Runtime | None = None
+    ) -> RedBeatSchedulerEntry:
+        """Build an entry from what a store returned. Raises ``EntryDecodeError``."""
+        codec = (runtime or get_runtime(app)).codec
+        definition = codec.decode_definition(stored.definition or "", name=stored.name)
+        meta = codec.decode_meta(stored.meta, name=stored.name)
+        policy = codec.decode_policy(stored.policy, name=stored.name) if stored.policy else None
+        return cls.from_model(definition, meta, policy, app=app)
+
+    @classmethod
+    def from_model(
+        cls,
+        definition: EntryDefinition,
+        meta: EntryMeta,
+        policy: EntryPolicy | None = None,
+        *,
+        app: Any,
+    ) -> RedBeatSchedulerEntry:
+        entry = cls(
+            name=definition.name,
+            task=definition.task,
+            schedule=definition.schedule,
+            args=definition.args,
+            kwargs=definition.kwargs,
+            options=definition.options,
+            enabled=definition.enabled,
+            policy=policy,
+            total_run_count=meta.total_run_count,
+            app=app,
+        )
+        # celery's ScheduleEntry stamps last_run_at = now when None: that is wrong for an entry
+        # that never ran, which is due at once.
+        entry.last_run_at = meta.last_run_at
+        return entry
+
+    def to_definition(self) -> EntryDefinition:
+        return EntryDefinition(
+            name=self.name,
+            task=self.task,
+            schedule=self.schedule,
+            args=self.args if self.args is not None else (),
+            kwargs=self.kwargs or {},
+            options=self.options or {},
+            enabled=self.enabled,
+        )
+
+    def to_meta(self) -> EntryMeta:
+        return EntryMeta(last_run_at=self.last_run_at, total_run_count=self.total_run_count or 0)
+
+    @property
+    def due_at(self) -> datetime | None:
+        """When the entry is next due; None when its schedule has no further runs.
+
+        Never run, or overdue, means due now. celery-redbeat adds the remaining time to
+        ``last_run_at``, which is only right when the entry ran just now; we add it to now.
+        """
+        now = self.default_now()
+        if self.last_run_at is None:
+            return now  # type: ignore[no-any-return]
+        delta = self.schedule.remaining_estimate(self.last_run_at)
+        if delta is None:
+            return None
+        if delta.total_seconds() < 0:
+            return now  # type: ignore[no-any-return]
+        return now + delta  # type: ignore[no-any-return]
+
+    @property
+    def score(self) -> float:
+        """The due time as a score; -1 when the schedule is finished (celery-redbeat's value)."""
+        score = to_score(self.due_at)
+        return -1 if score is None else score
+
+    @property
+    def rank(self) -> int | None:
+        return self._runtime.store.rank(self.name)
+
+    def is_due(self) -> schedstate:
+        if not self.enabled:
+            return schedstate(False, DISABLED_RECHECK_SECONDS)
+        return self.schedule.is_due(
+            self.last_run_at or datetime(MINYEAR, 1, 2, tzinfo=self.schedule.tz)
+        )
+
+    def to_stored(self) -> StoredEntry:
+        """What :meth:`save` writes: definition, meta, policy and the score (None when the entry
+        is disabled or finished, which keeps it out of the schedule)."""
+        codec = self._runtime.codec
+        score = to_score(self.due_at) if self.enabled else None
+        return StoredEntry(
+            name=self.name,
+            definition=codec.encode_definition(self.to_definition()),
+            meta=codec.encode_meta(self.to_meta()),
+            policy=codec.encode_policy(self.policy) if self.policy is not None else None,
+            score=score,
+        )
+
+    def save(self) -> RedBeatSchedulerEntry:
+        """Store the definition (the stored last_run_at is kept) and (re)schedule the entry."""
+        runtime = self._runtime
+        runtime.store.save(self.to_stored(), keep_meta=True)
+        runtime.plugins.entry_saved(self.app, self)
+        return self
+
+    def delete(self) -> None:
+        runtime = self._runtime
+        runtime.store.delete(self.name)
+        runtime.plugins.entry_deleted(self.app, self.name)
+
+    def _next_instance(
+        self, last_run_at: datetime | None = None, only_update_last_run_at: bool = False
+    ) -> RedBeatSchedulerEntry:
+        """The entry after one more run, persisted (celery-redbeat's ``next(entry)``)."""
+        entry: RedBeatSchedulerEntry = super()._next_instance(last_run_at=last_run_at)
+        entry.policy = self.policy
+        if only_update_last_run_at:
+            entry.total_run_count = self.total_run_count
+        runtime = self._runtime
+        score = to_score(entry.due_at) if entry.enabled else None
+        runtime.store.update_meta(entry.name, runtime.codec.encode_meta(entry.to_meta()), score)
+        return entry
+
+    __next__ = next = _next_instance
+
+    def reschedule(self, last_run_at: datetime | None = None) -> None:
+        """Pretend the entry last ran at ``last_run_at`` (default now) and reschedule it."""
+        self.last_run_at = last_run_at or self.default_now()
+        runtime = self._runtime
+        score = to_score(self.due_at) if self.enabled else None
+        runtime.store.update_meta(self.name, runtime.codec.encode_meta(self.to_meta()), score)

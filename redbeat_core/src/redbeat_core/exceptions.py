@@ -1,0 +1,65 @@
+"""Errors RedBeat raises on purpose. Each says what is wrong and how to fix it."""
+
+from __future__ import annotations
+
+
+class RedBeatError(Exception):
+    """Base class of every error RedBeat raises on purpose."""
+
+
+class ConfigurationError(RedBeatError, ValueError):
+    """A setting has a value RedBeat cannot use. Raised at start-up, never mid-loop.
+
+    The message names the setting, the value found and what is accepted.
+    """
+
+    def __init__(self, setting: str, value: object, accepted: str) -> None:
+        self.setting = setting
+        self.value = value
+        self.accepted = accepted
+        super().__init__(f"invalid setting {setting}={value!r}: {accepted}")
+
+
+class UnknownBackendError(ConfigurationError):
+    """No installed backend handles the URL's scheme."""
+
+    def __init__(self, setting: str, url: str, scheme: str, known: list[str], hint: str) -> None:
+        self.scheme = scheme
+        known_text = ", ".join(f"{k}://" for k in sorted(known)) or "none"
+        super().__init__(
+            setting,
+            url,
+            f"no installed backend handles '{scheme}://' (installed: {known_text}). {hint}",
+        )
+
+
+class DuplicateBackendError(RedBeatError):
+    """Two plugins registered the same URL scheme."""
+
+
+class EntryDecodeError(RedBeatError, ValueError):
+    """A stored entry cannot be turned back into a schedule entry.
+
+    Carries the entry's name and the reason, which is what the quarantine records.
+    """
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"entry {name!r}: {reason}")
+
+
+class StoreUnavailableError(RedBeatError):
+    """The storage could not be reached (after the backend's retry policy gave up).
+
+    The scheduler keeps its loop alive on this error and steps down once its lock must have
+    lapsed; backends translate their client's connection errors into it.
+    """
+
+
+class PluginError(RedBeatError):
+    """A plugin could not be loaded or declares a hook that does not exist."""
+
+
+class ConflictingDistributionError(RedBeatError, ImportError):
+    """celery-redbeat is installed next to RedBeat: both own the ``redbeat`` import name."""

@@ -1,0 +1,73 @@
+"""The stored parts of a schedule entry, as plain values.
+
+An entry is stored as one hash with three JSON fields, each modelled here:
+
+- ``definition``: :class:`EntryDefinition`, what celery-redbeat 2.x calls the definition.
+  celery-redbeat reads it with ``ScheduleEntry(**definition)``, so it never gets a key that
+  celery-redbeat does not know.
+- ``meta``: :class:`EntryMeta`, the run state (when it last ran, how often).
+- ``policy``: :class:`EntryPolicy`, RedBeat's own per-entry settings. celery-redbeat never reads it.
+
+:mod:`redbeat_core.codec` turns these into the exact JSON celery-redbeat writes and back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+__all__ = ["EntryDefinition", "EntryMeta", "EntryPolicy"]
+
+
+@attrs.frozen
+class EntryDefinition:
+    """What to run and when: the ``definition`` field of an entry's hash.
+
+    ``schedule`` is a Celery schedule object (``celery.schedules.schedule``, ``crontab``,
+    ``solar``, or :mod:`redbeat_core.schedules`' ``rrule`` and ``clocked``, or a type a plugin
+    registered with the codec). ``args`` is kept as given: JSON has no tuples, so it comes back
+    from storage as a list, or as ``None`` when celery-redbeat stored ``null`` (it does that for
+    entries created without ``args``); Celery treats ``None`` as no arguments.
+    """
+
+    name: str = attrs.field(validator=attrs.validators.instance_of(str))
+    task: str = attrs.field(validator=attrs.validators.instance_of(str))
+    schedule: Any
+    args: Any = ()
+    kwargs: Mapping[str, Any] = attrs.field(factory=dict)
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+    enabled: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+
+
+@attrs.frozen
+class EntryMeta:
+    """The run state of an entry: the ``meta`` field of its hash.
+
+    ``last_run_at`` is ``None`` when the entry never ran.
+    """
+
+    last_run_at: datetime | None = None
+    total_run_count: int = 0
+
+
+def _no_field_names(instance: EntryPolicy, attribute: attrs.Attribute[Any], value: Any) -> None:
+    clashes = sorted(set(value) & {a.name for a in attrs.fields(EntryPolicy)} - {"extra"})
+    if clashes:
+        msg = f"EntryPolicy.extra must not hold known setting names: {', '.join(clashes)}"
+        raise ValueError(msg)
+
+
+@attrs.frozen
+class EntryPolicy:
+    """RedBeat's own per-entry settings: the ``policy`` field of an entry's hash.
+
+    Kept out of ``definition`` and ``meta`` because celery-redbeat would crash on unknown keys
+    there. ``extra`` holds the keys this version does not know (written by a newer RedBeat or a
+    plugin): they are kept as they are and written back, never dropped.
+    """
+
+    paused_reason: str | None = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict, validator=_no_field_names)

@@ -1,0 +1,73 @@
+"""Storage backends by URL scheme.
+
+Backends register themselves through the ``redbeat_register_backends`` hook; the scheduler picks
+one by the scheme of its storage URL. An unknown scheme fails at start-up with the name of the
+extra that provides it, because "no backend for redis+sentinel" alone does not tell a user what
+to install.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+import attrs
+
+from redbeat_core.exceptions import DuplicateBackendError, UnknownBackendError
+from redbeat_core.urls import mask_url, url_scheme
+
+if TYPE_CHECKING:
+    from redbeat_core.config import RedBeatConfig
+    from redbeat_core.typing import Backend, BackendFactory
+
+#: Where each well-known scheme comes from, for the error raised when it is not installed.
+SCHEME_PROVIDERS: Final = {
+    "redis": "redbeat-redis (installed by `pip install redbeat`)",
+    "rediss": "redbeat-redis (installed by `pip install redbeat`)",
+    "unix": "redbeat-redis (installed by `pip install redbeat`)",
+    "redis+sentinel": "the extra `redbeat[sentinel]`",
+    "rediss+sentinel": "the extra `redbeat[sentinel]`",
+    "redis-sentinel": "the extra `redbeat[sentinel]`",
+    "redis+cluster": "the extra `redbeat[cluster]`",
+    "rediss+cluster": "the extra `redbeat[cluster]`",
+    "redis-cluster": "the extra `redbeat[cluster]`",
+    "sqlite": "the SQLite example plugin (examples/redbeat-sqlite)",
+}
+
+
+@attrs.define
+class BackendRegistry:
+    """Scheme -> backend factory, filled by plugins."""
+
+    _factories: dict[str, BackendFactory] = attrs.field(factory=dict)
+    _owners: dict[str, str] = attrs.field(factory=dict)
+
+    def register(self, scheme: str, factory: BackendFactory, *, owner: str | None = None) -> None:
+        """Handle ``scheme://`` URLs with ``factory``. Registering a scheme twice is an error
+        naming both registrants, unless the same factory is registered again."""
+        key = scheme.lower()
+        who = owner or getattr(factory, "__module__", repr(factory))
+        existing = self._factories.get(key)
+        if existing is not None and existing is not factory:
+            raise DuplicateBackendError(
+                f"two plugins register the URL scheme '{key}://': {self._owners[key]} and {who}; "
+                "uninstall or block one of them (REDBEAT_BLOCK_PLUGINS)"
+            )
+        self._factories[key] = factory
+        self._owners[key] = who
+
+    @property
+    def schemes(self) -> list[str]:
+        return sorted(self._factories)
+
+    def create(self, config: RedBeatConfig, app: Any) -> Backend:
+        """Build the backend for ``config.url``."""
+        scheme = url_scheme(config.url)
+        factory = self._factories.get(scheme)
+        if factory is None:
+            provider = SCHEME_PROVIDERS.get(scheme)
+            hint = (
+                f"Install {provider}."
+                if provider
+                else "Install the plugin that provides it, or fix the URL."
+            )
+            raise UnknownBackendError(config.url_setting, mask_url(config.url), scheme, self.schemes, hint)
+        return factory(config, app)

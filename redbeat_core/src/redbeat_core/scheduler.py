@@ -1,0 +1,417 @@
+"""RedBeat's Celery scheduler: one class for every storage backend.
+
+A tick is one storage round trip when nothing is due: ``claim_due`` checks and extends the lock
+and returns the due entries (at most ``redbeat_batch_size``) and the next due time. When entries
+are due, their next runs are computed here with Celery's own schedule objects, and one
+``commit`` writes the new meta and due times. Round trips per tick do not grow with the number
+of entries due or stored. The beat then sleeps until the next due time, capped so that the lock
+is renewed in time.
+
+A standby (a beat that does not hold the lock) never blocks: its tick tries the lock once and
+returns the poll interval, so Celery's beat loop, pidbox and ``inspect ping`` keep working.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+from celery.beat import Scheduler
+from celery.utils.time import humanize_seconds
+
+from redbeat_core.config import RedBeatConfig
+from redbeat_core.entry import RedBeatSchedulerEntry, to_score
+from redbeat_core.exceptions import EntryDecodeError, StoreUnavailableError
+from redbeat_core.runtime import Runtime, get_runtime
+from redbeat_core.typing import ClaimResult, EntryUpdate, Lock, Quarantine, StoredEntry
+from redbeat_core.urls import mask_url
+
+logger = logging.getLogger("celery.beat")
+
+
+@attrs.frozen
+class Dispatched:
+    """One publish, as reported to ``redbeat_after_dispatch``."""
+
+    entry: RedBeatSchedulerEntry
+    due_at: float
+    published_at: float
+    result: Any
+
+
+@attrs.define
+class _TickPlan:
+    """What a tick decided about its claimed entries before it publishes anything."""
+
+    due: list[tuple[RedBeatSchedulerEntry, float]] = attrs.field(factory=list)
+    updates: list[EntryUpdate] = attrs.field(factory=list)
+    quarantine: list[Quarantine] = attrs.field(factory=list)
+
+
+class RedBeatScheduler(Scheduler):  # type: ignore[misc]
+    """Celery beat scheduler keeping its schedule in Redis (or any registered backend).
+
+    Use it with ``celery beat -S redbeat.RedBeatScheduler`` (or ``-S redbeat``).
+    """
+
+    Entry = RedBeatSchedulerEntry
+
+    #: celery-redbeat exposed the lock object here; ours is a :class:`~redbeat_core.typing.Lock`.
+    lock: Lock | None = None
+
+    def __init__(
+        self,
+        app: Any,
+        lock_key: str | None = None,
+        lock_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        overrides = {
+            "lock_key": lock_key,
+            "lock_timeout": lock_timeout,
+            "max_interval": kwargs.get("max_interval"),
+        }
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        # Settings are read and checked here: a bad one stops start-up with its name.
+        self._runtime: Runtime = get_runtime(app, **overrides)
+        self._unreachable_since: float | None = None
+        self._last_fence_ok: float = 0.0
+        self._started = False
+        super().__init__(app, **kwargs)
+        self.max_interval = self.config.max_interval
+
+    # ----------------------------------------------------------------- properties
+
+    @property
+    def config(self) -> RedBeatConfig:
+        return self._runtime.config
+
+    @property
+    def lock_key(self) -> str | None:
+        return self.config.lock_key
+
+    @property
+    def lock_timeout(self) -> float:
+        return self.config.lock_timeout
+
+    def _lock(self) -> Lock:
+        if self.lock is None:
+            self.lock = self._runtime.plugins.make_lock(self.config, self._runtime.backend)
+        return self.lock
+
+    # ----------------------------------------------------------------- start-up
+
+    def setup_schedule(self) -> None:
+        """Sync ``beat_schedule`` into storage in two round trips, whatever its size: read the
+        stored meta of every static entry, then write all of them (keeping each last_run_at),
+        delete the statics that left the configuration, and record the new set of statics."""
+        runtime = self._runtime
+        store = runtime.store
+        static = dict(self.app.conf.beat_schedule or {})
+        defaults: dict[str, Any] = {}
+        self._collect_default_entries(defaults, static)
+
+        previous = store.statics()
+        removed = sorted(previous - set(static))
+        wanted = {**defaults, **static}
+        names = list(wanted)
+        stored = store.load_many(names) if names else []
+        to_save: list[StoredEntry] = []
+        for name, current in zip(names, stored, strict=True):
+            try:
+                entry = self._maybe_entry(name, wanted[name])
+            except Exception as exc:
+                logger.error(  # noqa: TRY400 - the reason is the message, not a traceback
+                    "beat: cannot add static entry %r from beat_schedule: %s. Fix its definition "
+                    "in beat_schedule; the other entries are stored.",
+                    name,
+                    exc,
+                )
+                continue
+            if current is not None and current.meta:
+                try:
+                    meta = runtime.codec.decode_meta(current.meta, name=name)
+                    entry.last_run_at = meta.last_run_at
+                    entry.total_run_count = meta.total_run_count
+                except EntryDecodeError:
+                    logger.warning("beat: stored meta of %r is unreadable; resetting it", name)
+            to_save.append(entry.to_stored())
+        for name in removed:
+            logger.info("beat: removing static entry %r: it left beat_schedule", name)
+        store.replace_statics(to_save, removed, statics=sorted(static))
+        logger.info("beat: %d static entries synced, %d removed", len(to_save), len(removed))
+
+    def _collect_default_entries(self, into: dict[str, Any], static: Mapping[str, Any]) -> None:
+        """Celery's built-in entries (``celery.backend_cleanup``), as Scheduler adds them."""
+        original = self.update_from_dict
+        try:
+            self.update_from_dict = into.update  # type: ignore[method-assign]
+            self.install_default_entries(static)
+        finally:
+            self.update_from_dict = original  # type: ignore[method-assign]
+
+    def _maybe_entry(self, name: str, entry: Any) -> RedBeatSchedulerEntry:
+        if isinstance(entry, RedBeatSchedulerEntry):
+            entry.app = self.app
+            return entry
+        if isinstance(entry, Mapping):
+            return self.Entry(**dict(entry, name=name, app=self.app))
+        raise TypeError(f"expected a dict of entry fields, got {type(entry).__name__}")
+
+    def update_from_dict(self, dict_: Mapping[str, Any]) -> None:
+        """Save entries given as ``{name: {task, schedule, ...}}`` (celery-redbeat API)."""
+        entries = [self._maybe_entry(n, e).to_stored() for n, e in dict_.items()]
+        if entries:
+            self._runtime.store.save_many(entries, keep_meta=True)
+
+    # ----------------------------------------------------------------- the tick
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        """One scheduling pass. Returns the seconds to sleep before the next one."""
+        if not self._started:
+            self._started = True
+            self._runtime.plugins.scheduler_started(self)
+        plugins = self._runtime.plugins
+        lock = self._lock()
+        try:
+            if not lock.held and not self.try_acquire_lock():
+                return self._standby_tick()
+            now = time.time()
+            claim = self._runtime.store.claim_due(lock.fence, now, self.config.batch_size)
+        except StoreUnavailableError as exc:
+            return self._unreachable(exc)
+        self._reachable()
+        if not claim.owned:
+            return self._lost_lock("expired")
+        self._last_fence_ok = time.monotonic()
+        interval = self._run_claim(claim, now) if claim.entries else self._sleep_for(claim, ())
+        if plugins.has_impls("redbeat_tick"):
+            plugins.tick(self, leader=True, due=len(claim.entries), next_wake=interval)
+        return interval
+
+    def try_acquire_lock(self) -> bool:
+        """Try the lock once, without blocking. True when this beat is (now) the leader."""
+        lock = self._lock()
+        if lock.held:
+            return True
+        if not lock.acquire():
+            return False
+        fence = lock.fence
+        logger.info(
+            "beat: acquired the lock%s; this beat now dispatches",
+            f" (fencing epoch {fence.epoch})" if fence is not None else "",
+        )
+        self._last_fence_ok = time.monotonic()
+        self._runtime.plugins.lock_acquired(self, fence)
+        return True
+
+    def _standby_tick(self) -> float:
+        self._reachable()
+        interval = self.config.lock_poll_interval
+        if self._runtime.plugins.has_impls("redbeat_tick"):
+            self._runtime.plugins.tick(self, leader=False, due=0, next_wake=interval)
+        return interval
+
+    def _run_claim(self, claim: ClaimResult, now: float) -> float:
+        plan = self._plan(claim.entries, now)
+        at_most_once = self.config.delivery == "at-most-once"
+        if at_most_once and not self._commit(plan):
+            return self._lost_lock("expired")
+        self._dispatch(plan.due)
+        if not at_most_once and not self._commit(plan):
+            return self._lost_lock("expired")
+        if len(claim.entries) >= self.config.batch_size:
+            return 0.0  # more are due: claim the next batch at once
+        return self._sleep_for(claim, plan.updates)
+
+    def _commit(self, plan: _TickPlan) -> bool:
+        if not plan.updates and not plan.quarantine:
+            return True
+        try:
+            return self._runtime.store.commit(self._lock().fence, plan.updates, plan.quarantine)
+        except StoreUnavailableError as exc:
+            self._unreachable(exc)
+            return False
+
+    def _plan(self, stored_entries: Sequence[StoredEntry], now: float) -> _TickPlan:
+        """Decode the claimed entries and decide, for each, what to publish and store."""
+        plan = _TickPlan()
+        runtime = self._runtime
+        plugins = runtime.plugins
+        strict_tasks = self.config.unknown_task == "quarantine"
+        for stored in stored_entries:
+            try:
+                entry = RedBeatSchedulerEntry.from_stored(stored, app=self.app, runtime=runtime)
+                if strict_tasks and entry.task not in self.app.tasks:
+                    raise EntryDecodeError(
+                        stored.name,
+                        f"task {entry.task!r} is not registered in this beat's app "
+                        "(redbeat_unknown_task='quarantine')",
+                    )
+            except EntryDecodeError as exc:
+                self._quarantine(plan, stored.name, exc.reason)
+                continue
+            if not entry.enabled:
+                plan.updates.append(EntryUpdate(entry.name, None, None))
+                continue
+            try:
+                is_due, next_time_to_run = entry.is_due()
+            except Exception:
+                logger.exception(
+                    "beat: cannot compute the next run of %r; trying again in %s",
+                    entry.name,
+                    humanize_seconds(self.max_interval),
+                )
+                plan.updates.append(EntryUpdate(entry.name, None, now + self.max_interval))
+                continue
+            if not is_due:
+                # The score said due but the schedule says "not yet" (a whole-second score
+                # written by celery-redbeat, or clock skew): store the precise due time.
+                retry_at = None if next_time_to_run is None else now + next_time_to_run
+                plan.updates.append(EntryUpdate(entry.name, None, retry_at))
+                continue
+            plan.due.append((entry, stored.score if stored.score is not None else now))
+            plan.updates.append(self._advance(entry))
+        if plugins.has_impls("redbeat_entry_quarantined"):
+            for item in plan.quarantine:
+                plugins.entry_quarantined(self, item.name, item.reason)
+        return plan
+
+    def _quarantine(self, plan: _TickPlan, name: str, reason: str) -> None:
+        logger.error(
+            "beat: entry %r (key %s) cannot be scheduled: %s. It is moved to %s and the other "
+            "entries go on; fix and save it again to put it back.",
+            name,
+            self.config.key_for(name),
+            reason,
+            self.config.quarantine_key,
+        )
+        plan.quarantine.append(Quarantine(name, reason))
+
+    def _advance(self, entry: RedBeatSchedulerEntry) -> EntryUpdate:
+        """The entry's meta and score after this run (last_run_at = now, one more run)."""
+        entry.last_run_at = entry.default_now()
+        entry.total_run_count = (entry.total_run_count or 0) + 1
+        return EntryUpdate(
+            entry.name,
+            self._runtime.codec.encode_meta(entry.to_meta()),
+            to_score(entry.due_at),
+        )
+
+    def _dispatch(self, due: Sequence[tuple[RedBeatSchedulerEntry, float]]) -> None:
+        if not due:
+            return
+        plugins = self._runtime.plugins
+        observed = plugins.has_impls("redbeat_after_dispatch")
+        if plugins.has_impls("redbeat_before_dispatch"):
+            plugins.before_dispatch(self, [entry for entry, _ in due])
+        dispatched: list[Dispatched] = []
+        producer = self.producer
+        for entry, due_at in due:
+            logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
+            try:
+                result = self.apply_async(entry, producer=producer, advance=False)
+            except Exception as exc:
+                logger.exception("beat: cannot publish %r: %s", entry.name, exc)
+                plugins.dispatch_failed(self, entry, exc)
+                continue
+            if observed:
+                dispatched.append(Dispatched(entry, due_at, time.time(), result))
+        if observed:
+            plugins.after_dispatch(self, dispatched)
+
+    def _sleep_for(self, claim: ClaimResult, updates: Sequence[EntryUpdate]) -> float:
+        """Seconds until the earliest due time known, capped by the lock renewal and
+        ``beat_max_loop_interval``."""
+        candidates = [u.score for u in updates if u.score is not None]
+        if claim.next_due is not None:
+            candidates.append(claim.next_due)
+        cap = self.max_interval
+        if self._lock().fence is not None:
+            cap = min(cap, self.config.lock_renew_interval)
+        if not candidates:
+            return cap
+        return max(0.0, min(min(candidates) - time.time(), cap))
+
+    # ----------------------------------------------------------------- failures
+
+    def _lost_lock(self, reason: str) -> float:
+        logger.warning("beat: lost the lock (%s); this beat is now a standby", reason)
+        self._lock().forget()
+        self._runtime.plugins.lock_lost(self, reason)
+        return self.config.lock_poll_interval
+
+    def _unreachable(self, exc: Exception) -> float:
+        """Storage is down: keep the loop alive, and step down once the lock must have lapsed."""
+        now = time.monotonic()
+        if self._unreachable_since is None:
+            self._unreachable_since = now
+            logger.error("beat: storage unreachable: %s; retrying", exc)
+        lock = self._lock()
+        if lock.held and lock.fence is not None and now - self._last_fence_ok > self.lock_timeout:
+            self._lost_lock("unreachable")
+        return self.config.lock_poll_interval
+
+    def _reachable(self) -> None:
+        if self._unreachable_since is not None:
+            down = time.monotonic() - self._unreachable_since
+            logger.warning("beat: storage reachable again after %.1fs", down)
+            self._unreachable_since = None
+
+    # ----------------------------------------------------------------- celery-redbeat API
+
+    @property
+    def schedule(self) -> dict[str, RedBeatSchedulerEntry]:
+        """The entries due now plus the next one (what celery-redbeat's property returned).
+
+        Read-only and not used by the tick; kept for code and tools that inspect it.
+        """
+        store = self._runtime.store
+        entries: dict[str, RedBeatSchedulerEntry] = {}
+        now = time.time()
+        horizon = now + self.max_interval
+        names = [n for n, s in store.scheduled(0, self.config.batch_size) if s <= horizon]
+        for stored in store.load_many(names):
+            if stored is None:
+                continue
+            try:
+                entry = RedBeatSchedulerEntry.from_stored(stored, app=self.app)
+            except EntryDecodeError:
+                continue
+            entries[entry.name] = entry
+        return entries
+
+    @schedule.setter
+    def schedule(self, value: Any) -> None:  # Scheduler.__init__ assigns self.data, not this
+        pass
+
+    def reserve(self, entry: RedBeatSchedulerEntry) -> RedBeatSchedulerEntry:
+        return next(entry)  # type: ignore[no-any-return]
+
+    @property
+    def info(self) -> str:
+        lines = [f"       . redis -> {mask_url(self.config.url)}"]
+        if self.lock_key:
+            lines.append(
+                f"       . lock -> `{self.lock_key}` {humanize_seconds(self.lock_timeout)} "
+                f"({self.lock_timeout}s)"
+            )
+        return "\n".join(lines)
+
+    def close(self) -> None:
+        """Release the lock at once so a standby takes over without waiting for it to expire."""
+        try:
+            if self._started:
+                self._runtime.plugins.scheduler_stopped(self)
+            if self.lock is not None and self.lock.held:
+                logger.info("beat: releasing the lock")
+                try:
+                    self.lock.release()
+                except StoreUnavailableError as exc:
+                    logger.warning("beat: could not release the lock: %s", exc)
+                self._runtime.plugins.lock_lost(self, "released")
+        finally:
+            super().close()

@@ -1,0 +1,291 @@
+"""Schedules that Celery does not ship: ``rrule`` (from celery-redbeat) and ``clocked``.
+
+``solar`` is Celery's own :class:`celery.schedules.solar`, re-exported so that every schedule
+RedBeat stores can be imported from here.
+
+Contract with the scheduler: Celery's ``ScheduleEntry`` replaces a missing ``last_run_at`` with
+*now*, which for a one-off schedule means "already ran". RedBeat's scheduler instead passes the
+stored ``last_run_at`` to :meth:`~celery.schedules.BaseSchedule.is_due` and
+``remaining_estimate``: ``None`` when the entry never ran. Both schedules here accept that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from celery.schedules import BaseSchedule, schedstate, solar
+from dateutil.rrule import DAILY, HOURLY, MINUTELY, MONTHLY, SECONDLY, WEEKLY, YEARLY, weekday
+from dateutil.rrule import rrule as dateutil_rrule
+
+__all__ = ["clocked", "rrule", "solar"]
+
+_Spec = int | Iterable[int] | None
+_WeekdaySpec = int | weekday | Iterable[int | weekday] | None
+
+
+def _as_set(value: Any) -> frozenset[Any] | None:
+    """An rrule ``by*`` argument as a set: a single value, a list and a tuple mean the same."""
+    if value is None:
+        return None
+    if isinstance(value, int | weekday):
+        value = (value,)
+    return frozenset(_weekday_key(v) if isinstance(v, weekday) else v for v in value)
+
+
+def _weekday_key(day: weekday) -> Any:
+    # dateutil treats MO and the integer 0 alike; MO(+1) is the first Monday.
+    return day.weekday if day.n is None else (day.weekday, day.n)
+
+
+# rrule is adapted from celery-redbeat 2.4.2 (redbeat/schedules.py), Copyright (c) 2015
+# Marc Sibson and contributors, Apache License 2.0. Same constructor, attributes and timing;
+# added: type hints, __eq__, a working __reduce__, ValueError for an unknown freq name.
+class rrule(BaseSchedule):  # type: ignore[misc,unused-ignore]
+    """A recurrence rule (RFC 5545, via :class:`dateutil.rrule.rrule`) as a Celery schedule.
+
+    Arguments are those of :class:`dateutil.rrule.rrule`; ``freq`` may also be a name such as
+    ``"DAILY"``. ``dtstart`` defaults to now; naive datetimes are taken as UTC. An rrule with no
+    occurrence left after the last run is finished: ``remaining_estimate`` returns ``None``.
+    """
+
+    RRULE_REPR: ClassVar[str] = (
+        "<rrule: freq: {0.freq}, dtstart: {0.dtstart}, interval: {0.interval}, "
+        "wkst: {0.wkst}, count: {0.count}, until: {0.until}, bysetpos: {0.bysetpos}, "
+        "bymonth: {0.bymonth}, bymonthday: {0.bymonthday}, byyearday: {0.byyearday}, "
+        "byeaster: {0.byeaster}, byweekno: {0.byweekno}, byweekday: {0.byweekday}, "
+        "byhour: {0.byhour}, byminute: {0.byminute}, bysecond: {0.bysecond}>"
+    )
+
+    FREQ_MAP: ClassVar[dict[str, int]] = {
+        "YEARLY": YEARLY,
+        "MONTHLY": MONTHLY,
+        "WEEKLY": WEEKLY,
+        "DAILY": DAILY,
+        "HOURLY": HOURLY,
+        "MINUTELY": MINUTELY,
+        "SECONDLY": SECONDLY,
+    }
+
+    def __init__(  # noqa: PLR0917 (dateutil's and celery-redbeat's signature)
+        self,
+        freq: int | str,
+        dtstart: datetime | None = None,
+        interval: int = 1,
+        wkst: int | weekday | None = None,
+        count: int | None = None,
+        until: datetime | None = None,
+        bysetpos: _Spec = None,
+        bymonth: _Spec = None,
+        bymonthday: _Spec = None,
+        byyearday: _Spec = None,
+        byeaster: _Spec = None,
+        byweekno: _Spec = None,
+        byweekday: _WeekdaySpec = None,
+        byhour: _Spec = None,
+        byminute: _Spec = None,
+        bysecond: _Spec = None,
+        *,
+        nowfun: Callable[[], datetime] | None = None,
+        app: Any = None,
+    ) -> None:
+        super().__init__(nowfun=nowfun, app=app)
+        if isinstance(freq, str):
+            try:
+                freq = self.FREQ_MAP[freq.upper()]
+            except KeyError:
+                names = ", ".join(self.FREQ_MAP)
+                msg = f"unknown rrule freq {freq!r}: use one of {names} or dateutil's constants"
+                raise ValueError(msg) from None
+
+        self.freq: int = freq
+        self.dtstart: datetime = self.maybe_make_aware(dtstart or self.now())
+        self.interval = interval
+        self.wkst = wkst
+        self.count = count
+        self.until: datetime | None = self.maybe_make_aware(until) if until else None
+        self.bysetpos = bysetpos
+        self.bymonth = bymonth
+        self.bymonthday = bymonthday
+        self.byyearday = byyearday
+        self.byeaster = byeaster
+        self.byweekno = byweekno
+        self.byweekday = byweekday
+        self.byhour = byhour
+        self.byminute = byminute
+        self.bysecond = bysecond
+        self.rrule = dateutil_rrule(
+            freq,  # type: ignore[arg-type]  # any int dateutil accepts; it checks the range
+            self.dtstart,
+            interval,
+            wkst,
+            count,
+            self.until,
+            bysetpos,
+            bymonth,
+            bymonthday,
+            byyearday,
+            byeaster,
+            byweekno,
+            byweekday,  # type: ignore[arg-type]  # dateutil also takes a mix of ints and weekdays
+            byhour,
+            byminute,
+            bysecond,
+        )
+
+    def _args(self) -> tuple[Any, ...]:
+        return (
+            self.freq,
+            self.dtstart,
+            self.interval,
+            self.wkst,
+            self.count,
+            self.until,
+            self.bysetpos,
+            self.bymonth,
+            self.bymonthday,
+            self.byyearday,
+            self.byeaster,
+            self.byweekno,
+            self.byweekday,
+            self.byhour,
+            self.byminute,
+            self.bysecond,
+        )
+
+    def remaining_estimate(self, last_run_at: datetime | None) -> timedelta | None:  # type: ignore[override,unused-ignore]
+        """Time from now until the first occurrence after ``last_run_at``; ``None`` if none.
+
+        ``last_run_at=None`` (never ran) counts from the first occurrence, like celery-redbeat's
+        ``datetime(MINYEAR, 1, 2)`` stand-in.
+        """
+        if last_run_at is None:
+            next_run = self.rrule.after(self.dtstart, inc=True)
+        else:
+            next_run = self.rrule.after(self.maybe_make_aware(last_run_at))
+        if next_run is None:
+            return None
+        delta: timedelta = self.maybe_make_aware(next_run) - self.maybe_make_aware(self.now())
+        return delta
+
+    def is_due(self, last_run_at: datetime | None) -> schedstate:  # type: ignore[override,unused-ignore]
+        """``(is_due, seconds until the next check)``; ``(False, None)`` once finished."""
+        rem_delta = self.remaining_estimate(last_run_at)
+        if rem_delta is None:
+            return schedstate(False, None)
+        rem: float | None = max(rem_delta.total_seconds(), 0)
+        due = rem == 0
+        if due:
+            rem_delta = self.remaining_estimate(self.now())
+            rem = None if rem_delta is None else max(rem_delta.total_seconds(), 0)
+        return schedstate(due, rem)
+
+    def _key(self) -> tuple[Any, ...]:
+        wkst = _weekday_key(self.wkst) if isinstance(self.wkst, weekday) else self.wkst
+        return (
+            self.freq,
+            self.dtstart,
+            self.interval,
+            wkst,
+            self.count,
+            self.until,
+            *(
+                _as_set(v)
+                for v in (
+                    self.bysetpos,
+                    self.bymonth,
+                    self.bymonthday,
+                    self.byyearday,
+                    self.byeaster,
+                    self.byweekno,
+                    self.byweekday,
+                    self.byhour,
+                    self.byminute,
+                    self.bysecond,
+                )
+            ),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when the rules are: a ``by*`` list, tuple, set or single value compare alike."""
+        if not isinstance(other, rrule):
+            return NotImplemented
+        return self._key() == other._key() and self.nowfun == other.nowfun
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return self.RRULE_REPR.format(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (self.__class__, self._args(), {"nowfun": self.nowfun})
+
+
+class clocked(BaseSchedule):  # type: ignore[misc,unused-ignore]
+    """Run once, at ``clocked_time`` (or as soon as the beat sees it if that time has passed).
+
+    "Ran" means ``last_run_at`` is at or after ``clocked_time``; ``None`` (never ran) and any
+    earlier time mean "not yet". Once it ran, :meth:`remaining_estimate` returns ``None`` and
+    :meth:`is_due` ``(False, None)``: the scheduler treats the entry as finished. A naive
+    ``clocked_time`` is taken as UTC (as naive datetimes are stored).
+
+    With Celery's own ``ScheduleEntry``, which sets a missing ``last_run_at`` to now, a
+    ``clocked_time`` already in the past counts as "ran"; RedBeat's scheduler passes ``None``.
+    """
+
+    def __init__(
+        self,
+        clocked_time: datetime,
+        *,
+        nowfun: Callable[[], datetime] | None = None,
+        app: Any = None,
+    ) -> None:
+        if not isinstance(clocked_time, datetime):  # for untyped callers
+            msg = f"clocked_time must be a datetime, got {type(clocked_time).__name__}"  # type: ignore[unreachable]
+            raise TypeError(msg)
+        super().__init__(nowfun=nowfun, app=app)
+        self.clocked_time = clocked_time
+
+    def _ran(self, last_run_at: datetime | None) -> bool:
+        if last_run_at is None:
+            return False
+        return bool(self.maybe_make_aware(last_run_at) >= self.maybe_make_aware(self.clocked_time))
+
+    def remaining_estimate(self, last_run_at: datetime | None) -> timedelta | None:  # type: ignore[override,unused-ignore]
+        """Time from now until ``clocked_time`` (negative when overdue); ``None`` once it ran."""
+        if self._ran(last_run_at):
+            return None
+        delta: timedelta = self.maybe_make_aware(self.clocked_time) - self.maybe_make_aware(
+            self.now()
+        )
+        return delta
+
+    def is_due(self, last_run_at: datetime | None) -> schedstate:  # type: ignore[override,unused-ignore]
+        """``(True, None)`` when due, ``(False, seconds left)`` before, ``(False, None)`` after.
+
+        ``None`` as the next check means there is no next run.
+        """
+        rem_delta = self.remaining_estimate(last_run_at)
+        if rem_delta is None:
+            return schedstate(False, None)
+        rem = max(rem_delta.total_seconds(), 0)
+        if rem == 0:
+            return schedstate(True, None)
+        return schedstate(False, rem)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, clocked):
+            return NotImplemented
+        return bool(
+            self.maybe_make_aware(self.clocked_time) == other.maybe_make_aware(other.clocked_time)
+            and self.nowfun == other.nowfun
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<clocked: {self.clocked_time.isoformat()}>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (self.__class__, (self.clocked_time,), {"nowfun": self.nowfun})

@@ -1,0 +1,252 @@
+"""The interfaces between the scheduler and its storage.
+
+Everything the Celery-facing layer knows about storage is in this module. A backend (Redis,
+Sentinel, Cluster, the SQLite example) implements these Protocols; the scheduler calls nothing
+else. Values crossing the boundary are plain strings (the entry's stored JSON) and floats (Unix
+seconds), so a store never needs to know Celery or the codec, and the codec never needs to know
+the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
+
+import attrs
+
+if TYPE_CHECKING:
+    from redbeat_core.config import RedBeatConfig
+
+T = TypeVar("T")
+
+
+# ----------------------------------------------------------------------------- values
+
+
+@attrs.frozen
+class StoredEntry:
+    """One entry as stored: its name and the raw JSON of its three parts.
+
+    ``definition`` is what celery-redbeat calls the definition (name, task, args, kwargs,
+    options, schedule, enabled); ``meta`` holds last_run_at and total_run_count; ``policy`` holds
+    RedBeat's own per-entry settings, kept apart so celery-redbeat never sees unknown keys.
+    Any part may be ``None`` when the store has no value for it.
+    """
+
+    name: str
+    definition: str | None
+    meta: str | None = None
+    policy: str | None = None
+    score: float | None = None
+
+
+@attrs.frozen
+class Fence:
+    """Proof of leadership that a store checks atomically with every scheduling read or write.
+
+    A lock strategy hands this out once it holds the lock. ``key`` names the lock in the store's
+    namespace, ``token`` is this beat's value in it, ``ttl`` is how long (seconds) a successful
+    check extends it for, and ``epoch`` is the fencing number given out when the lock was taken
+    (monotonic across all beats, so an older leader's writes can be told apart).
+    """
+
+    key: str
+    token: str
+    ttl: float
+    epoch: int = 0
+
+
+@attrs.frozen
+class ClaimResult:
+    """What one scheduling read returns.
+
+    ``owned`` is False when a fence was given and the store found that the lock is no longer
+    ours: then ``entries`` is empty and the caller must stop dispatching. ``entries`` are due
+    (score <= now) in due order, at most the limit asked for. ``next_due`` is the score of the
+    first entry not returned (the earliest not-yet-claimed one), or None when the schedule holds
+    nothing else. ``server_time`` is the store's clock, for diagnosing skew.
+    """
+
+    owned: bool
+    entries: Sequence[StoredEntry] = ()
+    next_due: float | None = None
+    server_time: float | None = None
+
+
+@attrs.frozen
+class EntryUpdate:
+    """A change the scheduler commits for one entry after it looked at it in a tick.
+
+    ``meta`` is the new meta JSON, or None to keep the stored one. ``score`` is the new due time,
+    or None to take the entry out of the schedule (disabled or finished: it stays stored, it is
+    simply never claimed again until it is saved with a score).
+    """
+
+    name: str
+    meta: str | None
+    score: float | None
+
+
+@attrs.frozen
+class Quarantine:
+    """An entry that cannot be decoded or run: the store takes it out of the schedule and records
+    its name with the reason, so it is reported once and never blocks the others."""
+
+    name: str
+    reason: str
+
+
+# ----------------------------------------------------------------------------- protocols
+
+
+@runtime_checkable
+class ScheduleStore(Protocol):
+    """Where entries live and how a tick reads and writes them.
+
+    Round trips matter: ``claim_due`` and ``commit`` are each expected to be one round trip
+    whatever the number of entries involved; ``save_many`` one for the whole batch.
+    """
+
+    def claim_due(self, fence: Fence | None, now: float, limit: int) -> ClaimResult:
+        """Check (and extend) the fence, then return up to ``limit`` entries due at ``now``."""
+        ...
+
+    def commit(
+        self,
+        fence: Fence | None,
+        updates: Sequence[EntryUpdate],
+        quarantine: Sequence[Quarantine] = (),
+    ) -> bool:
+        """Apply meta/score updates atomically under the fence. False when the fence is lost."""
+        ...
+
+    def save(self, entry: StoredEntry, *, keep_meta: bool = True) -> None:
+        """Store an entry's definition and policy and schedule it at ``entry.score``.
+
+        With ``keep_meta`` the meta is written only when none is stored (so a redefinition keeps
+        last_run_at); otherwise it is overwritten. A ``score`` of None takes it out of the schedule.
+        """
+        ...
+
+    def save_many(self, entries: Sequence[StoredEntry], *, keep_meta: bool = True) -> None:
+        """``save`` for many entries in one round trip."""
+        ...
+
+    def replace_statics(
+        self, entries: Sequence[StoredEntry], removed: Sequence[str], *, statics: Sequence[str]
+    ) -> None:
+        """Start-up sync of ``beat_schedule`` in one round trip: save ``entries`` (meta written
+        only where none is stored, as ``save`` does), delete ``removed`` and replace the set of
+        static names with ``statics``."""
+        ...
+
+    def update_meta(self, name: str, meta: str, score: float | None) -> None:
+        """Overwrite one entry's meta and score (``reschedule``)."""
+        ...
+
+    def delete(self, name: str) -> None:
+        """Remove an entry completely. Deleting a missing entry is not an error."""
+        ...
+
+    def delete_many(self, names: Iterable[str]) -> None:
+        """``delete`` for many entries in one round trip."""
+        ...
+
+    def load(self, name: str) -> StoredEntry | None:
+        """One entry with its score, or None when it is not stored."""
+        ...
+
+    def load_many(self, names: Sequence[str]) -> list[StoredEntry | None]:
+        """Entries in the order asked, None for missing ones, in one round trip."""
+        ...
+
+    def rank(self, name: str) -> int | None:
+        """Position of the entry in due order (0 = next), None when not scheduled."""
+        ...
+
+    def scheduled(self, start: int = 0, stop: int = -1) -> list[tuple[str, float]]:
+        """Names and scores in due order (slice ``start``..``stop`` inclusive; -1 = end)."""
+        ...
+
+    def count(self) -> int:
+        """How many entries are scheduled."""
+        ...
+
+    def statics(self) -> set[str]:
+        """Names of the entries that came from ``beat_schedule`` at the last start-up."""
+        ...
+
+    def set_statics(self, names: Iterable[str]) -> None:
+        """Replace the set of static names."""
+        ...
+
+    def quarantined(self) -> dict[str, str]:
+        """Quarantined entry names and the reasons given."""
+        ...
+
+    def close(self) -> None:
+        """Release connections. The store may be used again afterwards (it reconnects)."""
+        ...
+
+
+@runtime_checkable
+class Lock(Protocol):
+    """Leadership among beats sharing one store. Exactly one beat holds it at a time."""
+
+    @property
+    def fence(self) -> Fence | None:
+        """The fence to pass to the store while held, else None. A lock that never excludes
+        (single-beat mode) returns None and the store skips the check."""
+        ...
+
+    def acquire(self) -> bool:
+        """Try once, never block. True when this beat holds the lock afterwards."""
+        ...
+
+    def release(self) -> None:
+        """Give the lock up if it is still ours, so a standby takes over at once."""
+        ...
+
+    def forget(self) -> None:
+        """Drop local state after the store reported the lock lost (no round trip)."""
+        ...
+
+    @property
+    def held(self) -> bool:
+        """Whether this beat believes it holds the lock (last acquire/claim succeeded)."""
+        ...
+
+
+class RetryPolicy(Protocol):
+    """How a backend retries an operation that failed on a transient error.
+
+    The policy owns the loop; callers pass the operation. Only idempotent operations are ever
+    given to it, so retrying after an unknown outcome is safe.
+    """
+
+    def call(self, operation: Callable[[], T]) -> T:
+        """Run ``operation``, retrying transient failures as the policy allows."""
+        ...
+
+
+class Backend(Protocol):
+    """What a registered URL scheme builds: a store, and the default lock for that store."""
+
+    store: ScheduleStore
+
+    def make_lock(self, config: RedBeatConfig) -> Lock:
+        """The backend's own lock (used unless a plugin's ``redbeat_make_lock`` decides)."""
+        ...
+
+    def describe(self) -> str:
+        """One line for ``celery beat``'s banner, credentials masked."""
+        ...
+
+
+class BackendFactory(Protocol):
+    """Builds a backend for a URL. Registered per scheme by ``redbeat_register_backends``."""
+
+    def __call__(self, config: RedBeatConfig, app: object) -> Backend: ...
+
+
+JSONMapping = Mapping[str, object]

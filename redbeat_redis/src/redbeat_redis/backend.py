@@ -1,0 +1,41 @@
+"""The Redis backend: what the ``redis://``, ``rediss://`` and ``unix://`` schemes build."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from redbeat_core.config import RedBeatConfig
+from redbeat_core.typing import Lock
+from redbeat_core.urls import mask_url
+from redbeat_redis.connection import client_for
+from redbeat_redis.lock import RedisLock
+from redbeat_redis.retry import RetryingConnection
+from redbeat_redis.store import RedisKeys, RedisStore
+
+
+@attrs.define
+class RedisBackend:
+    """A :class:`~redbeat_core.typing.Backend`: a store and a lock sharing one client."""
+
+    config: RedBeatConfig
+    client: Any
+    retry: RetryingConnection
+    store: RedisStore
+
+    @classmethod
+    def create(cls, config: RedBeatConfig, app: Any) -> RedisBackend:
+        client = client_for(config, app)
+        retry = RetryingConnection(config.retry_period, client)
+        store = RedisStore(client=client, keys=RedisKeys.from_config(config), retry=retry)
+        return cls(config=config, client=client, retry=retry, store=store)
+
+    def make_lock(self, config: RedBeatConfig) -> Lock:
+        assert config.lock_key is not None  # the default hook gives a NullLock otherwise
+        return RedisLock(
+            client=self.client, key=config.lock_key, ttl=config.lock_timeout, retry=self.retry
+        )
+
+    def describe(self) -> str:
+        return f"redis -> {mask_url(self.config.url)}"

@@ -1,0 +1,64 @@
+"""Building the Redis client for ``redis://``, ``rediss://`` and ``unix://`` URLs.
+
+Options follow celery-redbeat 2.4.2: keys of ``redbeat_redis_options`` other than RedBeat's own
+go to the client (``password``, ``username``, ``credential_provider``, ``socket_timeout``,
+``health_check_interval``, ...), but only when that setting was given explicitly (options
+inherited from ``broker_transport_options`` belong to the broker). ``rediss://`` requires a
+verified certificate unless ``redbeat_redis_use_ssl`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any, Final
+
+import redis
+
+from redbeat_core.config import RedBeatConfig
+from redbeat_core.exceptions import ConfigurationError
+from redbeat_core.urls import url_scheme
+
+#: Where celery-redbeat kept the client; a client assigned there by the user is used as is.
+APP_CLIENT_ATTRIBUTE: Final = "redbeat_redis"
+
+
+def client_kwargs(config: RedBeatConfig) -> dict[str, Any]:
+    """Keyword arguments for ``redis.Redis.from_url`` derived from the settings."""
+    options = config.client_options
+    if config.redbeat_redis_options.get("cluster"):
+        raise ConfigurationError(
+            "redbeat_redis_options['cluster']",
+            True,
+            "Redis Cluster is served by the extra `redbeat[cluster]` with a redis+cluster:// URL",
+        )
+    kwargs: dict[str, Any] = {"decode_responses": True}
+    if url_scheme(config.url) == "rediss":
+        kwargs["ssl_cert_reqs"] = ssl.CERT_REQUIRED
+        if isinstance(config.redis_use_ssl, dict):
+            kwargs.update(config.redis_use_ssl)
+    kwargs.update(options)
+    return kwargs
+
+
+def unwrap(client: Any) -> Any:
+    """The real client behind celery-redbeat's ``RetryingConnection`` proxy, if any."""
+    return getattr(client, "wrapped_connection", None) or client
+
+
+def client_for(config: RedBeatConfig, app: Any) -> Any:
+    """The app's Redis client: the one assigned to ``app.redbeat_redis``, or a new one (which
+    is then stored there, as celery-redbeat did, for code that reads it)."""
+    assigned = getattr(app, APP_CLIENT_ATTRIBUTE, None) if app is not None else None
+    if assigned is not None:
+        return unwrap(assigned)
+    try:
+        client = redis.Redis.from_url(config.url, **client_kwargs(config))
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(
+            config.url_setting,
+            config.url,
+            f"cannot build a Redis client from it and redbeat_redis_options: {exc}",
+        ) from exc
+    if app is not None:
+        setattr(app, APP_CLIENT_ATTRIBUTE, client)
+    return client

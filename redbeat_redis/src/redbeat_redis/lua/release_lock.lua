@@ -1,0 +1,6 @@
+-- Delete the lock only if it is still ours: a beat that lost it must not free another's.
+-- KEYS[1] lock key; ARGV[1] token. Returns 1 when released, 0 otherwise.
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0

@@ -1,0 +1,300 @@
+"""``RedisStore``: the schedule in Redis, in celery-redbeat's layout.
+
+``<prefix><name>`` is a hash with fields ``definition``, ``meta`` and (ours only) ``policy``;
+``<prefix>:schedule`` is a sorted set of entry keys scored by due time; ``<prefix>:statics`` is
+the set of names that came from ``beat_schedule``; ``<prefix>:quarantine`` maps the keys of
+entries that cannot be scheduled to the reason. The tick's two steps are Lua scripts
+(``claim.lua``, ``commit.lua``); everything else is one MULTI/EXEC pipeline per call.
+
+Every call goes through the retry policy and turns a connection failure that outlived it into
+:class:`~redbeat_core.exceptions.StoreUnavailableError`, the one storage error the scheduler
+knows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import attrs
+
+from redbeat_core.config import RedBeatConfig
+from redbeat_core.exceptions import StoreUnavailableError
+from redbeat_core.typing import (
+    ClaimResult,
+    EntryUpdate,
+    Fence,
+    Quarantine,
+    RetryPolicy,
+    StoredEntry,
+)
+from redbeat_redis import scripts
+from redbeat_redis.retry import TRANSIENT_ERRORS
+
+T = TypeVar("T")
+_CLAIM_HEADER = 4
+_CLAIM_STRIDE = 5
+
+
+def _text(value: Any) -> str | None:
+    """Responses as ``str`` whatever the client's ``decode_responses`` (a user-assigned client
+    may not decode)."""
+    if value is None or value is False:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return str(value)
+
+
+def _score_arg(score: float | None) -> str:
+    return "" if score is None else repr(float(score))
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+@attrs.define
+class RedisKeys:
+    """The key layout for one prefix (celery-redbeat's names, plus ours)."""
+
+    prefix: str
+    schedule: str
+    statics: str
+    quarantine: str
+
+    @classmethod
+    def from_config(cls, config: RedBeatConfig) -> RedisKeys:
+        return cls(
+            prefix=config.key_prefix,
+            schedule=config.schedule_key,
+            statics=config.statics_key,
+            quarantine=config.quarantine_key,
+        )
+
+    def entry(self, name: str) -> str:
+        return self.prefix + name
+
+    def name(self, key: str) -> str:
+        return key[len(self.prefix) :] if key.startswith(self.prefix) else key
+
+
+@attrs.define
+class RedisStore:
+    """The :class:`~redbeat_core.typing.ScheduleStore` for Redis and Valkey."""
+
+    client: Any
+    keys: RedisKeys
+    retry: RetryPolicy
+    _scripts: dict[str, Any] = attrs.field(factory=dict, init=False, repr=False)
+
+    def _script(self, name: str) -> Any:
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = scripts.register(self.client, name)
+        return script
+
+    def _call(self, operation: Callable[[], T]) -> T:
+        try:
+            return self.retry.call(operation)
+        except TRANSIENT_ERRORS as exc:
+            raise StoreUnavailableError(f"Redis unreachable: {exc}") from exc
+
+    def _pipelined(self, fill: Callable[[Any], None]) -> list[Any]:
+        def run() -> list[Any]:
+            with self.client.pipeline(transaction=True) as pipe:
+                fill(pipe)
+                return list(pipe.execute())
+
+        return self._call(run)
+
+    # ----------------------------------------------------------------- the tick
+
+    def claim_due(self, fence: Fence | None, now: float, limit: int) -> ClaimResult:
+        keys = [self.keys.schedule]
+        args: list[Any] = [repr(float(now)), int(limit)]
+        if fence is not None:
+            keys.append(fence.key)
+            args += [fence.token, _ms(fence.ttl)]
+        script = self._script("claim")
+        reply = self._call(lambda: script(keys=keys, args=args))
+        if not reply or int(reply[0]) == 0:
+            return ClaimResult(owned=False)
+        server_time = int(reply[1]) + int(reply[2]) / 1_000_000
+        next_due = _text(reply[3])
+        entries = []
+        for i in range(_CLAIM_HEADER, len(reply), _CLAIM_STRIDE):
+            key, score, definition, meta, policy = reply[i : i + _CLAIM_STRIDE]
+            entries.append(
+                StoredEntry(
+                    name=self.keys.name(_text(key) or ""),
+                    definition=_text(definition),
+                    meta=_text(meta),
+                    policy=_text(policy),
+                    score=float(score),
+                )
+            )
+        return ClaimResult(
+            owned=True,
+            entries=entries,
+            next_due=float(next_due) if next_due is not None else None,
+            server_time=server_time,
+        )
+
+    def commit(
+        self,
+        fence: Fence | None,
+        updates: Sequence[EntryUpdate],
+        quarantine: Sequence[Quarantine] = (),
+    ) -> bool:
+        keys = [self.keys.schedule, self.keys.quarantine]
+        args: list[Any] = ["", 0, len(updates)]
+        if fence is not None:
+            keys.append(fence.key)
+            args[0:2] = [fence.token, _ms(fence.ttl)]
+        for update in updates:
+            args += [self.keys.entry(update.name), update.meta or "", _score_arg(update.score)]
+        for item in quarantine:
+            args += [self.keys.entry(item.name), item.reason]
+        script = self._script("commit")
+        return bool(self._call(lambda: script(keys=keys, args=args)))
+
+    # ----------------------------------------------------------------- writes
+
+    def _queue_save(self, pipe: Any, entry: StoredEntry, *, keep_meta: bool) -> None:
+        key = self.keys.entry(entry.name)
+        fields = {"definition": entry.definition or ""}
+        if entry.policy is not None:
+            fields["policy"] = entry.policy
+        pipe.hset(key, mapping=fields)
+        if entry.meta is not None:
+            (pipe.hsetnx if keep_meta else pipe.hset)(key, "meta", entry.meta)
+        if entry.score is None or entry.score < 0:
+            pipe.zrem(self.keys.schedule, key)
+        else:
+            pipe.zadd(self.keys.schedule, {key: entry.score})
+        pipe.hdel(self.keys.quarantine, key)
+
+    def _queue_delete(self, pipe: Any, name: str) -> None:
+        key = self.keys.entry(name)
+        pipe.zrem(self.keys.schedule, key)
+        pipe.delete(key)
+        pipe.hdel(self.keys.quarantine, key)
+
+    def save(self, entry: StoredEntry, *, keep_meta: bool = True) -> None:
+        self._pipelined(lambda pipe: self._queue_save(pipe, entry, keep_meta=keep_meta))
+
+    def save_many(self, entries: Sequence[StoredEntry], *, keep_meta: bool = True) -> None:
+        def fill(pipe: Any) -> None:
+            for entry in entries:
+                self._queue_save(pipe, entry, keep_meta=keep_meta)
+
+        if entries:
+            self._pipelined(fill)
+
+    def replace_statics(
+        self, entries: Sequence[StoredEntry], removed: Sequence[str], *, statics: Sequence[str]
+    ) -> None:
+        def fill(pipe: Any) -> None:
+            for entry in entries:
+                self._queue_save(pipe, entry, keep_meta=True)
+            for name in removed:
+                self._queue_delete(pipe, name)
+            pipe.delete(self.keys.statics)
+            if statics:
+                pipe.sadd(self.keys.statics, *statics)
+
+        self._pipelined(fill)
+
+    def update_meta(self, name: str, meta: str, score: float | None) -> None:
+        key = self.keys.entry(name)
+
+        def fill(pipe: Any) -> None:
+            pipe.hset(key, "meta", meta)
+            if score is None or score < 0:
+                pipe.zrem(self.keys.schedule, key)
+            else:
+                pipe.zadd(self.keys.schedule, {key: score})
+
+        self._pipelined(fill)
+
+    def delete(self, name: str) -> None:
+        self._pipelined(lambda pipe: self._queue_delete(pipe, name))
+
+    def delete_many(self, names: Iterable[str]) -> None:
+        names = list(names)
+
+        def fill(pipe: Any) -> None:
+            for name in names:
+                self._queue_delete(pipe, name)
+
+        if names:
+            self._pipelined(fill)
+
+    def set_statics(self, names: Iterable[str]) -> None:
+        names = list(names)
+
+        def fill(pipe: Any) -> None:
+            pipe.delete(self.keys.statics)
+            if names:
+                pipe.sadd(self.keys.statics, *names)
+
+        self._pipelined(fill)
+
+    # ----------------------------------------------------------------- reads
+
+    def load(self, name: str) -> StoredEntry | None:
+        return self.load_many([name])[0]
+
+    def load_many(self, names: Sequence[str]) -> list[StoredEntry | None]:
+        if not names:
+            return []
+
+        def fill(pipe: Any) -> None:
+            for name in names:
+                key = self.keys.entry(name)
+                pipe.hmget(key, "definition", "meta", "policy")
+                pipe.zscore(self.keys.schedule, key)
+
+        replies = self._pipelined(fill)
+        result: list[StoredEntry | None] = []
+        for i, name in enumerate(names):
+            (definition, meta, policy), score = replies[2 * i], replies[2 * i + 1]
+            if definition is None and meta is None and policy is None:
+                result.append(None)
+                continue
+            result.append(
+                StoredEntry(
+                    name=name,
+                    definition=_text(definition),
+                    meta=_text(meta),
+                    policy=_text(policy),
+                    score=float(score) if score is not None else None,
+                )
+            )
+        return result
+
+    def rank(self, name: str) -> int | None:
+        key = self.keys.entry(name)
+        rank = self._call(lambda: self.client.zrank(self.keys.schedule, key))
+        return None if rank is None else int(rank)
+
+    def scheduled(self, start: int = 0, stop: int = -1) -> list[tuple[str, float]]:
+        pairs = self._call(
+            lambda: self.client.zrange(self.keys.schedule, start, stop, withscores=True)
+        )
+        return [(self.keys.name(_text(key) or ""), float(score)) for key, score in pairs]
+
+    def count(self) -> int:
+        return int(self._call(lambda: self.client.zcard(self.keys.schedule)))
+
+    def statics(self) -> set[str]:
+        members = self._call(lambda: self.client.smembers(self.keys.statics))
+        return {_text(m) or "" for m in members}
+
+    def quarantined(self) -> dict[str, str]:
+        found = self._call(lambda: self.client.hgetall(self.keys.quarantine))
+        return {self.keys.name(_text(k) or ""): _text(v) or "" for k, v in found.items()}
+
+    def close(self) -> None:
+        self.client.close()

@@ -21,10 +21,12 @@ def make_app(redbeat_url: str) -> Iterator[Any]:
     def make(**conf: Any) -> Celery:
         app = Celery(f"redbeat-test-{next(_app_names)}", set_as_current=False)
         app.conf.update(
-            broker_url="memory://",
-            redbeat_redis_url=redbeat_url,
-            beat_max_loop_interval=5,
-            **conf,
+            {
+                "broker_url": "memory://",
+                "redbeat_redis_url": redbeat_url,
+                "beat_max_loop_interval": 5,
+                **conf,
+            }
         )
         apps.append(app)
         return app

@@ -3,12 +3,13 @@
 Objects JSON has no type for are written as ``{"__type__": TAG, ...fields}``, as celery-redbeat's
 ``RedBeatJSONEncoder`` does: ``datetime``, ``interval`` (``celery.schedules.schedule``),
 ``crontab``, ``rrule``, ``weekday``, and, new in RedBeat, ``solar`` and ``clocked``. Tags are
-registered on a private :class:`RedBeatConverter` (a :class:`cattrs.Converter`), one per scheduler;
-a plugin adds its own schedule types from the ``redbeat_configure_converter`` hook::
+registered on a private :class:`RedBeatConverter` (a :class:`cattrs.Converter`) held by the
+scheduler's :class:`Codec`; a plugin adds its own types from the ``redbeat_configure_converter``
+hook::
 
     @hookimpl
-    def redbeat_configure_converter(converter):
-        converter.register_type("every_other_day", EveryOtherDay, unstructure, structure)
+    def redbeat_configure_converter(codec):
+        codec.register_type("myplugin.every_other_day", EveryOtherDay, unstructure, structure)
 
 ``unstructure(obj)`` returns the fields as a dict (values may be any object the codec can write,
 datetimes included); ``structure(fields)`` gets them back, nested tagged objects already decoded,
@@ -219,7 +220,7 @@ def _structure_datetime(fields: dict[str, Any]) -> datetime:
 # ---------------------------------------------------------------------------- schedules
 
 
-def _unstructure_interval(obj: schedule) -> dict[str, Any]:
+def _unstructure_interval(obj: Any) -> dict[str, Any]:  # celery.schedules.schedule
     return {"every": obj.run_every.total_seconds(), "relative": bool(obj.relative)}
 
 
@@ -236,7 +237,7 @@ def _structure_interval(fields: dict[str, Any]) -> schedule:
 _CRONTAB_FIELDS = ("minute", "hour", "day_of_week", "day_of_month", "month_of_year")
 
 
-def _unstructure_crontab(obj: crontab) -> dict[str, Any]:
+def _unstructure_crontab(obj: Any) -> dict[str, Any]:  # celery.schedules.crontab
     # The fields as the user gave them, in celery-redbeat's order.
     return {
         "minute": obj._orig_minute,
@@ -531,7 +532,7 @@ class Codec:
                 f"cannot store an object of type {_qualname(type(obj))} as JSON: no __type__ tag "
                 f"is registered for it (known: {known}). If it is a schedule, a plugin can "
                 "register it via the redbeat_configure_converter hook "
-                "(converter.register_type(tag, cls, unstructure, structure))."
+                "(codec.register_type(tag, cls, unstructure, structure))."
             )
             raise TypeError(msg)
         return self.converter.unstructure(obj)

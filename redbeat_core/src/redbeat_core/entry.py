@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import functools
-from datetime import MINYEAR, datetime
+from datetime import MINYEAR, datetime, timedelta
 from typing import Any
 
 from celery.app import app_or_default
@@ -34,12 +34,17 @@ def _plain_codec() -> Codec:
     return Codec()
 
 
-def to_score(moment: datetime | None) -> float | None:
-    """A due time as a sorted-set score: Unix seconds, rounded *up* to the millisecond so a beat
-    that wakes at the score never finds the entry a fraction of a millisecond early."""
+def to_score(moment: datetime | None, *, overdue: bool = False) -> float | None:
+    """A due time as a sorted-set score: Unix seconds with millisecond precision.
+
+    A future due time is rounded *up*, so a beat that wakes at the score never finds the entry a
+    fraction of a millisecond early; a time that is already due ("now") is rounded down, so the
+    entry is due for the very next tick.
+    """
     if moment is None:
         return None
-    return math.ceil(maybe_make_aware(moment).timestamp() * 1000) / 1000
+    millis = maybe_make_aware(moment).timestamp() * 1000
+    return (math.floor(millis) if overdue else math.ceil(millis)) / 1000
 
 
 class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
@@ -190,6 +195,32 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
     def to_meta(self) -> EntryMeta:
         return EntryMeta(last_run_at=self.last_run_at, total_run_count=self.total_run_count or 0)
 
+    def _next_due(self) -> tuple[datetime | None, bool]:
+        """(when the entry is next due, whether that is already now); (None, False) when its
+        schedule has no further runs."""
+        now: datetime = self.default_now()
+        if self.last_run_at is None:
+            return now, True
+        delta = self._remaining_at(now)
+        if delta is None:
+            return None, False
+        if delta.total_seconds() <= 0:
+            return now, True
+        return now + delta, False
+
+    def _remaining_at(self, now: datetime) -> timedelta | None:
+        """The schedule's remaining time, computed at exactly ``now``: the schedule reads its
+        clock again otherwise, and ``now + delta`` would land microseconds before the true due
+        time (a crontab entry due at :00 would come out at 59.99997)."""
+        schedule = self.schedule
+        saved = schedule.nowfun
+        schedule.nowfun = lambda: now
+        try:
+            remaining: timedelta | None = schedule.remaining_estimate(self.last_run_at)
+            return remaining
+        finally:
+            schedule.nowfun = saved
+
     @property
     def due_at(self) -> datetime | None:
         """When the entry is next due; None when its schedule has no further runs.
@@ -197,20 +228,21 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
         Never run, or overdue, means due now. celery-redbeat adds the remaining time to
         ``last_run_at``, which is only right when the entry ran just now; we add it to now.
         """
-        now = self.default_now()
-        if self.last_run_at is None:
-            return now  # type: ignore[no-any-return]
-        delta = self.schedule.remaining_estimate(self.last_run_at)
-        if delta is None:
+        return self._next_due()[0]
+
+    def next_score(self) -> float | None:
+        """:attr:`due_at` as a score, or None when the entry must stay out of the schedule
+        (disabled, or no further runs)."""
+        if not self.enabled:
             return None
-        if delta.total_seconds() < 0:
-            return now  # type: ignore[no-any-return]
-        return now + delta  # type: ignore[no-any-return]
+        due, overdue = self._next_due()
+        return to_score(due, overdue=overdue)
 
     @property
     def score(self) -> float:
         """The due time as a score; -1 when the schedule is finished (celery-redbeat's value)."""
-        score = to_score(self.due_at)
+        due, overdue = self._next_due()
+        score = to_score(due, overdue=overdue)
         return -1 if score is None else score
 
     @property
@@ -228,7 +260,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
         """What :meth:`save` writes: definition, meta, policy and the score (None when the entry
         is disabled or finished, which keeps it out of the schedule)."""
         codec = self._runtime.codec
-        score = to_score(self.due_at) if self.enabled else None
+        score = self.next_score()
         return StoredEntry(
             name=self.name,
             definition=codec.encode_definition(self.to_definition()),
@@ -258,7 +290,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
         if only_update_last_run_at:
             entry.total_run_count = self.total_run_count
         runtime = self._runtime
-        score = to_score(entry.due_at) if entry.enabled else None
+        score = entry.next_score()
         runtime.store.update_meta(entry.name, runtime.codec.encode_meta(entry.to_meta()), score)
         return entry
 
@@ -268,5 +300,6 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
         """Pretend the entry last ran at ``last_run_at`` (default now) and reschedule it."""
         self.last_run_at = last_run_at or self.default_now()
         runtime = self._runtime
-        score = to_score(self.due_at) if self.enabled else None
-        runtime.store.update_meta(self.name, runtime.codec.encode_meta(self.to_meta()), score)
+        runtime.store.update_meta(
+            self.name, runtime.codec.encode_meta(self.to_meta()), self.next_score()
+        )

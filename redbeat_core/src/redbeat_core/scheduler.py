@@ -23,7 +23,7 @@ from celery.beat import Scheduler
 from celery.utils.time import humanize_seconds
 
 from redbeat_core.config import RedBeatConfig
-from redbeat_core.entry import RedBeatSchedulerEntry, to_score
+from redbeat_core.entry import RedBeatSchedulerEntry
 from redbeat_core.exceptions import EntryDecodeError, StoreUnavailableError
 from redbeat_core.runtime import Runtime, get_runtime
 from redbeat_core.typing import ClaimResult, EntryUpdate, Lock, Quarantine, StoredEntry
@@ -296,9 +296,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         entry.last_run_at = entry.default_now()
         entry.total_run_count = (entry.total_run_count or 0) + 1
         return EntryUpdate(
-            entry.name,
-            self._runtime.codec.encode_meta(entry.to_meta()),
-            to_score(entry.due_at),
+            entry.name, self._runtime.codec.encode_meta(entry.to_meta()), entry.next_score()
         )
 
     def _dispatch(self, due: Sequence[tuple[RedBeatSchedulerEntry, float]]) -> None:

@@ -25,6 +25,11 @@ _Spec = int | Iterable[int] | None
 _WeekdaySpec = int | weekday | Iterable[int | weekday] | None
 
 
+def _state(is_due: bool, next_check: float | None) -> schedstate:
+    """``schedstate(is_due, next)``; ``next=None`` means there is no next run."""
+    return schedstate(is_due, next_check)  # type: ignore[arg-type,unused-ignore]
+
+
 def _as_set(value: Any) -> frozenset[Any] | None:
     """An rrule ``by*`` argument as a set: a single value, a list and a tuple mean the same."""
     if value is None:
@@ -39,9 +44,9 @@ def _weekday_key(day: weekday) -> Any:
     return day.weekday if day.n is None else (day.weekday, day.n)
 
 
-# rrule is adapted from celery-redbeat 2.4.2 (redbeat/schedules.py), Copyright (c) 2015
-# Marc Sibson and contributors, Apache License 2.0. Same constructor, attributes and timing;
-# added: type hints, __eq__, a working __reduce__, ValueError for an unknown freq name.
+# rrule is adapted from celery-redbeat 2.4.2 (redbeat/schedules.py) by Marc Sibson and
+# contributors, Apache License 2.0. Same constructor, attributes and timing; added: type hints,
+# __eq__, a working __reduce__, None for "never ran", ValueError for an unknown freq name.
 class rrule(BaseSchedule):  # type: ignore[misc,unused-ignore]
     """A recurrence rule (RFC 5545, via :class:`dateutil.rrule.rrule`) as a Celery schedule.
 
@@ -57,6 +62,8 @@ class rrule(BaseSchedule):  # type: ignore[misc,unused-ignore]
         "byeaster: {0.byeaster}, byweekno: {0.byweekno}, byweekday: {0.byweekday}, "
         "byhour: {0.byhour}, byminute: {0.byminute}, bysecond: {0.bysecond}>"
     )
+
+    nowfun: Callable[[], datetime] | None
 
     FREQ_MAP: ClassVar[dict[str, int]] = {
         "YEARLY": YEARLY,
@@ -173,13 +180,13 @@ class rrule(BaseSchedule):  # type: ignore[misc,unused-ignore]
         """``(is_due, seconds until the next check)``; ``(False, None)`` once finished."""
         rem_delta = self.remaining_estimate(last_run_at)
         if rem_delta is None:
-            return schedstate(False, None)
+            return _state(False, None)
         rem: float | None = max(rem_delta.total_seconds(), 0)
         due = rem == 0
         if due:
             rem_delta = self.remaining_estimate(self.now())
             rem = None if rem_delta is None else max(rem_delta.total_seconds(), 0)
-        return schedstate(due, rem)
+        return _state(due, rem)
 
     def _key(self) -> tuple[Any, ...]:
         wkst = _weekday_key(self.wkst) if isinstance(self.wkst, weekday) else self.wkst
@@ -234,6 +241,8 @@ class clocked(BaseSchedule):  # type: ignore[misc,unused-ignore]
     ``clocked_time`` already in the past counts as "ran"; RedBeat's scheduler passes ``None``.
     """
 
+    nowfun: Callable[[], datetime] | None
+
     def __init__(
         self,
         clocked_time: datetime,
@@ -268,11 +277,11 @@ class clocked(BaseSchedule):  # type: ignore[misc,unused-ignore]
         """
         rem_delta = self.remaining_estimate(last_run_at)
         if rem_delta is None:
-            return schedstate(False, None)
+            return _state(False, None)
         rem = max(rem_delta.total_seconds(), 0)
         if rem == 0:
-            return schedstate(True, None)
-        return schedstate(False, rem)
+            return _state(True, None)
+        return _state(False, rem)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, clocked):

@@ -1,0 +1,122 @@
+"""Round trips and Redis commands per tick, counted on a real server.
+
+Round trips are counted on the client (every packet redis-py sends and waits on); commands are
+counted by the server (``INFO commandstats``, which includes the commands scripts run). The
+claim: an idle tick is one round trip and at most five commands whatever is stored; a busy tick
+is two round trips whatever the number due or stored, and its server-side work grows by the
+same few commands per due entry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import pytest
+import redis
+from celery.signals import before_task_publish
+
+from redbeat import RedBeatScheduler
+
+STORED = 10_000
+
+
+class CountingConnection(redis.Connection):
+    """A real connection that counts what it sends: one send = one round trip here."""
+
+    sent: ClassVar[int] = 0
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        type(self).sent += 1
+        super().send_packed_command(command, check_health)
+
+
+def server_commands(client: Any) -> int:
+    stats = client.info("commandstats")
+    return sum(
+        int(v["calls"])
+        for k, v in stats.items()
+        if not k.startswith(("cmdstat_info", "cmdstat_config"))
+    )
+
+
+@pytest.fixture
+def admin(redbeat_url: str) -> Iterator[Any]:
+    client = redis.Redis.from_url(redbeat_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+def fill(admin: Any, due: int, now: float) -> None:
+    """10,000 valid entries: ``due`` of them due now, the rest spread over the next hour."""
+    admin.flushall()
+    pipe = admin.pipeline(transaction=False)
+    for i in range(STORED):
+        name = f"e{i:05}"
+        definition = {
+            "name": name,
+            "task": "tasks.noop",
+            "args": [],
+            "kwargs": {},
+            "options": {},
+            "schedule": {"__type__": "interval", "every": 3600.0, "relative": False},
+            "enabled": True,
+        }
+        pipe.hset(f"redbeat:{name}", "definition", json.dumps(definition))
+        score = now - 1 - i / 1000 if i < due else now + 60 + i / 10
+        pipe.zadd("redbeat::schedule", {f"redbeat:{name}": score})
+    pipe.execute()
+
+
+def measure_tick(make_app: Any, admin: Any, redbeat_url: str, due: int) -> tuple[int, int, int]:
+    """(round trips, server commands, published) for one tick with ``due`` entries due."""
+    now = datetime.now(UTC).timestamp()
+    fill(admin, due, now)
+    app = make_app()
+    app.redbeat_redis = redis.Redis.from_url(
+        redbeat_url, decode_responses=True, connection_class=CountingConnection
+    )
+    scheduler = RedBeatScheduler(app=app)
+    try:
+        # Become leader and load the scripts outside the measured tick.
+        assert scheduler.try_acquire_lock()
+        scheduler._runtime.store.claim_due(scheduler.lock.fence, 0, 1)  # type: ignore[union-attr]
+        published: list[Any] = []
+
+        def count(**_: Any) -> None:
+            published.append(1)
+
+        before_task_publish.connect(count, weak=False)
+        admin.config_resetstat()
+        before = CountingConnection.sent
+        try:
+            scheduler.tick()
+        finally:
+            before_task_publish.disconnect(count)
+        trips = CountingConnection.sent - before
+        return trips, server_commands(admin), len(published)
+    finally:
+        scheduler.close()
+
+
+def test_idle_tick_is_one_round_trip_and_at_most_five_commands(
+    make_app: Any, admin: Any, redbeat_url: str
+) -> None:
+    trips, commands, published = measure_tick(make_app, admin, redbeat_url, due=0)
+    assert (trips, published) == (1, 0)
+    assert commands <= 5
+
+
+def test_busy_tick_round_trips_are_constant_in_the_number_due(
+    make_app: Any, admin: Any, redbeat_url: str
+) -> None:
+    results = {due: measure_tick(make_app, admin, redbeat_url, due) for due in (1, 100, 1000)}
+    assert {due: r[2] for due, r in results.items()} == {1: 1, 100: 100, 1000: 1000}
+    assert {r[0] for r in results.values()} == {2}  # claim + commit, whatever is due
+    # Server-side work: a fixed part plus the same few commands per due entry.
+    c1, c100, c1000 = (results[d][1] for d in (1, 100, 1000))
+    per_entry = (c100 - c1) / 99
+    assert per_entry == (c1000 - c100) / 900
+    assert per_entry <= 5

@@ -1,0 +1,367 @@
+"""The scheduler's tick against a real server: dispatch, runtime changes, locking, bad input.
+
+Ticks are driven by calling ``scheduler.tick()`` directly, so nothing waits on wall-clock
+sleeps; publishes go through Celery's real ``apply_async`` on a ``memory://`` broker and are
+counted with the ``before_task_publish`` signal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import redis
+from celery.schedules import crontab, schedule
+from celery.signals import before_task_publish
+
+from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
+from redbeat_core.exceptions import ConfigurationError, UnknownBackendError
+from redbeat_core.schedules import clocked
+
+
+@pytest.fixture
+def published() -> Iterator[list[str]]:
+    """Task names in the order they were published (by any scheduler in the test)."""
+    names: list[str] = []
+
+    def record(sender: Any = None, headers: Any = None, **_: Any) -> None:
+        names.append(headers["task"] if headers else sender)
+
+    before_task_publish.connect(record, weak=False)
+    yield names
+    before_task_publish.disconnect(record)
+
+
+@pytest.fixture
+def client(redbeat_url: str) -> Iterator[Any]:
+    client = redis.Redis.from_url(redbeat_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+def ago(seconds: float) -> datetime:
+    return datetime.now(UTC) - timedelta(seconds=seconds)
+
+
+def due_entry(app: Any, name: str, task: str = "tasks.add", every: float = 30) -> Any:
+    """An interval entry that last ran long enough ago to be due now."""
+    entry = RedBeatSchedulerEntry(name, task, schedule(every), args=[1, 2], app=app)
+    entry.last_run_at = ago(every * 2)
+    return entry.save()
+
+
+def make_scheduler(app: Any, **kwargs: Any) -> RedBeatScheduler:
+    return RedBeatScheduler(app=app, **kwargs)
+
+
+# ----------------------------------------------------------------------------- dispatch
+
+
+def test_due_entries_are_published_once_and_rescheduled(
+    app: Any, published: list[str], client: Any
+) -> None:
+    for i in range(3):
+        due_entry(app, f"e{i}", task=f"tasks.t{i}")
+    scheduler = make_scheduler(app)
+    try:
+        scheduler.tick()
+        assert sorted(published) == ["tasks.t0", "tasks.t1", "tasks.t2"]
+        scheduler.tick()
+        assert len(published) == 3  # nothing is due any more
+        meta = json.loads(client.hget("redbeat:e0", "meta"))
+        assert meta["total_run_count"] == 1
+        score = client.zscore("redbeat::schedule", "redbeat:e0")
+        assert 25 < score - datetime.now(UTC).timestamp() <= 30
+    finally:
+        scheduler.close()
+
+
+def test_idle_tick_sleeps_until_the_next_due_time(app: Any, published: list[str]) -> None:
+    entry = RedBeatSchedulerEntry("soon", "tasks.add", schedule(2), app=app).save()
+    assert entry.last_run_at is not None
+    scheduler = make_scheduler(app)
+    try:
+        interval = scheduler.tick()
+        assert published == []
+        assert 1.0 < interval <= 2.0
+    finally:
+        scheduler.close()
+
+
+def test_tick_never_sleeps_past_the_lock_renewal(app: Any) -> None:
+    RedBeatSchedulerEntry("far", "tasks.add", schedule(3600), app=app).save()
+    scheduler = make_scheduler(app)
+    try:
+        assert scheduler.tick() == pytest.approx(scheduler.config.lock_renew_interval, abs=0.01)
+    finally:
+        scheduler.close()
+
+
+def test_changes_from_another_process_apply_at_the_next_tick(
+    make_app: Any, published: list[str]
+) -> None:
+    beat_app, other_app = make_app(), make_app()  # two apps: as if two processes
+    scheduler = make_scheduler(beat_app)
+    try:
+        scheduler.tick()
+        due_entry(other_app, "added", task="tasks.added")
+        scheduler.tick()
+        assert published == ["tasks.added"]
+
+        # disable: not published, and out of the schedule even when made due
+        entry = RedBeatSchedulerEntry.from_key("redbeat:added", app=other_app)
+        entry.enabled = False
+        entry.save()
+        entry.reschedule(ago(100))
+        assert entry.rank is None
+        scheduler.tick()
+        assert published == ["tasks.added"]
+
+        # re-enable: back in the schedule, due at once (it last ran long ago)
+        entry.enabled = True
+        entry.save()
+        entry.reschedule(ago(100))
+        scheduler.tick()
+        assert published == ["tasks.added", "tasks.added"]
+
+        # change the task: the next run uses the new definition
+        entry.task = "tasks.changed"
+        entry.save()
+        entry.reschedule(ago(100))
+        scheduler.tick()
+        assert published[-1] == "tasks.changed"
+
+        # delete a due entry before the tick: never published again
+        entry.reschedule(ago(100))
+        entry.delete()
+        scheduler.tick()
+        assert published.count("tasks.changed") == 1
+    finally:
+        scheduler.close()
+
+
+def test_batches_are_capped_and_the_rest_follow_at_once(
+    make_app: Any, published: list[str]
+) -> None:
+    app = make_app(redbeat_batch_size=10)
+    for i in range(25):
+        due_entry(app, f"e{i:02}")
+    scheduler = make_scheduler(app)
+    try:
+        assert scheduler.tick() == 0.0
+        assert len(published) == 10
+        assert scheduler.tick() == 0.0
+        assert scheduler.tick() > 0.0
+        assert len(published) == 25
+    finally:
+        scheduler.close()
+
+
+def test_one_off_runs_once_then_leaves_the_schedule(app: Any, published: list[str]) -> None:
+    entry = RedBeatSchedulerEntry("once", "tasks.once", clocked(ago(1)), app=app).save()
+    assert entry.rank == 0
+    scheduler = make_scheduler(app)
+    try:
+        scheduler.tick()
+        scheduler.tick()
+        assert published == ["tasks.once"]
+        assert entry.rank is None
+        assert RedBeatSchedulerEntry.from_key(entry.key, app=app).total_run_count == 1
+    finally:
+        scheduler.close()
+
+
+def test_crontab_entry_is_scheduled_for_its_next_minute(app: Any) -> None:
+    entry = RedBeatSchedulerEntry("cron", "tasks.cron", crontab(), app=app).save()
+    due = entry.due_at
+    assert due is not None
+    assert due.second == 0
+    assert 0 < (due - datetime.now(UTC)).total_seconds() <= 60
+
+
+def test_at_least_once_publishes_before_it_commits(
+    make_app: Any, published: list[str], client: Any
+) -> None:
+    app = make_app(redbeat_delivery="at-least-once")
+    due_entry(app, "a", task="tasks.a")
+    scheduler = make_scheduler(app)
+    try:
+        scheduler.tick()
+        assert published == ["tasks.a"]
+        assert json.loads(client.hget("redbeat:a", "meta"))["total_run_count"] == 1
+    finally:
+        scheduler.close()
+
+
+# ----------------------------------------------------------------------------- statics
+
+
+def test_static_entries_sync_keep_last_run_and_removed_ones_go(
+    make_app: Any, client: Any
+) -> None:
+    statics = {
+        "every-minute": {"task": "tasks.a", "schedule": 60.0},
+        "nightly": {"task": "tasks.b", "schedule": crontab(minute=0, hour=3)},
+    }
+    app = make_app(beat_schedule=statics)
+    make_scheduler(app).close()
+    assert client.smembers("redbeat::statics") == {"every-minute", "nightly"}
+    last_run = ago(10)
+    RedBeatSchedulerEntry.from_key("redbeat:every-minute", app=app).reschedule(last_run)
+
+    app2 = make_app(beat_schedule={"every-minute": {"task": "tasks.a2", "schedule": 60.0}})
+    make_scheduler(app2).close()
+    assert client.smembers("redbeat::statics") == {"every-minute"}
+    assert not client.exists("redbeat:nightly")
+    entry = RedBeatSchedulerEntry.from_key("redbeat:every-minute", app=app2)
+    assert entry.task == "tasks.a2"
+    assert entry.last_run_at == last_run
+
+
+# ----------------------------------------------------------------------------- locking
+
+
+def test_only_one_of_two_beats_dispatches(make_app: Any, published: list[str]) -> None:
+    app_a, app_b = make_app(), make_app()
+    for i in range(5):
+        due_entry(app_a, f"e{i}")
+    first, second = make_scheduler(app_a), make_scheduler(app_b)
+    try:
+        first.tick()
+        standby_wait = second.tick()
+        assert len(published) == 5
+        assert standby_wait == second.config.lock_poll_interval
+        assert first.lock is not None and first.lock.held
+        assert second.lock is not None and not second.lock.held
+
+        first.close()  # graceful stop releases the lock: the standby takes over at once
+        due_entry(app_b, "after", task="tasks.after")
+        second.tick()
+        assert second.lock.held
+        assert published[-1] == "tasks.after"
+    finally:
+        second.close()
+
+
+def test_a_beat_that_lost_its_lock_stops_dispatching(
+    app: Any, published: list[str], client: Any
+) -> None:
+    scheduler = make_scheduler(app)
+    try:
+        scheduler.tick()
+        assert scheduler.lock is not None and scheduler.lock.held
+        client.set("redbeat::lock", "someone-else")  # e.g. our lease lapsed and another took it
+        due_entry(app, "a")
+        assert scheduler.tick() == scheduler.config.lock_poll_interval
+        assert published == []
+        assert not scheduler.lock.held
+    finally:
+        scheduler.close()
+    assert client.get("redbeat::lock") == "someone-else"  # close() never frees another's lock
+
+
+def test_lock_epoch_grows_with_each_leader(make_app: Any, client: Any) -> None:
+    first = make_scheduler(make_app())
+    first.tick()
+    first.close()
+    second = make_scheduler(make_app())
+    second.tick()
+    try:
+        assert second.lock is not None and second.lock.fence is not None
+        assert second.lock.fence.epoch == 2 == int(client.get("redbeat::lock:epoch"))
+    finally:
+        second.close()
+
+
+def test_without_a_lock_key_no_lock_is_taken(make_app: Any, client: Any) -> None:
+    app = make_app(redbeat_lock_key=None)
+    due_entry(app, "a")
+    scheduler = make_scheduler(app)
+    try:
+        scheduler.tick()
+        assert not client.exists("redbeat::lock")
+    finally:
+        scheduler.close()
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_bad_entries_are_quarantined_once_and_the_rest_run(
+    app: Any, published: list[str], client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    due_entry(app, "good", task="tasks.good")
+    client.hset("redbeat:corrupt", mapping={"definition": "{not json"})
+    client.zadd("redbeat::schedule", {"redbeat:corrupt": 1})
+    odd = {"name": "odd", "task": "t", "schedule": {"__type__": "lunar", "phase": 1}}
+    client.hset("redbeat:odd", mapping={"definition": json.dumps(odd)})
+    client.zadd("redbeat::schedule", {"redbeat:odd": 2})
+    scheduler = make_scheduler(app)
+    try:
+        with caplog.at_level(logging.ERROR, logger="celery.beat"):
+            scheduler.tick()
+            scheduler.tick()
+        assert published == ["tasks.good"]
+        quarantined = client.hgetall("redbeat::quarantine")
+        assert set(quarantined) == {"redbeat:corrupt", "redbeat:odd"}
+        assert "lunar" in quarantined["redbeat:odd"]
+        assert client.zscore("redbeat::schedule", "redbeat:corrupt") is None
+        errors = [r.getMessage() for r in caplog.records if "redbeat:corrupt" in r.getMessage()]
+        assert len(errors) == 1
+    finally:
+        scheduler.close()
+
+
+def test_unknown_task_is_quarantined_when_asked(
+    make_app: Any, published: list[str], client: Any
+) -> None:
+    app = make_app(redbeat_unknown_task="quarantine")
+
+    @app.task(name="tasks.known", shared=False)
+    def known(*args: Any) -> None: ...
+
+    due_entry(app, "known", task="tasks.known")
+    due_entry(app, "typo", task="tasks.knwon")
+    scheduler = make_scheduler(app)
+    try:
+        scheduler.tick()
+        assert published == ["tasks.known"]
+        assert "tasks.knwon" in client.hget("redbeat::quarantine", "redbeat:typo")
+    finally:
+        scheduler.close()
+
+
+def test_unknown_task_is_sent_by_name_by_default(app: Any, published: list[str]) -> None:
+    due_entry(app, "remote", task="tasks.only_on_workers")
+    scheduler = make_scheduler(app)
+    try:
+        scheduler.tick()
+        assert published == ["tasks.only_on_workers"]
+    finally:
+        scheduler.close()
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "words"),
+    [
+        ("redbeat_redis_url", "mongodb://x/1", "mongodb://"),
+        ("redbeat_redis_url", "redis+sentinel://h:26379/m", "redbeat[sentinel]"),
+        ("redbeat_lock_timeout", -5, "redbeat_lock_timeout"),
+        ("redbeat_lock_renew_interval", 60, "renew"),
+        ("redbeat_batch_size", 0, "redbeat_batch_size"),
+        ("redbeat_delivery", "exactly-once", "at-least-once"),
+    ],
+)
+def test_invalid_settings_fail_at_start_up_naming_the_setting(
+    make_app: Any, setting: str, value: Any, words: str
+) -> None:
+    app = make_app(**{setting: value})
+    with pytest.raises(ConfigurationError) as info:
+        make_scheduler(app)
+    assert words in str(info.value)
+    if "://" in str(value):
+        assert isinstance(info.value, UnknownBackendError)

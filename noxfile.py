@@ -63,9 +63,7 @@ def tests(session: nox.Session, backends: str) -> None:
         session.run("pytest", "tests/core", "-p", "no:cacheprovider", *args)
         return
     _sync(session)
-    session.run(
-        "pytest", "tests", "--ignore=tests/compat", "-p", "no:cacheprovider", *args
-    )
+    session.run("pytest", "tests", "--ignore=tests/compat", "-p", "no:cacheprovider", *args)
 
 
 @nox.session(python=PYTHON)
@@ -103,4 +101,3 @@ def packaging(session: nox.Session) -> None:
     session.run_install("uv", "build", "--all-packages", "--out-dir", str(dist), external=True)
     session.install("--find-links", str(dist), "redbeat[all,embedded]==0.1.0")
     session.run("python", "tests/packaging/check_install.py", str(dist))
-

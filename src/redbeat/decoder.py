@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import calendar
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from redbeat_core.codec import Codec
@@ -29,7 +29,7 @@ def get_utcoffset_minutes(dt: datetime) -> float:
 
 def from_timestamp(seconds: float, tz_minutes: float = 0) -> datetime:
     """An aware datetime for a Unix timestamp, in the given fixed offset (default UTC)."""
-    tz = timezone(timedelta(minutes=tz_minutes)) if tz_minutes else timezone.utc
+    tz = timezone(timedelta(minutes=tz_minutes)) if tz_minutes else UTC
     return datetime.fromtimestamp(seconds, tz=tz)
 
 

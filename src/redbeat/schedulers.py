@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import attrs
 from celery.app import app_or_default
 from celery.signals import beat_init
 
@@ -37,7 +38,7 @@ class RedBeatConfig(_CoreConfig):
             super().__init__(app=app, **fields)
             return
         config = _CoreConfig.from_app(app_or_default(app))
-        super().__init__(**{f: getattr(config, f) for f in _CoreConfig.__attrs_attrs__._fields})
+        super().__init__(**{f.name: getattr(config, f.name) for f in attrs.fields(_CoreConfig)})
 
 
 def ensure_conf(app: Any = None) -> _CoreConfig:
@@ -62,7 +63,7 @@ def get_redis(app: Any = None) -> Any:
     return client
 
 
-@beat_init.connect
+@beat_init.connect  # type: ignore[untyped-decorator]
 def acquire_distributed_beat_lock(sender: Any = None, **kwargs: Any) -> None:
     """Try the beat lock once when beat starts; never blocks (a standby keeps polling in its
     ticks, so it still answers ``celery inspect ping``). A no-op for other schedulers."""

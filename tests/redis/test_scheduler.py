@@ -200,9 +200,7 @@ def test_at_least_once_publishes_before_it_commits(
 # ----------------------------------------------------------------------------- statics
 
 
-def test_static_entries_sync_keep_last_run_and_removed_ones_go(
-    make_app: Any, client: Any
-) -> None:
+def test_static_entries_sync_keep_last_run_and_removed_ones_go(make_app: Any, client: Any) -> None:
     statics = {
         "every-minute": {"task": "tasks.a", "schedule": 60.0},
         "nightly": {"task": "tasks.b", "schedule": crontab(minute=0, hour=3)},
@@ -235,8 +233,10 @@ def test_only_one_of_two_beats_dispatches(make_app: Any, published: list[str]) -
         standby_wait = second.tick()
         assert len(published) == 5
         assert standby_wait == second.config.lock_poll_interval
-        assert first.lock is not None and first.lock.held
-        assert second.lock is not None and not second.lock.held
+        assert first.lock is not None
+        assert first.lock.held
+        assert second.lock is not None
+        assert not second.lock.held
 
         first.close()  # graceful stop releases the lock: the standby takes over at once
         due_entry(app_b, "after", task="tasks.after")
@@ -253,7 +253,8 @@ def test_a_beat_that_lost_its_lock_stops_dispatching(
     scheduler = make_scheduler(app)
     try:
         scheduler.tick()
-        assert scheduler.lock is not None and scheduler.lock.held
+        assert scheduler.lock is not None
+        assert scheduler.lock.held
         client.set("redbeat::lock", "someone-else")  # e.g. our lease lapsed and another took it
         due_entry(app, "a")
         assert scheduler.tick() == scheduler.config.lock_poll_interval
@@ -271,7 +272,8 @@ def test_lock_epoch_grows_with_each_leader(make_app: Any, client: Any) -> None:
     second = make_scheduler(make_app())
     second.tick()
     try:
-        assert second.lock is not None and second.lock.fence is not None
+        assert second.lock is not None
+        assert second.lock.fence is not None
         assert second.lock.fence.epoch == 2 == int(client.get("redbeat::lock:epoch"))
     finally:
         second.close()

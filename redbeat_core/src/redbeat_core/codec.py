@@ -515,7 +515,7 @@ class Codec:
 
         Raises ``TypeError`` for an object with no registered ``__type__`` tag.
         """
-        return json.dumps(obj, default=self._default)
+        return json.dumps(obj, default=self.encode_tagged)
 
     def loads(self, raw: str | bytes) -> Any:
         """Parse JSON and rebuild tagged objects, like celery-redbeat's ``RedBeatJSONDecoder``.
@@ -523,9 +523,10 @@ class Codec:
         An object with an unknown ``__type__`` is returned as a dict that keeps it. Raises
         ``ValueError`` (with a short reason) when the JSON or a tagged object is invalid.
         """
-        return json.loads(raw, object_hook=self._object_hook)
+        return json.loads(raw, object_hook=self.decode_tagged)
 
-    def _default(self, obj: Any) -> Any:
+    def encode_tagged(self, obj: Any) -> Any:
+        """One non-JSON object as its ``__type__`` dict (``json.dumps``'s ``default``)."""
         if self.converter.tag_for(type(obj)) is None:
             known = ", ".join(self.converter.tags)
             msg = (
@@ -537,7 +538,8 @@ class Codec:
             raise TypeError(msg)
         return self.converter.unstructure(obj)
 
-    def _object_hook(self, fields: dict[str, Any]) -> Any:
+    def decode_tagged(self, fields: dict[str, Any]) -> Any:
+        """One parsed JSON object back into what its ``__type__`` names (an ``object_hook``)."""
         if _TYPE not in fields:
             return fields
         tag = fields.pop(_TYPE)

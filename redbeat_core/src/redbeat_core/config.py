@@ -44,7 +44,7 @@ class _Settings:
 
     def __init__(self, conf: Any) -> None:
         self._conf = conf
-        self._present = {str(k).upper() for k in conf.keys()}
+        self._present = {str(k).upper() for k in conf}
 
     def has(self, name: str) -> bool:
         return name.upper() in self._present
@@ -182,53 +182,12 @@ class RedBeatConfig:
         if retry_period is not None and retry_period != -1:
             _positive_number("redbeat_redis_options['retry_period']", retry_period, allow_zero=True)
 
-        lock_key = overrides.get("lock_key") or settings.get("redbeat_lock_key", prefix + ":lock")
-        if settings.has("redbeat_lock_key") and settings.get("redbeat_lock_key") is None:
-            lock_key = overrides.get("lock_key")  # None disables locking (single beat)
-        if lock_key is not None:
-            if not isinstance(lock_key, str) or not lock_key:
-                raise ConfigurationError(
-                    "redbeat_lock_key", lock_key, "a string, or None to run without a lock"
-                )
-            if not lock_key.startswith(prefix):
-                lock_key = prefix + lock_key
-        values["lock_key"] = lock_key
-
+        values.update(_read_lock(settings, prefix, overrides))
         max_interval = overrides.get("max_interval") or app.conf.get("beat_max_loop_interval")
         values["max_interval"] = (
             _positive_number("beat_max_loop_interval", max_interval)
             if max_interval
             else DEFAULT_MAX_INTERVAL
-        )
-
-        lock_timeout = overrides.get("lock_timeout") or settings.get("redbeat_lock_timeout")
-        timeout = (
-            _positive_number("redbeat_lock_timeout", lock_timeout)
-            if lock_timeout is not None
-            else DEFAULT_LOCK_TIMEOUT
-        )
-        values["lock_timeout"] = timeout
-
-        renew = settings.get("redbeat_lock_renew_interval")
-        renew_s = (
-            _positive_number("redbeat_lock_renew_interval", renew)
-            if renew is not None
-            else timeout / 3
-        )
-        if timeout <= renew_s:
-            raise ConfigurationError(
-                "redbeat_lock_timeout",
-                timeout,
-                f"must be longer than redbeat_lock_renew_interval ({renew_s:g}s), or the lock "
-                "lapses between renewals; raise the timeout or lower the renew interval",
-            )
-        values["lock_renew_interval"] = renew_s
-
-        poll = settings.get("redbeat_lock_poll_interval")
-        values["lock_poll_interval"] = (
-            _positive_number("redbeat_lock_poll_interval", poll)
-            if poll is not None
-            else min(DEFAULT_LOCK_POLL_INTERVAL, renew_s)
         )
 
         batch = settings.get("redbeat_batch_size", DEFAULT_BATCH_SIZE)
@@ -257,6 +216,50 @@ class RedBeatConfig:
             )
         values["plugins"] = tuple(plugins)
         return cls(**values)
+
+
+def _read_lock(settings: _Settings, prefix: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Lock key, timeout, renew and standby poll intervals, checked against each other."""
+    lock_key = overrides.get("lock_key") or settings.get("redbeat_lock_key", prefix + ":lock")
+    if settings.has("redbeat_lock_key") and settings.get("redbeat_lock_key") is None:
+        lock_key = overrides.get("lock_key")  # None disables locking (single beat)
+    if lock_key is not None:
+        if not isinstance(lock_key, str) or not lock_key:
+            raise ConfigurationError(
+                "redbeat_lock_key", lock_key, "a string, or None to run without a lock"
+            )
+        if not lock_key.startswith(prefix):
+            lock_key = prefix + lock_key
+
+    lock_timeout = overrides.get("lock_timeout") or settings.get("redbeat_lock_timeout")
+    timeout = (
+        _positive_number("redbeat_lock_timeout", lock_timeout)
+        if lock_timeout is not None
+        else DEFAULT_LOCK_TIMEOUT
+    )
+    renew = settings.get("redbeat_lock_renew_interval")
+    renew_s = (
+        _positive_number("redbeat_lock_renew_interval", renew) if renew is not None else timeout / 3
+    )
+    if timeout <= renew_s:
+        raise ConfigurationError(
+            "redbeat_lock_timeout",
+            timeout,
+            f"must be longer than redbeat_lock_renew_interval ({renew_s:g}s), or the lock "
+            "lapses between renewals; raise the timeout or lower the renew interval",
+        )
+    poll = settings.get("redbeat_lock_poll_interval")
+    poll_s = (
+        _positive_number("redbeat_lock_poll_interval", poll)
+        if poll is not None
+        else min(DEFAULT_LOCK_POLL_INTERVAL, renew_s)
+    )
+    return {
+        "lock_key": lock_key,
+        "lock_timeout": timeout,
+        "lock_renew_interval": renew_s,
+        "lock_poll_interval": poll_s,
+    }
 
 
 def _read_url(settings: _Settings) -> tuple[str, str]:

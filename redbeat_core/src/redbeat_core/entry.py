@@ -8,8 +8,8 @@ code that creates entries at runtime keeps working; storage goes through the bac
 
 from __future__ import annotations
 
-import math
 import functools
+import math
 from datetime import MINYEAR, datetime, timedelta
 from typing import Any
 
@@ -43,7 +43,7 @@ def to_score(moment: datetime | None, *, overdue: bool = False) -> float | None:
     """
     if moment is None:
         return None
-    millis = maybe_make_aware(moment).timestamp() * 1000
+    millis: float = maybe_make_aware(moment).timestamp() * 1000
     return (math.floor(millis) if overdue else math.ceil(millis)) / 1000
 
 
@@ -56,6 +56,11 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
 
     #: RedBeat's own per-entry settings, stored apart from the definition (None = keep stored).
     policy: EntryPolicy | None = None
+    name: str
+    task: str
+    enabled: bool
+    last_run_at: datetime | None
+    total_run_count: int
 
     def __init__(
         self,

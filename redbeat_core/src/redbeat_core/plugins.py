@@ -138,14 +138,21 @@ class PluginManager:
             self.register(plugin, name=name)
 
     def check_pending(self) -> None:
-        """Fail on hook implementations that match no hookspec (usually a typo)."""
-        try:
-            self.pm.check_pending()
-        except pluggy.PluginValidationError as exc:
+        """Fail on hook implementations that match no hookspec (usually a typo), naming each
+        plugin and hook."""
+        unknown = sorted(
+            f"{self.pm.get_name(impl.plugin)}: {hook_name}"
+            for hook_name, caller in vars(self.pm.hook).items()
+            if isinstance(caller, pluggy.HookCaller) and not caller.has_spec()
+            for impl in caller.get_hookimpls()
+            if not impl.optionalhook
+        )
+        if unknown:
             raise PluginError(
-                f"plugin {exc.plugin!r} implements an unknown hook: {exc}; "
-                "hook names start with redbeat_ and are listed in the hook reference"
-            ) from exc
+                f"unknown hook implementation(s): {'; '.join(unknown)}. Hook names start with "
+                "redbeat_ and are listed in the hook reference; fix the spelling or mark the "
+                "hookimpl optionalhook=True"
+            )
 
     # ------------------------------------------------------------------------- registration hooks
 
@@ -197,7 +204,9 @@ class PluginManager:
         self.notify("redbeat_scheduler_stopped", scheduler=scheduler)
 
     def tick(self, scheduler: Any, *, leader: bool, due: int, next_wake: float) -> None:
-        self.notify("redbeat_tick", scheduler=scheduler, leader=leader, due=due, next_wake=next_wake)
+        self.notify(
+            "redbeat_tick", scheduler=scheduler, leader=leader, due=due, next_wake=next_wake
+        )
 
     def before_dispatch(self, scheduler: Any, entries: Sequence[Any]) -> None:
         self.notify("redbeat_before_dispatch", scheduler=scheduler, entries=entries)

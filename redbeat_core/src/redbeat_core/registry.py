@@ -9,6 +9,7 @@ to install.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
+
 import attrs
 
 from redbeat_core.exceptions import DuplicateBackendError, UnknownBackendError
@@ -44,7 +45,7 @@ class BackendRegistry:
         """Handle ``scheme://`` URLs with ``factory``. Registering a scheme twice is an error
         naming both registrants, unless the same factory is registered again."""
         key = scheme.lower()
-        who = owner or getattr(factory, "__module__", repr(factory))
+        who = owner or str(getattr(factory, "__module__", None) or repr(factory))
         existing = self._factories.get(key)
         if existing is not None and existing is not factory:
             raise DuplicateBackendError(
@@ -69,5 +70,7 @@ class BackendRegistry:
                 if provider
                 else "Install the plugin that provides it, or fix the URL."
             )
-            raise UnknownBackendError(config.url_setting, mask_url(config.url), scheme, self.schemes, hint)
+            raise UnknownBackendError(
+                config.url_setting, mask_url(config.url), scheme, self.schemes, hint
+            )
         return factory(config, app)

@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 from celery.beat import Scheduler
+from celery.schedules import crontab
 from celery.utils.time import humanize_seconds
 
 from redbeat_core.config import RedBeatConfig
@@ -124,7 +125,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
             try:
                 entry = self._maybe_entry(name, wanted[name])
             except Exception as exc:
-                logger.error(  # noqa: TRY400 - the reason is the message, not a traceback
+                logger.error(
                     "beat: cannot add static entry %r from beat_schedule: %s. Fix its definition "
                     "in beat_schedule; the other entries are stored.",
                     name,
@@ -145,13 +146,19 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         logger.info("beat: %d static entries synced, %d removed", len(to_save), len(removed))
 
     def _collect_default_entries(self, into: dict[str, Any], static: Mapping[str, Any]) -> None:
-        """Celery's built-in entries (``celery.backend_cleanup``), as Scheduler adds them."""
-        original = self.update_from_dict
-        try:
-            self.update_from_dict = into.update  # type: ignore[method-assign]
-            self.install_default_entries(static)
-        finally:
-            self.update_from_dict = original  # type: ignore[method-assign]
+        """Celery's built-in entries, as ``Scheduler.install_default_entries`` adds them: the
+        nightly ``celery.backend_cleanup`` when results expire and the backend cannot expire
+        them by itself."""
+        conf = self.app.conf
+        if "celery.backend_cleanup" in static or not conf.result_expires:
+            return
+        if self.app.backend.supports_autoexpire:
+            return
+        into["celery.backend_cleanup"] = {
+            "task": "celery.backend_cleanup",
+            "schedule": crontab("0", "4", "*"),
+            "options": {"expires": 12 * 3600},
+        }
 
     def _maybe_entry(self, name: str, entry: Any) -> RedBeatSchedulerEntry:
         if isinstance(entry, RedBeatSchedulerEntry):
@@ -387,7 +394,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         pass
 
     def reserve(self, entry: RedBeatSchedulerEntry) -> RedBeatSchedulerEntry:
-        return next(entry)  # type: ignore[no-any-return]
+        return next(entry)
 
     @property
     def info(self) -> str:

@@ -75,7 +75,7 @@ class rrule(BaseSchedule):  # type: ignore[misc,unused-ignore]
         "SECONDLY": SECONDLY,
     }
 
-    def __init__(  # noqa: PLR0917 (dateutil's and celery-redbeat's signature)
+    def __init__(
         self,
         freq: int | str,
         dtstart: datetime | None = None,

@@ -10,7 +10,7 @@ the store.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
@@ -232,7 +232,10 @@ class RetryPolicy(Protocol):
 class Backend(Protocol):
     """What a registered URL scheme builds: a store, and the default lock for that store."""
 
-    store: ScheduleStore
+    @property
+    def store(self) -> ScheduleStore:
+        """The schedule store (one per backend, shared by the scheduler and entries)."""
+        ...
 
     def make_lock(self, config: RedBeatConfig) -> Lock:
         """The backend's own lock (used unless a plugin's ``redbeat_make_lock`` decides)."""
@@ -246,7 +249,7 @@ class Backend(Protocol):
 class BackendFactory(Protocol):
     """Builds a backend for a URL. Registered per scheme by ``redbeat_register_backends``."""
 
-    def __call__(self, config: RedBeatConfig, app: object) -> Backend: ...
+    def __call__(self, config: RedBeatConfig, app: Any) -> Backend: ...
 
 
 JSONMapping = Mapping[str, object]

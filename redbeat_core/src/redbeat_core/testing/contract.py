@@ -78,7 +78,11 @@ class StoreContract:
         store.save(stored)
         loaded = store.load("a")
         assert loaded is not None
-        assert (loaded.definition, loaded.meta, loaded.policy) == ('{"d": "é"}', '{"m": 1}', '{"p": true}')
+        assert (loaded.definition, loaded.meta, loaded.policy) == (
+            '{"d": "é"}',
+            '{"m": 1}',
+            '{"p": true}',
+        )
         assert loaded.score == pytest.approx(NOW + 1.5, abs=1e-3)
 
     def test_load_many_keeps_order_and_gaps(self, store: ScheduleStore) -> None:
@@ -105,7 +109,8 @@ class StoreContract:
         store.save(entry("a", NOW))
         store.update_meta("a", '{"v": 9}', NOW + 60)
         loaded = store.load("a")
-        assert loaded is not None and loaded.meta == '{"v": 9}'
+        assert loaded is not None
+        assert loaded.meta == '{"v": 9}'
         assert loaded.score == pytest.approx(NOW + 60, abs=1e-3)
 
     def test_delete_removes_everything(self, store: ScheduleStore) -> None:
@@ -122,7 +127,8 @@ class StoreContract:
         store.save_many([entry("late", NOW + 30), entry("early", NOW + 10), entry("mid", NOW + 20)])
         assert [n for n, _ in store.scheduled()] == ["early", "mid", "late"]
         assert [n for n, _ in store.scheduled(0, 1)] == ["early", "mid"]
-        assert store.rank("early") == 0 and store.rank("late") == 2
+        assert store.rank("early") == 0
+        assert store.rank("late") == 2
         assert store.count() == 3
 
     def test_scores_keep_millisecond_precision(self, store: ScheduleStore) -> None:
@@ -147,7 +153,8 @@ class StoreContract:
         assert store.claim_due(None, NOW, 10).next_due is None
         store.save(entry("a", NOW + 7))
         claim = store.claim_due(None, NOW, 10)
-        assert claim.owned and list(claim.entries) == []
+        assert claim.owned
+        assert list(claim.entries) == []
         assert claim.next_due == pytest.approx(NOW + 7, abs=1e-3)
 
     def test_claim_respects_the_limit(self, store: ScheduleStore) -> None:
@@ -169,9 +176,12 @@ class StoreContract:
         )
         assert ok
         a, b = store.load_many(["a", "b"])
-        assert a is not None and a.meta == '{"ran": 1}'
+        assert a is not None
+        assert a.meta == '{"ran": 1}'
         assert a.score == pytest.approx(NOW + 30, abs=1e-3)
-        assert b is not None and b.meta == '{"m": 1}' and store.rank("b") is None
+        assert b is not None
+        assert b.meta == '{"m": 1}'
+        assert store.rank("b") is None
 
     def test_commit_never_resurrects_a_deleted_entry(self, store: ScheduleStore) -> None:
         store.save(entry("a", NOW - 1))
@@ -198,7 +208,8 @@ class StoreContract:
         store.replace_statics([entry("new", NOW + 1)], ["old"], statics=["new"])
         assert store.statics() == {"new"}
         assert store.load("old") is None
-        assert store.load("new") is not None and store.load("dynamic") is not None
+        assert store.load("new") is not None
+        assert store.load("dynamic") is not None
         store.replace_statics([], [], statics=[])
         assert store.statics() == set()
 
@@ -214,8 +225,12 @@ class LockContract:
 
     def test_only_one_contender_holds_it(self, make_lock: Callable[[float], Lock]) -> None:
         first, second = make_lock(5.0), make_lock(5.0)
-        assert first.acquire() and first.held and first.fence is not None
-        assert not second.acquire() and not second.held and second.fence is None
+        assert first.acquire()
+        assert first.held
+        assert first.fence is not None
+        assert not second.acquire()
+        assert not second.held
+        assert second.fence is None
         assert first.acquire()  # re-acquiring one's own lock extends it
 
     def test_release_lets_another_take_it(self, make_lock: Callable[[float], Lock]) -> None:
@@ -241,9 +256,10 @@ class LockContract:
         fence = leader.fence
         assert fence is not None
         assert store.claim_due(fence, NOW, 10).owned
-        stale = Fence(key=fence.key, token="not-the-holder", ttl=fence.ttl)
+        stale = Fence(key=fence.key, token="not-the-holder", ttl=fence.ttl)  # noqa: S106
         claim = store.claim_due(stale, NOW, 10)
-        assert not claim.owned and list(claim.entries) == []
+        assert not claim.owned
+        assert list(claim.entries) == []
         assert not store.commit(stale, [EntryUpdate("a", '{"x": 1}', NOW + 99)])
         assert store.load("a").meta == '{"m": 1}'  # type: ignore[union-attr]
         leader.release()
@@ -266,7 +282,8 @@ class LockContract:
         lock = make_lock(5.0)
         assert lock.acquire()
         lock.forget()
-        assert not lock.held and lock.fence is None
+        assert not lock.held
+        assert lock.fence is None
 
     def test_epoch_grows_with_each_acquisition(self, make_lock: Callable[[float], Lock]) -> None:
         if not self.supports_fencing_epoch:

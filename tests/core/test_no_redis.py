@@ -1,0 +1,59 @@
+"""redbeat_core never imports a Redis client: a non-Redis backend must be able to stand on it.
+
+The ``tests(core)`` nox session runs this with only ``redbeat-core`` installed; in the full
+environment the subprocess hides ``redis`` and ``valkey`` to prove the same thing.
+"""
+
+from __future__ import annotations
+
+import ast
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import redbeat_core
+
+CORE_SOURCES = Path(redbeat_core.__file__).parent
+FORBIDDEN = {"redis", "valkey", "redbeat_redis"}
+
+
+def test_no_core_module_imports_a_redis_client() -> None:
+    offenders = []
+    for path in CORE_SOURCES.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            offenders += [
+                f"{path.name}:{node.lineno} {n}" for n in names if n.split(".")[0] in FORBIDDEN
+            ]
+    assert offenders == []
+
+
+def test_every_core_module_imports_with_redis_unavailable() -> None:
+    modules = [
+        m.name
+        for m in pkgutil.walk_packages([str(CORE_SOURCES)], prefix="redbeat_core.")
+    ]
+    assert "redbeat_core.scheduler" in modules
+    script = (
+        "import sys, importlib\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.split('.')[0] in {sorted(FORBIDDEN)!r}:\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        f"assert not any(m.split('.')[0] in {sorted(FORBIDDEN)!r} for m in sys.modules)\n"
+        "print('ok', len(sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ok")

@@ -1,0 +1,109 @@
+"""Leadership changes and storage outages, against real servers.
+
+A beat that dies without releasing its lock is replaced once the lock's TTL runs out; a beat
+whose storage goes away keeps its loop alive and comes back as leader or standby, as the lock
+key dictates. Deadlines are polls, never sleeps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from celery import Celery
+from celery.schedules import schedule
+from celery.signals import before_task_publish
+
+from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
+
+
+def poll(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def published() -> Iterator[list[str]]:
+    names: list[str] = []
+
+    def record(headers: Any = None, **_: Any) -> None:
+        names.append(headers["task"])
+
+    before_task_publish.connect(record, weak=False)
+    yield names
+    before_task_publish.disconnect(record)
+
+
+def due(app: Any, name: str) -> None:
+    entry = RedBeatSchedulerEntry(name, f"tasks.{name}", schedule(60), app=app)
+    entry.last_run_at = datetime.now(UTC) - timedelta(minutes=5)
+    entry.save()
+
+
+FAST_LOCK = {"redbeat_lock_timeout": 1.0, "redbeat_lock_poll_interval": 0.1}
+
+
+def test_standby_takes_over_when_the_leader_dies_without_releasing(
+    make_app: Any, published: list[str]
+) -> None:
+    leader = RedBeatScheduler(app=make_app(**FAST_LOCK))
+    standby = RedBeatScheduler(app=make_app(**FAST_LOCK))
+    try:
+        leader.tick()
+        assert leader.lock is not None and leader.lock.held
+        # The leader "dies": it never ticks or releases again. The lease still holds for now.
+        assert standby.tick() == pytest.approx(0.1)
+        assert standby.lock is not None and not standby.lock.held
+        died = time.monotonic()
+        assert poll(lambda: bool(standby.tick() is not None and standby.lock.held), timeout=5)
+        assert time.monotonic() - died >= 0.5  # not before the lease could have lapsed
+        due(standby.app, "after")
+        standby.tick()
+        assert published == ["tasks.after"]
+        # The old leader, if it wakes up, finds its lock gone and stands down without dispatching.
+        due(leader.app, "zombie")
+        leader.tick()
+        assert published == ["tasks.after"]
+        assert not leader.lock.held
+        standby.tick()
+        assert published == ["tasks.after", "tasks.zombie"]  # the real leader runs it, once
+    finally:
+        standby.close()
+        leader.close()
+
+
+def test_storage_outage_keeps_the_loop_alive_and_recovers(
+    redbeat_server_factory: Any, published: list[str]
+) -> None:
+    server = redbeat_server_factory()
+    app = Celery("outage", set_as_current=False)
+    app.conf.update(
+        {
+            "broker_url": "memory://",
+            "redbeat_redis_url": server.url,
+            "redbeat_redis_options": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
+            **FAST_LOCK,
+        }
+    )
+    scheduler = RedBeatScheduler(app=app)
+    try:
+        scheduler.tick()
+        assert scheduler.lock is not None and scheduler.lock.held
+        server.kill()
+        for _ in range(3):
+            assert scheduler.tick() == pytest.approx(0.1)  # no exception reaches Celery's loop
+        server.restart()  # empty: the lock key did not survive, so leadership is re-acquired
+        due(app, "back")
+        assert poll(lambda: (scheduler.tick(), published == ["tasks.back"])[1], timeout=10)
+        assert scheduler.lock.held
+        assert scheduler.lock.fence is not None and scheduler.lock.fence.epoch == 1
+    finally:
+        scheduler.close()
+        app.close()

@@ -35,10 +35,7 @@ def test_no_core_module_imports_a_redis_client() -> None:
 
 
 def test_every_core_module_imports_with_redis_unavailable() -> None:
-    modules = [
-        m.name
-        for m in pkgutil.walk_packages([str(CORE_SOURCES)], prefix="redbeat_core.")
-    ]
+    modules = [m.name for m in pkgutil.walk_packages([str(CORE_SOURCES)], prefix="redbeat_core.")]
     assert "redbeat_core.scheduler" in modules
     script = (
         "import sys, importlib\n"

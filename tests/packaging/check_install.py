@@ -30,7 +30,9 @@ def main() -> None:
     for name in ("redbeat", "redbeat-core", "redbeat-redis"):
         check(version(name) == VERSION, f"{name} installed at {VERSION} (lockstep)")
     installed = {d.metadata["Name"].lower() for d in distributions()}
-    check("celery-redbeat" not in installed, "no celery-redbeat (the PyPI 'redbeat' shim) pulled in")
+    check(
+        "celery-redbeat" not in installed, "no celery-redbeat (the PyPI 'redbeat' shim) pulled in"
+    )
 
     import redbeat
     from redbeat import RedBeatScheduler, RedBeatSchedulerEntry

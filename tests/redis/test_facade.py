@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 from celery.schedules import crontab, schedule
 
@@ -52,7 +53,8 @@ def test_entry_api(app: Any) -> None:
     assert (loaded.name, loaded.task, loaded.kwargs) == ("e", "tasks.x", {"a": 1})
     assert loaded.schedule == crontab(minute="*/5")
     definition = RedBeatSchedulerEntry.load_definition("redbeat:e", app=app)
-    assert definition["task"] == "tasks.x" and definition["schedule"] == crontab(minute="*/5")
+    assert definition["task"] == "tasks.x"
+    assert definition["schedule"] == crontab(minute="*/5")
     meta = RedBeatSchedulerEntry.load_meta("redbeat:e", app=app)
     assert isinstance(meta["last_run_at"], datetime)
     assert RedBeatSchedulerEntry.decode_meta(None) == {"last_run_at": None}
@@ -71,12 +73,9 @@ def test_entry_api(app: Any) -> None:
 
     loaded.delete()
     assert loaded.rank is None
-    try:
+    with pytest.raises(KeyError) as info:
         RedBeatSchedulerEntry.from_key("redbeat:e", app=app)
-    except KeyError as exc:
-        assert exc.args == ("redbeat:e",)
-    else:
-        raise AssertionError("from_key of a deleted entry must raise KeyError")
+    assert info.value.args == ("redbeat:e",)
 
 
 def test_schedulers_module_api(make_app: Any, redbeat_url: str) -> None:
@@ -126,7 +125,11 @@ def test_importing_next_to_celery_redbeat_is_an_error_that_says_what_to_do(
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: celery-redbeat\nVersion: 2.4.2\n")
     done = subprocess.run(
-        [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import redbeat"],
+        [
+            sys.executable,
+            "-c",
+            f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import redbeat",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

@@ -57,10 +57,12 @@ def test_standby_takes_over_when_the_leader_dies_without_releasing(
     standby = RedBeatScheduler(app=make_app(**FAST_LOCK))
     try:
         leader.tick()
-        assert leader.lock is not None and leader.lock.held
+        assert leader.lock is not None
+        assert leader.lock.held
         # The leader "dies": it never ticks or releases again. The lease still holds for now.
         assert standby.tick() == pytest.approx(0.1)
-        assert standby.lock is not None and not standby.lock.held
+        assert standby.lock is not None
+        assert not standby.lock.held
         died = time.monotonic()
         assert poll(lambda: bool(standby.tick() is not None and standby.lock.held), timeout=5)
         assert time.monotonic() - died >= 0.5  # not before the lease could have lapsed
@@ -95,7 +97,8 @@ def test_storage_outage_keeps_the_loop_alive_and_recovers(
     scheduler = RedBeatScheduler(app=app)
     try:
         scheduler.tick()
-        assert scheduler.lock is not None and scheduler.lock.held
+        assert scheduler.lock is not None
+        assert scheduler.lock.held
         server.kill()
         for _ in range(3):
             assert scheduler.tick() == pytest.approx(0.1)  # no exception reaches Celery's loop
@@ -103,7 +106,8 @@ def test_storage_outage_keeps_the_loop_alive_and_recovers(
         due(app, "back")
         assert poll(lambda: (scheduler.tick(), published == ["tasks.back"])[1], timeout=10)
         assert scheduler.lock.held
-        assert scheduler.lock.fence is not None and scheduler.lock.fence.epoch == 1
+        assert scheduler.lock.fence is not None
+        assert scheduler.lock.fence.epoch == 1
     finally:
         scheduler.close()
         app.close()

@@ -16,7 +16,7 @@ import redis
 
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import ConfigurationError
-from redbeat_core.urls import url_scheme
+from redbeat_core.urls import mask_url, url_scheme
 
 #: Where celery-redbeat kept the client; a client assigned there by the user is used as is.
 APP_CLIENT_ATTRIBUTE: Final = "redbeat_redis"
@@ -53,10 +53,14 @@ def client_for(config: RedBeatConfig, app: Any) -> Any:
         return unwrap(assigned)
     try:
         client = redis.Redis.from_url(config.url, **client_kwargs(config))
+        # redis-py checks connection arguments only when it first connects; build one
+        # connection object now (no I/O) so a misspelled option fails at start-up.
+        pool = client.connection_pool
+        pool.connection_class(**pool.connection_kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(
             config.url_setting,
-            config.url,
+            mask_url(config.url),
             f"cannot build a Redis client from it and redbeat_redis_options: {exc}",
         ) from exc
     if app is not None:

@@ -367,3 +367,53 @@ def test_invalid_settings_fail_at_start_up_naming_the_setting(
     assert words in str(info.value)
     if "://" in str(value):
         assert isinstance(info.value, UnknownBackendError)
+
+
+def test_scripts_survive_a_flushed_script_cache(
+    app: Any, published: list[str], client: Any
+) -> None:
+    """A restarted or failed-over server has no scripts cached: NOSCRIPT is handled."""
+    scheduler = make_scheduler(app)
+    try:
+        scheduler.tick()
+        client.script_flush()
+        due_entry(app, "a", task="tasks.a")
+        scheduler.tick()
+        assert published == ["tasks.a"]
+    finally:
+        scheduler.close()
+
+
+def test_a_standby_never_blocks_in_beat_init(make_app: Any, client: Any) -> None:
+    """celery-redbeat's beat_init handler blocked until it got the lock; ours tries once."""
+    from redbeat.schedulers import acquire_distributed_beat_lock
+
+    client.set("redbeat::lock", "held-by-another-beat", px=60_000)
+    scheduler = make_scheduler(make_app())
+
+    class Service:
+        pass
+
+    service = Service()
+    service.scheduler = scheduler  # type: ignore[attr-defined]
+    try:
+        acquire_distributed_beat_lock(sender=service)  # returns at once
+        assert scheduler.lock is not None
+        assert not scheduler.lock.held
+    finally:
+        scheduler.close()
+
+
+def test_a_scheduled_key_without_its_hash_is_dropped_quietly(
+    app: Any, published: list[str], client: Any
+) -> None:
+    client.zadd("redbeat::schedule", {"redbeat:ghost": 1})
+    due_entry(app, "real", task="tasks.real")
+    scheduler = make_scheduler(app)
+    try:
+        scheduler.tick()
+        assert published == ["tasks.real"]
+        assert client.zscore("redbeat::schedule", "redbeat:ghost") is None
+        assert client.hlen("redbeat::quarantine") == 0
+    finally:
+        scheduler.close()

@@ -250,6 +250,11 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         plugins = runtime.plugins
         strict_tasks = self.config.unknown_task == "quarantine"
         for stored in stored_entries:
+            if stored.definition is None:
+                # Scheduled but deleted behind our back (celery-redbeat: "Failed to load").
+                logger.warning("beat: %s is scheduled but not stored; removing it", stored.name)
+                plan.updates.append(EntryUpdate(stored.name, None, None))
+                continue
             try:
                 entry = RedBeatSchedulerEntry.from_stored(stored, app=self.app, runtime=runtime)
                 if strict_tasks and entry.task not in self.app.tasks:

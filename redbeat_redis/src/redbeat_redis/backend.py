@@ -26,7 +26,13 @@ class RedisBackend:
 
     @classmethod
     def create(cls, config: RedBeatConfig, app: Any) -> RedisBackend:
-        client = client_for(config, app)
+        """The backend for ``redis://``, ``rediss://`` and ``unix://`` URLs."""
+        return cls.with_client(config, client_for(config, app))
+
+    @classmethod
+    def with_client(cls, config: RedBeatConfig, client: Any) -> RedisBackend:
+        """The Redis store and lock on any redis-py-compatible client: the Sentinel and Cluster
+        backends differ from plain Redis only in how they build that client."""
         retry = RetryingConnection(config.retry_period, client)
         store = RedisStore(client=client, keys=RedisKeys.from_config(config), retry=retry)
         return cls(config=config, client=client, retry=retry, store=store)

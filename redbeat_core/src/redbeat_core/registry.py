@@ -16,8 +16,12 @@ from redbeat_core.exceptions import DuplicateBackendError, UnknownBackendError
 from redbeat_core.urls import mask_url, url_scheme
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from redbeat_core.config import RedBeatConfig
     from redbeat_core.typing import Backend, BackendFactory
+
+    ConfigAdjuster = Callable[[RedBeatConfig], RedBeatConfig]
 
 #: Where each well-known scheme comes from, for the error raised when it is not installed.
 SCHEME_PROVIDERS: Final = {
@@ -40,10 +44,23 @@ class BackendRegistry:
 
     _factories: dict[str, BackendFactory] = attrs.field(factory=dict)
     _owners: dict[str, str] = attrs.field(factory=dict)
+    _adjusters: dict[str, ConfigAdjuster] = attrs.field(factory=dict)
 
-    def register(self, scheme: str, factory: BackendFactory, *, owner: str | None = None) -> None:
+    def register(
+        self,
+        scheme: str,
+        factory: BackendFactory,
+        *,
+        owner: str | None = None,
+        adjust_config: ConfigAdjuster | None = None,
+    ) -> None:
         """Handle ``scheme://`` URLs with ``factory``. Registering a scheme twice is an error
-        naming both registrants, unless the same factory is registered again."""
+        naming both registrants, unless the same factory is registered again.
+
+        ``adjust_config`` lets a backend settle settings that depend on it before any key is
+        computed (Redis Cluster puts a hash tag in the default prefix, and rejects a custom
+        prefix without one). It gets the checked config and returns it, changed or not; it
+        must not do I/O."""
         key = scheme.lower()
         who = owner or str(getattr(factory, "__module__", None) or repr(factory))
         existing = self._factories.get(key)
@@ -54,10 +71,19 @@ class BackendRegistry:
             )
         self._factories[key] = factory
         self._owners[key] = who
+        if adjust_config is not None:
+            self._adjusters[key] = adjust_config
+        else:
+            self._adjusters.pop(key, None)
 
     @property
     def schemes(self) -> list[str]:
         return sorted(self._factories)
+
+    def adjust(self, config: RedBeatConfig) -> RedBeatConfig:
+        """The config as the URL's backend needs it (unchanged for most backends)."""
+        adjuster = self._adjusters.get(url_scheme(config.url))
+        return config if adjuster is None else adjuster(config)
 
     def create(self, config: RedBeatConfig, app: Any) -> Backend:
         """Build the backend for ``config.url``."""

@@ -15,6 +15,7 @@ import attrs
 from redbeat_core.codec import Codec
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.plugins import PluginManager
+from redbeat_core.registry import BackendRegistry
 from redbeat_core.typing import Backend, ScheduleStore
 
 RUNTIME_ATTRIBUTE: Final = "redbeat_runtime"
@@ -30,15 +31,16 @@ class Runtime:
     config: RedBeatConfig
     plugins: PluginManager
     codec: Codec
+    registry: BackendRegistry
     _backend: Backend | None = None
 
     @property
     def backend(self) -> Backend:
-        """The storage backend for ``config.url``, created on first use."""
+        """The storage backend for ``config.url``, created (and connected) on first use."""
         if self._backend is None:
             with _build_lock:
                 if self._backend is None:
-                    self._backend = self.plugins.make_registry().create(self.config, self.app)
+                    self._backend = self.registry.create(self.config, self.app)
         return self._backend
 
     @property
@@ -77,8 +79,13 @@ def get_runtime(app: Any, **overrides: Any) -> Runtime:
             runtime.close()
         config = ensure_conf(app, **overrides)
         plugins = PluginManager.load(config)
+        registry = plugins.make_registry()
+        adjusted = registry.adjust(config)
+        if adjusted is not config:
+            config = adjusted
+            setattr(app, CONF_ATTRIBUTE, config)
         codec = Codec()
         plugins.configure_codec(codec)
-        runtime = Runtime(app=app, config=config, plugins=plugins, codec=codec)
+        runtime = Runtime(app=app, config=config, plugins=plugins, codec=codec, registry=registry)
         setattr(app, RUNTIME_ATTRIBUTE, runtime)
         return runtime

@@ -1,0 +1,1 @@
+"""RedBeat's Redis Cluster backend (work in progress: see the issue)."""

@@ -1,0 +1,1 @@
+"""RedBeat's Redis Sentinel backend (work in progress: see the issue)."""

@@ -417,3 +417,10 @@ def test_a_scheduled_key_without_its_hash_is_dropped_quietly(
         assert client.hlen("redbeat::quarantine") == 0
     finally:
         scheduler.close()
+
+
+def test_a_future_one_off_is_stored_at_its_own_time(app: Any, client: Any) -> None:
+    at = datetime.now(UTC) + timedelta(hours=2)
+    entry = RedBeatSchedulerEntry("later", "tasks.later", clocked(at), app=app).save()
+    assert entry.due_at == at
+    assert client.zscore("redbeat::schedule", "redbeat:later") == pytest.approx(at.timestamp())

@@ -204,8 +204,8 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
         """(when the entry is next due, whether that is already now); (None, False) when its
         schedule has no further runs."""
         now: datetime = self.default_now()
-        if self.last_run_at is None:
-            return now, True
+        if self.last_run_at is None and not isinstance(self.schedule, clocked):
+            return now, True  # never ran: due at once (a one-off waits for its own time)
         delta = self._remaining_at(now)
         if delta is None:
             return None, False

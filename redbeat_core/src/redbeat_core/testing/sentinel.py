@@ -1,0 +1,427 @@
+"""A real Redis Sentinel topology for tests: one master, one replica, three sentinels.
+
+Every node is a real ``valkey-server`` or ``redis-server`` process (sentinels are the same
+binary with ``--sentinel`` and their own writable config file) listening on 127.0.0.1, started
+and stopped by its own pid through :class:`~redbeat_core.testing.servers.ServerProcess`.
+Sentinels are configured for quick failover (``down-after-milliseconds 1000``,
+``failover-timeout 3000``), so a killed master is replaced within a few seconds.
+
+Everything waits by polling with a deadline, never by a fixed sleep, and talks RESP over a raw
+socket (:func:`~redbeat_core.testing.servers.send_command`): ``redbeat_core`` must import without
+a Redis client.
+
+Typical use::
+
+    topology = SentinelTopology.start("valkey")
+    try:
+        url = topology.url()                 # redis+sentinel://127.0.0.1:p1,.../mymaster?db=0
+        old = topology.kill_master()         # SIGKILL, as a crash would
+        new = topology.wait_for_failover(30) # a sentinel names a new master that takes writes
+        topology.heal()                      # the killed node comes back as a replica
+    finally:
+        topology.stop()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Final, TypeVar
+
+import attrs
+
+from redbeat_core.testing.servers import (
+    INSTALL_HINTS,
+    KINDS,
+    RespValue,
+    ServerError,
+    ServerNotFoundError,
+    ServerProcess,
+    ServerStartError,
+    find_server_binaries,
+    free_port,
+    send_command,
+)
+
+__all__ = ["DEFAULT_SERVICE", "Address", "SentinelTopology"]
+
+#: The service (master) name the sentinels monitor unless told otherwise.
+DEFAULT_SERVICE: Final = "mymaster"
+#: A key no test uses: ``DEL`` on it is a write that leaves nothing behind.
+_WRITE_PROBE_KEY: Final = "redbeat-testing:sentinel-write-probe"
+#: Data nodes start a full sync at once: the default waits 5 s for more replicas to share it.
+_NODE_ARGS: Final = ("--repl-diskless-sync-delay", "0")
+_POLL_EVERY: Final = 0.05
+_START_ATTEMPTS: Final = 3
+
+Address = tuple[str, int]
+T = TypeVar("T")
+
+
+def _text(value: RespValue) -> str:
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return "" if value is None else str(value)
+
+
+def _pairs(reply: RespValue) -> dict[str, str]:
+    """A flat RESP array ``[k1, v1, k2, v2, ...]`` as a dict of strings."""
+    items = reply if isinstance(reply, list) else []
+    return {_text(items[i]): _text(items[i + 1]) for i in range(0, len(items) - 1, 2)}
+
+
+def _info(text: RespValue) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for line in _text(text).splitlines():
+        key, sep, value = line.partition(":")
+        if sep and not key.startswith("#"):
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+def _poll(condition: Callable[[], T | None], timeout: float) -> T | None:
+    """Call ``condition`` until it returns something other than None, or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError, ServerError):
+            result = condition()
+            if result is not None:
+                return result
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(_POLL_EVERY)  # polling interval; the deadline decides
+
+
+def _start(make: Callable[[int], ServerProcess]) -> ServerProcess:
+    """Start a process on a free port, on a new port when that one was taken meanwhile."""
+    for attempt in range(_START_ATTEMPTS):
+        process = make(free_port())
+        try:
+            return process.start()
+        except ServerStartError as error:
+            process.stop()
+            if not error.port_in_use or attempt == _START_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@attrs.define
+class SentinelTopology:
+    """One master + replicas + sentinels of one server kind, all real processes.
+
+    Build it with :meth:`start`. ``nodes`` are the data nodes (the master first at start-up;
+    after a failover the roles move, so ask :meth:`master_address`), ``sentinels`` the sentinel
+    processes. ``killed`` holds data nodes taken down by :meth:`kill_master` until :meth:`heal`
+    brings them back.
+    """
+
+    kind: str
+    binary: str
+    service: str = DEFAULT_SERVICE
+    quorum: int = 2
+    down_after_ms: int = 1000
+    failover_timeout_ms: int = 3000
+    start_timeout: float = 10.0
+    nodes: list[ServerProcess] = attrs.field(factory=list)
+    sentinels: list[ServerProcess] = attrs.field(factory=list)
+    killed: list[ServerProcess] = attrs.field(factory=list)
+
+    # ----------------------------------------------------------------- start and stop
+
+    @classmethod
+    def start(
+        cls,
+        kind: str,
+        *,
+        service: str = DEFAULT_SERVICE,
+        replicas: int = 1,
+        sentinels: int = 3,
+        quorum: int = 2,
+        down_after_ms: int = 1000,
+        failover_timeout_ms: int = 3000,
+        ready_timeout: float = 30.0,
+    ) -> SentinelTopology:
+        """Start the master, its replicas and the sentinels; return once every sentinel sees
+        the master, all replicas in sync and all other sentinels (failover needs them to know
+        each other). Any process already started is stopped again if this fails."""
+        binaries = find_server_binaries()
+        if kind not in binaries:
+            hint = INSTALL_HINTS.get(kind, f"known kinds: {', '.join(KINDS)}")
+            raise ServerNotFoundError(f"no {kind} server binary found; {hint}")
+        topology = cls(
+            kind=kind,
+            binary=binaries[kind],
+            service=service,
+            quorum=quorum,
+            down_after_ms=down_after_ms,
+            failover_timeout_ms=failover_timeout_ms,
+        )
+        try:
+            master = topology._start_node(())
+            for _ in range(replicas):
+                topology._start_node(("--replicaof", master.host, str(master.port)))
+            for _ in range(sentinels):
+                topology._start_sentinel((master.host, master.port))
+            topology.wait_until_ready(ready_timeout)
+        except BaseException:
+            topology.stop()
+            raise
+        return topology
+
+    def _start_node(self, extra_args: Iterable[str]) -> ServerProcess:
+        args = (*_NODE_ARGS, *extra_args)
+        node = _start(
+            lambda port: ServerProcess(
+                self.kind, self.binary, port, extra_args=args, start_timeout=self.start_timeout
+            )
+        )
+        self.nodes.append(node)
+        return node
+
+    def sentinel_config(self, master: Address) -> str:
+        """The config file of one sentinel (sentinel rewrites it, so each gets its own)."""
+        name = self.service
+        return (
+            f"sentinel monitor {name} {master[0]} {master[1]} {self.quorum}\n"
+            f"sentinel down-after-milliseconds {name} {self.down_after_ms}\n"
+            f"sentinel failover-timeout {name} {self.failover_timeout_ms}\n"
+            f"sentinel parallel-syncs {name} 1\n"
+        )
+
+    def _start_sentinel(self, master: Address) -> ServerProcess:
+        config = self.sentinel_config(master)
+        sentinel = _start(
+            lambda port: ServerProcess(
+                self.kind,
+                self.binary,
+                port,
+                config=config,
+                extra_args=("--sentinel",),
+                start_timeout=self.start_timeout,
+            )
+        )
+        self.sentinels.append(sentinel)
+        return sentinel
+
+    def stop(self) -> None:
+        """Stop every process this topology started, each by its own pid, and remove their
+        folders. Safe to call twice and after a failed start."""
+        for process in [*self.sentinels, *self.nodes]:
+            with contextlib.suppress(Exception):
+                process.stop()
+        self.killed.clear()
+
+    def __enter__(self) -> SentinelTopology:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # ----------------------------------------------------------------- addresses and URLs
+
+    @property
+    def sentinel_addresses(self) -> list[Address]:
+        """``(host, port)`` of every sentinel, as redis-py's ``Sentinel`` takes them."""
+        return [(s.host, s.port) for s in self.sentinels]
+
+    def url(
+        self,
+        scheme: str = "redis+sentinel",
+        *,
+        db: int | None = 0,
+        userinfo: str | None = None,
+        service: str | None = None,
+    ) -> str:
+        """A URL naming every sentinel: ``redis+sentinel://h1:p1,h2:p2,h3:p3/<service>?db=0``."""
+        hosts = ",".join(f"{host}:{port}" for host, port in self.sentinel_addresses)
+        auth = f"{userinfo}@" if userinfo else ""
+        query = "" if db is None else f"?db={db}"
+        return f"{scheme}://{auth}{hosts}/{service or self.service}{query}"
+
+    def master_address(self, timeout: float = 10.0) -> Address:
+        """The master's address as the first sentinel that answers reports it."""
+        address = _poll(self._reported_master, timeout)
+        if address is None:
+            raise ServerError(
+                f"no sentinel reported a master for {self.service!r} within {timeout:g} s"
+                + self._logs()
+            )
+        return address
+
+    def _reported_master(self) -> Address | None:
+        for sentinel in self.sentinels:
+            if not sentinel.is_running():
+                continue
+            with contextlib.suppress(OSError, ServerError):
+                reply = sentinel.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service)
+                if isinstance(reply, list) and len(reply) == 2:
+                    return _text(reply[0]), int(_text(reply[1]))
+        return None
+
+    def node_at(self, address: Address) -> ServerProcess:
+        """The data node process listening on ``address``."""
+        for node in self.nodes:
+            if (node.host, node.port) == tuple(address):
+                return node
+        raise ServerError(f"no data node of this topology listens on {address[0]}:{address[1]}")
+
+    def master(self) -> ServerProcess:
+        """The data node the sentinels currently report as master."""
+        return self.node_at(self.master_address())
+
+    # ----------------------------------------------------------------- health
+
+    def _sentinel_ready(self, sentinel: ServerProcess, master: Address) -> bool:
+        state = _pairs(sentinel.call("SENTINEL", "MASTER", self.service))
+        if (state.get("ip"), state.get("port")) != (master[0], str(master[1])):
+            return False
+        flags = state.get("flags", "").split(",")
+        if flags != ["master"]:
+            return False
+        if int(state.get("num-other-sentinels", "0")) < len(self.sentinels) - 1:
+            return False
+        replicas = sentinel.call("SENTINEL", "REPLICAS", self.service)
+        healthy = set()
+        for item in replicas if isinstance(replicas, list) else []:
+            replica = _pairs(item)
+            # Not down in the sentinel's eyes. Its view of the replica's link comes from INFO,
+            # refreshed only every 10 s; the node's own INFO (checked by _nodes_ready) is live.
+            if replica.get("flags") == "slave":
+                healthy.add(int(replica.get("port", "0")))
+        wanted = {n.port for n in self.nodes if n.is_running() and n.port != master[1]}
+        return wanted <= healthy
+
+    def _nodes_ready(self, master: Address) -> bool:
+        for node in self.nodes:
+            if not node.is_running():
+                return False
+            info = _info(node.call("INFO", "replication"))
+            if node.port == master[1]:
+                if info.get("role") != "master":
+                    return False
+            elif info.get("role") != "slave" or info.get("master_link_status") != "up":
+                return False
+            elif (info.get("master_host"), info.get("master_port")) != (
+                master[0],
+                str(master[1]),
+            ):
+                return False
+        return True
+
+    def _ready(self) -> Address | None:
+        master = self._reported_master()
+        if master is None or not self._nodes_ready(master):
+            return None
+        if all(self._sentinel_ready(s, master) for s in self.sentinels):
+            return master
+        return None
+
+    def wait_until_ready(self, timeout: float = 30.0) -> Address:
+        """Wait until every sentinel agrees on a master that all replicas follow, knows each
+        replica as healthy and knows every other sentinel; return the master's address."""
+        master = _poll(self._ready, timeout)
+        if master is None:
+            raise ServerError(
+                f"the {self.kind} sentinel topology was not ready within {timeout:g} s"
+                + self._logs()
+            )
+        return master
+
+    def is_healthy(self) -> bool:
+        """Every process runs and the sentinels agree (no waiting)."""
+        if self.killed or not all(p.is_running() for p in [*self.sentinels, *self.nodes]):
+            return False
+        try:
+            return self._ready() is not None
+        except (OSError, ServerError):
+            return False
+
+    def _logs(self) -> str:
+        parts = []
+        for process in [*self.nodes, *self.sentinels]:
+            role = "sentinel" if process in self.sentinels else "node"
+            parts.append(f"\n--- {role} {process.port} (pid {process.pid}):\n{process.log_tail(15)}")
+        return "".join(parts)
+
+    # ----------------------------------------------------------------- failover
+
+    def kill_master(self) -> Address:
+        """SIGKILL the current master by its pid (a crash: no shutdown, no last replication)
+        and return its address. The process keeps its folder for :meth:`heal`."""
+        address = self.master_address()
+        node = self.node_at(address)
+        node.kill()
+        self.killed.append(node)
+        return address
+
+    def _accepts_writes(self, address: Address) -> bool:
+        # DEL is rejected with READONLY by a replica: a reply at all means "master now".
+        send_command(address[0], address[1], "DEL", _WRITE_PROBE_KEY, timeout=1.0)
+        return True
+
+    def wait_for_failover(self, timeout: float = 30.0, *, old: Address | None = None) -> Address:
+        """Poll the sentinels until one reports a master other than ``old`` (by default the
+        last node :meth:`kill_master` killed) and that master accepts writes; return it."""
+        if old is None:
+            if not self.killed:
+                raise ServerError("wait_for_failover: no master was killed and no old one given")
+            last = self.killed[-1]
+            old = (last.host, last.port)
+
+        def promoted() -> Address | None:
+            for sentinel in self.sentinels:
+                if not sentinel.is_running():
+                    continue
+                with contextlib.suppress(OSError, ServerError):
+                    reply = sentinel.call(
+                        "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service, timeout=1.0
+                    )
+                    if not isinstance(reply, list) or len(reply) != 2:
+                        continue
+                    address = (_text(reply[0]), int(_text(reply[1])))
+                    if address != old and self._accepts_writes(address):
+                        return address
+            return None
+
+        address = _poll(promoted, timeout)
+        if address is None:
+            raise ServerError(
+                f"no sentinel reported a new writable master within {timeout:g} s" + self._logs()
+            )
+        return address
+
+    def heal(self, timeout: float = 30.0) -> Address:
+        """Bring every killed node back as a replica of the current master and wait until the
+        topology is ready again (so a session-wide topology survives a failover test)."""
+        master = self.master_address(timeout)
+        while self.killed:
+            node = self.killed.pop()
+            # A crashed master restarted as-is would briefly claim to be a master with the
+            # data it had; start it as a replica of the new master right away.
+            node.extra_args = (*_NODE_ARGS, "--replicaof", master[0], str(master[1]))
+            node.restart()
+        return self.wait_until_ready(timeout)
+
+    # ----------------------------------------------------------------- data
+
+    def flush(self) -> None:
+        """Empty every database on the master (replicated to the replicas)."""
+        self.master().call("FLUSHALL")
+
+    def replicas_of_master(self) -> list[ServerProcess]:
+        """The running data nodes other than the current master."""
+        master = self.master_address()
+        return [n for n in self.nodes if n.is_running() and (n.host, n.port) != master]
+
+    def call_on_master(self, *args: str | bytes | int) -> RespValue:
+        """Send one command to the current master."""
+        return self.master().call(*args)
+
+    def sentinel_state(self) -> list[Mapping[str, str]]:
+        """``SENTINEL MASTER <service>`` from every running sentinel (for diagnostics)."""
+        return [
+            _pairs(s.call("SENTINEL", "MASTER", self.service))
+            for s in self.sentinels
+            if s.is_running()
+        ]

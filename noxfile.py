@@ -69,7 +69,7 @@ def tests(session: nox.Session, backends: str) -> None:
 def compat(session: nox.Session) -> None:
     """Interop with the real celery-redbeat 2.4.2, which runs in its own virtual environment."""
     _sync(session)
-    other = Path(session.create_tmp()) / "celery-redbeat-venv"
+    other = Path(session.create_tmp()).resolve() / "celery-redbeat-venv"
     if not (other / "bin" / "python").exists():
         session.run_install("uv", "venv", "--quiet", "-p", PYTHON, str(other))
         session.run_install(
@@ -80,7 +80,7 @@ def compat(session: nox.Session) -> None:
             "--python",
             str(other / "bin" / "python"),
             CELERY_REDBEAT,
-            "celery==5.7.0",
+            "celery[redis]==5.7.0",
         )
     session.run(
         "pytest",

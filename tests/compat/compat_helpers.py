@@ -94,3 +94,20 @@ def describe_entry(entry: Any) -> dict[str, Any]:
         "last_run_at": plain(entry.last_run_at),
         "total_run_count": entry.total_run_count or 0,
     }
+
+
+def static_schedule(far_hour: int) -> dict[str, Any]:
+    """The ``beat_schedule`` both beats are configured with (as in a rolling migration).
+
+    ``static-fast`` comes due a second after it is synced; ``static-cron`` runs at
+    ``far_hour`` (about 12 hours away), so it is never due during a test.
+    """
+    return {
+        "static-fast": {"task": "tasks.static_fast", "schedule": 1.0, "args": (1, 2)},
+        "static-cron": {
+            "task": "tasks.static_cron",
+            "schedule": crontab(minute="7", hour=str(far_hour)),
+            "kwargs": {"k": "v"},
+            "options": {"queue": "beat"},
+        },
+    }

@@ -39,6 +39,116 @@ INTERNAL_OPTION_KEYS: Final = frozenset(
 )
 
 
+@attrs.frozen
+class Setting:
+    """One documented setting: the reference docs are generated from :data:`SETTINGS`, and a
+    test fails when a setting read in this module is missing from it."""
+
+    name: str
+    type: str
+    default: str
+    meaning: str
+
+
+SETTINGS: Final[tuple[Setting, ...]] = (
+    Setting(
+        "redbeat_redis_url",
+        "str",
+        "broker_url (deprecated fallback, logged)",
+        "Storage URL: redis://[user:password@]host:port/db, rediss://... (TLS), "
+        "unix:///path/to/socket?db=0; other schemes come from backend plugins.",
+    ),
+    Setting(
+        "redbeat_url",
+        "str",
+        "unset",
+        "Storage-neutral alias of redbeat_redis_url; wins when both are set.",
+    ),
+    Setting(
+        "redbeat_redis_options",
+        "dict",
+        "broker_transport_options (deprecated fallback, not forwarded)",
+        "Keyword arguments for the Redis client (password, username, credential_provider, "
+        "socket_timeout, health_check_interval, ...), plus RedBeat's own retry_period. "
+        "Forwarded to the client only when set explicitly, as in celery-redbeat 2.4.2.",
+    ),
+    Setting(
+        "redbeat_redis_options['retry_period']",
+        "float | None",
+        "None",
+        "Seconds to retry a storage operation that failed on a connection error, with "
+        "jittered exponential backoff capped at 30 s. None: no retry; -1: forever. An outage "
+        "never stops the beat loop either way.",
+    ),
+    Setting(
+        "redbeat_redis_use_ssl",
+        "bool | dict",
+        "broker_use_ssl",
+        "TLS options for rediss:// (ssl_cert_reqs, ssl_ca_certs, ssl_certfile, ssl_keyfile); "
+        "certificates are verified by default.",
+    ),
+    Setting("redbeat_key_prefix", "str", "'redbeat:'", "Prefix of every key RedBeat writes."),
+    Setting(
+        "redbeat_lock_key",
+        "str | None",
+        "'<prefix>:lock'",
+        "Key of the beat lock (the prefix is added when missing). None disables locking: "
+        "run a single beat only.",
+    ),
+    Setting(
+        "redbeat_lock_timeout",
+        "float (s)",
+        str(DEFAULT_LOCK_TIMEOUT),
+        "Lease of the beat lock: how long a crashed leader blocks scheduling. celery-redbeat "
+        "defaulted to 5 x beat_max_loop_interval (25 minutes).",
+    ),
+    Setting(
+        "redbeat_lock_renew_interval",
+        "float (s)",
+        "lock timeout / 3",
+        "How often the leader renews its lease; must be shorter than the timeout.",
+    ),
+    Setting(
+        "redbeat_lock_poll_interval",
+        "float (s)",
+        str(DEFAULT_LOCK_POLL_INTERVAL),
+        "How often a standby tries to take the lock.",
+    ),
+    Setting(
+        "redbeat_batch_size",
+        "int",
+        str(DEFAULT_BATCH_SIZE),
+        "Most entries one tick claims; more due entries follow in the next tick at once.",
+    ),
+    Setting(
+        "redbeat_delivery",
+        "'at-most-once' | 'at-least-once'",
+        "'at-most-once'",
+        "at-most-once stores the next run before publishing (a crash in between loses that "
+        "run); at-least-once publishes first (a crash in between publishes it again).",
+    ),
+    Setting(
+        "redbeat_unknown_task",
+        "'send' | 'quarantine'",
+        "'send'",
+        "An entry whose task this beat's app does not know: send it by name (Celery's "
+        "behaviour) or quarantine it with the reason.",
+    ),
+    Setting(
+        "redbeat_plugins",
+        "list[str]",
+        "[]",
+        "Import paths of plugins to load ('pkg.module' or 'pkg.module:object').",
+    ),
+    Setting(
+        "beat_max_loop_interval",
+        "float (s)",
+        str(DEFAULT_MAX_INTERVAL),
+        "Celery's setting: the longest sleep between ticks.",
+    ),
+)
+
+
 class _Settings:
     """Reads settings the way celery-redbeat does: lower or upper case, explicit or default."""
 

@@ -6,31 +6,21 @@ exactly what the scheduler stores.
 
 from __future__ import annotations
 
-import calendar
 import json
-from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from redbeat_core.codec import Codec
+from redbeat_core.codec import Codec, from_timestamp, to_timestamp
+from redbeat_core.codec import utcoffset_minutes as get_utcoffset_minutes
+
+__all__ = [
+    "RedBeatJSONDecoder",
+    "RedBeatJSONEncoder",
+    "from_timestamp",
+    "get_utcoffset_minutes",
+    "to_timestamp",
+]
 
 _codec = Codec()
-
-
-def to_timestamp(dt: datetime) -> int:
-    """Seconds since the epoch (whole seconds, as celery-redbeat's scores were)."""
-    return calendar.timegm(dt.utctimetuple())
-
-
-def get_utcoffset_minutes(dt: datetime) -> float:
-    """The datetime's UTC offset in minutes (0 when naive)."""
-    offset = dt.utcoffset()
-    return offset.total_seconds() / 60 if offset else 0
-
-
-def from_timestamp(seconds: float, tz_minutes: float = 0) -> datetime:
-    """An aware datetime for a Unix timestamp, in the given fixed offset (default UTC)."""
-    tz = timezone(timedelta(minutes=tz_minutes)) if tz_minutes else UTC
-    return datetime.fromtimestamp(seconds, tz=tz)
 
 
 class RedBeatJSONDecoder(json.JSONDecoder):

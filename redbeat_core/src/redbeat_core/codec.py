@@ -42,7 +42,10 @@ __all__ = [
     "RedBeatConverter",
     "TypeTag",
     "configure_converter",
+    "from_timestamp",
     "make_converter",
+    "to_timestamp",
+    "utcoffset_minutes",
 ]
 
 Unstructure = Callable[[Any], Mapping[str, Any]]
@@ -253,16 +256,19 @@ def _structure_crontab(fields: dict[str, Any]) -> crontab:
     return crontab(**fields)
 
 
-def _to_timestamp(dt: datetime) -> int:
+def to_timestamp(dt: datetime) -> int:
+    """Whole seconds since the epoch (celery-redbeat's rrule format, and its scores)."""
     return calendar.timegm(dt.utctimetuple())
 
 
-def _utcoffset_minutes(dt: datetime) -> float | int:
+def utcoffset_minutes(dt: datetime) -> float | int:
+    """The datetime's UTC offset in minutes; 0 when naive or UTC."""
     offset = dt.utcoffset()
     return offset.total_seconds() / 60 if offset else 0
 
 
-def _from_timestamp(seconds: float, tz_minutes: float) -> datetime:
+def from_timestamp(seconds: float, tz_minutes: float = 0) -> datetime:
+    """An aware datetime for Unix seconds, in a fixed UTC offset given in minutes."""
     tz = timezone(timedelta(minutes=tz_minutes)) if tz_minutes else UTC
     return datetime.fromtimestamp(seconds, tz=tz)
 
@@ -291,8 +297,8 @@ def _unstructure_rrule(obj: rrule) -> dict[str, Any]:
     fields = {name: getattr(obj, name) for name in _RRULE_FIELDS}
     for key, value in (("dtstart", obj.dtstart), ("until", obj.until)):
         if value:
-            fields[key] = _to_timestamp(value)
-            fields[f"{key}_tz"] = _utcoffset_minutes(value)
+            fields[key] = to_timestamp(value)
+            fields[f"{key}_tz"] = utcoffset_minutes(value)
     return fields
 
 
@@ -305,7 +311,7 @@ def _structure_rrule(fields: dict[str, Any]) -> rrule:
         if not _is_number(stamp) or not _is_number(tz_minutes):
             msg = f"{key} must be a Unix timestamp with {key}_tz in minutes, got {stamp!r}"
             raise _DecodeFailure(msg)
-        fields[key] = _from_timestamp(stamp, tz_minutes)
+        fields[key] = from_timestamp(stamp, tz_minutes)
     return rrule(**fields)
 
 

@@ -424,3 +424,27 @@ def test_a_future_one_off_is_stored_at_its_own_time(app: Any, client: Any) -> No
     entry = RedBeatSchedulerEntry("later", "tasks.later", clocked(at), app=app).save()
     assert entry.due_at == at
     assert client.zscore("redbeat::schedule", "redbeat:later") == pytest.approx(at.timestamp())
+
+
+def test_a_static_entry_that_cannot_be_stored_is_skipped_with_its_name(
+    make_app: Any, client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Lunar:
+        """A schedule class no codec knows."""
+
+        def is_due(self, last_run_at: Any) -> Any: ...
+
+        def remaining_estimate(self, last_run_at: Any) -> Any:
+            return timedelta(seconds=60)
+
+    app = make_app(
+        beat_schedule={
+            "fine": {"task": "tasks.fine", "schedule": 60.0},
+            "lunar": {"task": "tasks.lunar", "schedule": Lunar()},
+        }
+    )
+    with caplog.at_level(logging.ERROR, logger="celery.beat"):
+        make_scheduler(app).close()
+    assert client.exists("redbeat:fine")
+    assert not client.exists("redbeat:lunar")
+    assert any("'lunar'" in r.getMessage() for r in caplog.records)

@@ -106,9 +106,11 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
     # ----------------------------------------------------------------- start-up
 
     def setup_schedule(self) -> None:
-        """Sync ``beat_schedule`` into storage in two round trips, whatever its size: read the
-        stored meta of every static entry, then write all of them (keeping each last_run_at),
-        delete the statics that left the configuration, and record the new set of statics."""
+        """Sync ``beat_schedule`` into storage in three round trips, whatever its size: read the
+        previous statics and the stored meta of every static entry, then write all of them
+        (keeping each last_run_at), delete the statics that left the configuration, and record
+        the new set of statics. A static that cannot be built or encoded is logged with its name
+        and skipped; the others are stored."""
         runtime = self._runtime
         store = runtime.store
         static = dict(self.app.conf.beat_schedule or {})
@@ -124,6 +126,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         for name, current in zip(names, stored, strict=True):
             try:
                 entry = self._maybe_entry(name, wanted[name])
+                entry.to_stored()  # fails now, naming the entry, if it cannot be encoded
             except Exception as exc:
                 logger.error(
                     "beat: cannot add static entry %r from beat_schedule: %s. Fix its definition "
@@ -223,13 +226,19 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         return interval
 
     def _run_claim(self, claim: ClaimResult, now: float) -> float:
+        """Plan, commit and publish the claimed entries, in the order the delivery mode sets:
+        at-most-once commits first (nothing is published unless the commit, and so the fence,
+        held), at-least-once publishes first (a failed commit means they run again)."""
         plan = self._plan(claim.entries, now)
         at_most_once = self.config.delivery == "at-most-once"
-        if at_most_once and not self._commit(plan):
-            return self._lost_lock("expired")
-        self._dispatch(plan.due)
-        if not at_most_once and not self._commit(plan):
-            return self._lost_lock("expired")
+        try:
+            if at_most_once and not self._commit(plan):
+                return self._lost_lock("expired")
+            self._dispatch(plan.due)
+            if not at_most_once and not self._commit(plan):
+                return self._lost_lock("expired")
+        except StoreUnavailableError as exc:
+            return self._unreachable(exc)
         if len(claim.entries) >= self.config.batch_size:
             return 0.0  # more are due: claim the next batch at once
         return self._sleep_for(claim, plan.updates)
@@ -237,11 +246,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
     def _commit(self, plan: _TickPlan) -> bool:
         if not plan.updates and not plan.quarantine:
             return True
-        try:
-            return self._runtime.store.commit(self._lock().fence, plan.updates, plan.quarantine)
-        except StoreUnavailableError as exc:
-            self._unreachable(exc)
-            return False
+        return self._runtime.store.commit(self._lock().fence, plan.updates, plan.quarantine)
 
     def _plan(self, stored_entries: Sequence[StoredEntry], now: float) -> _TickPlan:
         """Decode the claimed entries and decide, for each, what to publish and store."""

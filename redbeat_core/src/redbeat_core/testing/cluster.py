@@ -20,6 +20,7 @@ No Redis client is imported: commands go through :func:`~redbeat_core.testing.se
 
 from __future__ import annotations
 
+import binascii
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -54,21 +55,6 @@ _POLL_EVERY: Final = 0.05
 T = TypeVar("T")
 
 
-
-def _crc16_table() -> tuple[int, ...]:
-    """CRC16/XMODEM (polynomial 0x1021), the checksum Redis Cluster hashes keys with."""
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-        table.append(crc & 0xFFFF)
-    return tuple(table)
-
-
-_CRC16_TABLE: Final = _crc16_table()
-
-
 class ClusterError(ServerError):
     """The cluster could not be built, or did not reach the state waited for in time."""
 
@@ -85,10 +71,7 @@ def key_slot(key: str | bytes) -> int:
         end = data.find(b"}", start + 1)
         if end > start + 1:
             data = data[start + 1 : end]
-    crc = 0
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFF) ^ _CRC16_TABLE[((crc >> 8) ^ byte) & 0xFF]
-    return crc % CLUSTER_SLOTS
+    return binascii.crc_hqx(data, 0) % CLUSTER_SLOTS  # CRC16/XMODEM, as the server computes
 
 
 def _text(value: RespValue) -> str:
@@ -247,7 +230,7 @@ class ClusterTopology:
                 return send_command(node.host, node.port, *args, timeout=timeout)
             except OSError as error:
                 errors.append(f"{node.port}: {error}")
-        raise ClusterError(f"no running node answered {args[0]!r}: {errors}")
+        raise ClusterError(f"no running node answered {args!r}: {errors}")
 
     def keyslot(self, key: str) -> int:
         """The server's answer to ``CLUSTER KEYSLOT key``."""
@@ -301,41 +284,45 @@ class ClusterTopology:
         """Every running node says ``cluster_state:ok`` and agrees on every slot's owner (a
         running primary), and every running replica's link to its primary is up."""
         try:
-            running = self.running
-            for node in running:
-                if _fields(node.call("CLUSTER", "INFO")).get("cluster_state") != "ok":
-                    return False
-            views = [
-                [(s.start, s.end, s.primary) for s in self.shards(node)] for node in running
-            ]
-            if any(view != views[0] for view in views) or not views[0]:
-                return False
-            owners = {primary for _, _, primary in views[0]}
-            running_ports = {node.port for node in running}
-            if not owners <= running_ports:
-                return False
-            for node in running:
-                role = self.role(node)
-                if role.get("role") == "master":
-                    if node.port not in owners:
-                        return False  # a primary without slots: a replica not attached yet
-                elif role.get("master_link_status") != "up":
-                    return False
+            return self._states_ok() and self._views_agree() and self._replicas_linked()
         except (OSError, ServerError, AssertionError, ValueError):
             return False
+
+    def _states_ok(self) -> bool:
+        return all(
+            _fields(node.call("CLUSTER", "INFO")).get("cluster_state") == "ok"
+            for node in self.running
+        )
+
+    def _owners(self) -> set[int]:
+        return {shard.primary for shard in self.shards(self.running[0])}
+
+    def _views_agree(self) -> bool:
+        views = [[(s.start, s.end, s.primary) for s in self.shards(node)] for node in self.running]
+        if not views or not views[0] or any(view != views[0] for view in views):
+            return False
+        return self._owners() <= {node.port for node in self.running}
+
+    def _replicas_linked(self) -> bool:
+        owners = self._owners()
+        for node in self.running:
+            role = self.role(node)
+            if role.get("role") == "master":
+                if node.port not in owners:
+                    return False  # a primary without slots: a replica not attached yet
+            elif role.get("master_link_status") != "up":
+                return False
         return True
 
     # ------------------------------------------------------------------ waiting
 
-    def _poll(
-        self, condition: Callable[[], T], deadline: float, what: str
-    ) -> T:
+    def _poll(self, condition: Callable[[], T], deadline: float, what: str) -> T:
         """Poll ``condition`` until it returns a truthy value or ``deadline`` passes."""
         while True:
             try:
                 result = condition()
             except (OSError, ServerError):
-                result = None  # type: ignore[assignment]
+                result = None
             if result:
                 return result
             if time.monotonic() > deadline:
@@ -353,7 +340,7 @@ class ClusterTopology:
         replicas = int(self.role(node).get("connected_slaves", "0"))
         acked = node.call("WAIT", replicas, max(1, round(timeout * 1000)), timeout=timeout + 5)
         if not isinstance(acked, int) or acked < replicas:
-            raise ClusterError(f"only {acked} of {replicas} replicas of {node.port} caught up")
+            raise ClusterError(f"only {acked!r} of {replicas} replicas of {node.port} caught up")
 
     # ------------------------------------------------------------------ failures
 
@@ -376,7 +363,11 @@ class ClusterTopology:
             owner = self.node_for_slot(slot)
             return owner if owner.port != old.port else None
 
-        return self._poll(promoted, deadline, f"a replica to take slot {slot} over from {old.port}")
+        owner: ServerProcess | None = self._poll(
+            promoted, deadline, f"a replica to take slot {slot} over from {old.port}"
+        )
+        assert owner is not None
+        return owner
 
     def restart_node(self, node: ServerProcess, timeout: float | None = None) -> None:
         """Start a killed node again on its port and folder; it rejoins the cluster from its
@@ -418,7 +409,7 @@ class ClusterTopology:
         for node in self.nodes:
             try:
                 node.stop()
-            except Exception as error:  # noqa: BLE001 - stop the others, then report
+            except Exception as error:  # stop the others, then report
                 errors.append(error)
         self.nodes.clear()
         self.node_ids.clear()

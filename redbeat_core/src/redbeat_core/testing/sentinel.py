@@ -341,7 +341,9 @@ class SentinelTopology:
         parts = []
         for process in [*self.nodes, *self.sentinels]:
             role = "sentinel" if process in self.sentinels else "node"
-            parts.append(f"\n--- {role} {process.port} (pid {process.pid}):\n{process.log_tail(15)}")
+            parts.append(
+                f"\n--- {role} {process.port} (pid {process.pid}):\n{process.log_tail(15)}"
+            )
         return "".join(parts)
 
     # ----------------------------------------------------------------- failover
@@ -360,9 +362,32 @@ class SentinelTopology:
         send_command(address[0], address[1], "DEL", _WRITE_PROBE_KEY, timeout=1.0)
         return True
 
-    def wait_for_failover(self, timeout: float = 30.0, *, old: Address | None = None) -> Address:
-        """Poll the sentinels until one reports a master other than ``old`` (by default the
-        last node :meth:`kill_master` killed) and that master accepts writes; return it."""
+    def _reports(self) -> list[Address | None]:
+        """What every running sentinel reports as the master right now (None: no answer)."""
+        reports: list[Address | None] = []
+        for sentinel in self.sentinels:
+            if not sentinel.is_running():
+                continue
+            address: Address | None = None
+            with contextlib.suppress(OSError, ServerError):
+                reply = sentinel.call(
+                    "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service, timeout=1.0
+                )
+                if isinstance(reply, list) and len(reply) == 2:
+                    address = (_text(reply[0]), int(_text(reply[1])))
+            reports.append(address)
+        return reports
+
+    def wait_for_failover(
+        self, timeout: float = 30.0, *, old: Address | None = None, agreed: bool = True
+    ) -> Address:
+        """Poll the sentinels until they report a master other than ``old`` (by default the
+        last node :meth:`kill_master` killed) and that master accepts writes; return it.
+
+        With ``agreed`` (the default) every running sentinel must report that same master, so
+        the failover is complete everywhere; otherwise the first sentinel that names one is
+        enough (what a client asking that sentinel would see).
+        """
         if old is None:
             if not self.killed:
                 raise ServerError("wait_for_failover: no master was killed and no old one given")
@@ -370,31 +395,32 @@ class SentinelTopology:
             old = (last.host, last.port)
 
         def promoted() -> Address | None:
-            for sentinel in self.sentinels:
-                if not sentinel.is_running():
-                    continue
+            reports = self._reports()
+            candidates = {a for a in reports if a is not None and a != old}
+            if agreed and (len(candidates) != 1 or None in reports or old in reports):
+                return None
+            for address in sorted(candidates):
                 with contextlib.suppress(OSError, ServerError):
-                    reply = sentinel.call(
-                        "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service, timeout=1.0
-                    )
-                    if not isinstance(reply, list) or len(reply) != 2:
-                        continue
-                    address = (_text(reply[0]), int(_text(reply[1])))
-                    if address != old and self._accepts_writes(address):
+                    if self._accepts_writes(address):
                         return address
             return None
 
         address = _poll(promoted, timeout)
         if address is None:
             raise ServerError(
-                f"no sentinel reported a new writable master within {timeout:g} s" + self._logs()
+                f"the sentinels did not report a new writable master within {timeout:g} s "
+                f"(last reports: {self._reports()})" + self._logs()
             )
         return address
 
     def heal(self, timeout: float = 30.0) -> Address:
         """Bring every killed node back as a replica of the current master and wait until the
         topology is ready again (so a session-wide topology survives a failover test)."""
-        master = self.master_address(timeout)
+        if self.killed:
+            last = self.killed[-1]
+            master = self.wait_for_failover(timeout, old=(last.host, last.port))
+        else:
+            master = self.master_address(timeout)
         while self.killed:
             node = self.killed.pop()
             # A crashed master restarted as-is would briefly claim to be a master with the

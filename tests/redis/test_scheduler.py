@@ -351,7 +351,7 @@ def test_unknown_task_is_sent_by_name_by_default(app: Any, published: list[str])
     ("setting", "value", "words"),
     [
         ("redbeat_redis_url", "mongodb://x/1", "mongodb://"),
-        ("redbeat_redis_url", "redis+sentinel://h:26379/m", "redbeat[sentinel]"),
+        ("redbeat_redis_url", "redis+nosuch://h:26379/m", "redis+nosuch://"),
         ("redbeat_lock_timeout", -5, "redbeat_lock_timeout"),
         ("redbeat_lock_renew_interval", 60, "renew"),
         ("redbeat_batch_size", 0, "redbeat_batch_size"),

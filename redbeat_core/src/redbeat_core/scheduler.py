@@ -271,8 +271,13 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
             except EntryDecodeError as exc:
                 self._quarantine(plan, stored.name, exc.reason)
                 continue
+            except Exception as exc:  # anything else building the entry: still this entry's fault
+                self._quarantine(plan, stored.name, f"cannot build the entry: {exc!r}")
+                continue
+            # Updates address the stored key's name, whatever name the definition claims.
+            name = stored.name
             if not entry.enabled:
-                plan.updates.append(EntryUpdate(entry.name, None, None))
+                plan.updates.append(EntryUpdate(name, None, None))
                 continue
             try:
                 is_due, next_time_to_run = entry.is_due()
@@ -282,16 +287,16 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
                     entry.name,
                     humanize_seconds(self.max_interval),
                 )
-                plan.updates.append(EntryUpdate(entry.name, None, now + self.max_interval))
+                plan.updates.append(EntryUpdate(name, None, now + self.max_interval))
                 continue
             if not is_due:
                 # The score said due but the schedule says "not yet" (a whole-second score
                 # written by celery-redbeat, or clock skew): store the precise due time.
                 retry_at = None if next_time_to_run is None else now + next_time_to_run
-                plan.updates.append(EntryUpdate(entry.name, None, retry_at))
+                plan.updates.append(EntryUpdate(name, None, retry_at))
                 continue
             plan.due.append((entry, stored.score if stored.score is not None else now))
-            plan.updates.append(self._advance(entry))
+            plan.updates.append(self._advance(name, entry))
         if plugins.has_impls("redbeat_entry_quarantined"):
             for item in plan.quarantine:
                 plugins.entry_quarantined(self, item.name, item.reason)
@@ -308,12 +313,12 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         )
         plan.quarantine.append(Quarantine(name, reason))
 
-    def _advance(self, entry: RedBeatSchedulerEntry) -> EntryUpdate:
+    def _advance(self, name: str, entry: RedBeatSchedulerEntry) -> EntryUpdate:
         """The entry's meta and score after this run (last_run_at = now, one more run)."""
         entry.last_run_at = entry.default_now()
         entry.total_run_count = (entry.total_run_count or 0) + 1
         return EntryUpdate(
-            entry.name, self._runtime.codec.encode_meta(entry.to_meta()), entry.next_score()
+            name, self._runtime.codec.encode_meta(entry.to_meta()), entry.next_score()
         )
 
     def _dispatch(self, due: Sequence[tuple[RedBeatSchedulerEntry, float]]) -> None:

@@ -15,7 +15,7 @@ import nox
 
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "typing", "tests", "compat", "packaging"]
+nox.options.sessions = ["lint", "typing", "tests", "compat", "packaging", "docs"]
 
 ROOT = Path(__file__).parent
 PYTHON = "3.11"
@@ -43,10 +43,17 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
+#: Plugins written the way a third party would: their own distributions, installed from their
+#: folders into the test environment (never part of the workspace lock).
+EXAMPLES = ["./examples/redbeat-sqlite"]
+
+
 @nox.session(python=PYTHON)
 def typing(session: nox.Session) -> None:
-    """mypy --strict on every package."""
+    """mypy --strict on every package, the example plugins included."""
     _sync(session)
+    session.install(*EXAMPLES)
+    session.run("mypy", *(f"{e}/src" for e in EXAMPLES))
     session.run("mypy")
 
 
@@ -61,8 +68,17 @@ def tests(session: nox.Session, backends: str) -> None:
         session.install("./redbeat_core", *TEST_DEPS)
         session.run("pytest", "tests/core", "-p", "no:cacheprovider", *args)
         return
-    _sync(session)
-    session.run("pytest", "tests", "--ignore=tests/compat", "-p", "no:cacheprovider", *args)
+    _sync(session, "--group", "docs")  # the docs tests build the site for real
+    session.install(*EXAMPLES)
+    session.run(
+        "pytest",
+        "tests",
+        "--ignore=tests/compat",
+        "-p",
+        "no:cacheprovider",
+        *args,
+        env={"NO_MKDOCS_2_WARNING": "1"},
+    )
 
 
 @nox.session(python=PYTHON)
@@ -100,3 +116,19 @@ def packaging(session: nox.Session) -> None:
     session.run_install("uv", "build", "--all-packages", "--out-dir", str(dist), external=True)
     session.install("--find-links", str(dist), "redbeat[all,embedded]==0.1.0")
     session.run("python", "tests/packaging/check_install.py", str(dist))
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """The documentation site: ``mkdocs build --strict`` (a warning, a broken link or a missing
+    page fails). The generated pages import the workspace, so it is synced with the docs group."""
+    _sync(session, "--group", "docs")
+    site = Path(session.create_tmp()).resolve() / "site"
+    session.run(
+        "mkdocs",
+        "build",
+        "--strict",
+        "--site-dir",
+        str(site),
+        env={"NO_MKDOCS_2_WARNING": "1"},
+    )

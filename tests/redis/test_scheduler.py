@@ -312,7 +312,7 @@ def test_bad_entries_are_quarantined_once_and_the_rest_run(
         assert set(quarantined) == {"redbeat:corrupt", "redbeat:odd"}
         assert "lunar" in quarantined["redbeat:odd"]
         assert client.zscore("redbeat::schedule", "redbeat:corrupt") is None
-        errors = [r.getMessage() for r in caplog.records if "redbeat:corrupt" in r.getMessage()]
+        errors = [r.getMessage() for r in caplog.records if "'corrupt'" in r.getMessage()]
         assert len(errors) == 1
     finally:
         scheduler.close()
@@ -448,3 +448,20 @@ def test_a_static_entry_that_cannot_be_stored_is_skipped_with_its_name(
     assert client.exists("redbeat:fine")
     assert not client.exists("redbeat:lunar")
     assert any("'lunar'" in r.getMessage() for r in caplog.records)
+
+
+def test_clock_skew_against_the_store_is_warned_once(
+    app: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    scheduler = make_scheduler(app)
+    try:
+        with caplog.at_level(logging.WARNING, logger="celery.beat"):
+            now = datetime.now(UTC).timestamp()
+            scheduler._check_skew(now - 0.5, now)  # within tolerance
+            scheduler._check_skew(now - 5, now)
+            scheduler._check_skew(now - 5, now)
+        warnings = [r.getMessage() for r in caplog.records if "clock" in r.getMessage()]
+        assert len(warnings) == 1
+        assert "5.0s ahead of" in warnings[0]
+    finally:
+        scheduler.close()

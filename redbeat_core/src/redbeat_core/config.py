@@ -77,8 +77,9 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "float | None",
         "None",
         "Seconds to retry a storage operation that failed on a connection error, with "
-        "jittered exponential backoff capped at 30 s. None: no retry; -1: forever. An outage "
-        "never stops the beat loop either way.",
+        "jittered exponential backoff capped at 30 s. None: no retry; -1: forever. While it "
+        "retries, the tick waits; when it gives up, the beat logs the outage, keeps ticking and "
+        "steps down once its lease has lapsed. Nothing raises out of the beat loop.",
     ),
     Setting(
         "redbeat_redis_use_ssl",
@@ -111,7 +112,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting(
         "redbeat_lock_poll_interval",
         "float (s)",
-        str(DEFAULT_LOCK_POLL_INTERVAL),
+        f"{DEFAULT_LOCK_POLL_INTERVAL:g}, or the renew interval if shorter",
         "How often a standby tries to take the lock.",
     ),
     Setting(
@@ -382,7 +383,10 @@ def _read_url(settings: _Settings) -> tuple[str, str]:
     broker_url = settings.get("broker_url")
     if not broker_url:
         raise ConfigurationError(
-            "redbeat_redis_url", None, "set it to the URL of the Redis that holds the schedule"
+            "redbeat_redis_url",
+            None,
+            "set it (or its storage-neutral alias redbeat_url) to the URL of the storage that "
+            "holds the schedule, e.g. redis://localhost:6379/0",
         )
     # DeprecationWarning is silenced by default and beat usually runs as a daemon: log it too.
     message = (

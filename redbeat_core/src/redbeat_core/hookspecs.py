@@ -43,7 +43,8 @@ def redbeat_register_backends(registry: BackendRegistry) -> None:
     is called with ``(config, app)`` and returns a :class:`~redbeat_core.typing.Backend`. Two
     plugins registering one scheme is an error naming both.
 
-    :param registry: the scheduler's backend registry.
+    :param registry: the app's backend registry (one per Celery app, shared by its scheduler
+        and entries).
 
     Historic: a plugin registered after the manager was built still gets this call.
     """
@@ -54,9 +55,9 @@ def redbeat_configure_converter(codec: Codec) -> None:
     """Teach the codec new ``__type__`` tags, for schedule classes or argument types.
 
     Use ``codec.register_type(tag, cls, unstructure, structure)``. The codec is private to one
-    scheduler: nothing leaks into other apps in the same process.
+    Celery app (its scheduler and entries): nothing leaks into other apps in the same process.
 
-    :param codec: the scheduler's codec.
+    :param codec: the app's codec.
 
     Historic: a plugin registered after the manager was built still gets this call.
     """

@@ -34,7 +34,7 @@ SCHEME_PROVIDERS: Final = {
     "redis+cluster": "the extra `redbeat[cluster]`",
     "rediss+cluster": "the extra `redbeat[cluster]`",
     "redis-cluster": "the extra `redbeat[cluster]`",
-    "sqlite": "the SQLite example plugin (examples/redbeat-sqlite)",
+    "sqlite": "the SQLite example plugin: pip install ./examples/redbeat-sqlite",
 }
 
 

@@ -28,9 +28,11 @@ from redbeat_core.entry import RedBeatSchedulerEntry
 from redbeat_core.exceptions import EntryDecodeError, StoreUnavailableError
 from redbeat_core.runtime import Runtime, get_runtime
 from redbeat_core.typing import ClaimResult, EntryUpdate, Lock, Quarantine, StoredEntry
-from redbeat_core.urls import mask_url
 
 logger = logging.getLogger("celery.beat")
+
+#: Seconds of difference between local and storage clocks worth a warning.
+MAX_CLOCK_SKEW = 1.0
 
 
 @attrs.frozen
@@ -81,6 +83,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         self._unreachable_since: float | None = None
         self._last_fence_ok: float = 0.0
         self._started = False
+        self._skew_warned = False
         super().__init__(app, **kwargs)
         self.max_interval = self.config.max_interval
 
@@ -197,10 +200,29 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         if not claim.owned:
             return self._lost_lock("expired")
         self._last_fence_ok = time.monotonic()
+        self._check_skew(claim.server_time, now)
         interval = self._run_claim(claim, now) if claim.entries else self._sleep_for(claim, ())
         if plugins.has_impls("redbeat_tick"):
             plugins.tick(self, leader=True, due=len(claim.entries), next_wake=interval)
         return interval
+
+    def _check_skew(self, server_time: float | None, now: float) -> None:
+        """Warn once when this host's clock and the store's differ by more than a second.
+
+        Due times are computed with the local clock (Celery's schedules read it), so beats on
+        hosts with skewed clocks would dispatch early or late after a failover.
+        """
+        if server_time is None or self._skew_warned:
+            return
+        skew = now - server_time
+        if abs(skew) > MAX_CLOCK_SKEW:
+            self._skew_warned = True
+            logger.warning(
+                "beat: this host's clock is %.1fs %s the storage server's; due times follow the "
+                "local clock, so keep hosts in sync (NTP) for failovers to keep their timing",
+                abs(skew),
+                "ahead of" if skew > 0 else "behind",
+            )
 
     def try_acquire_lock(self) -> bool:
         """Try the lock once, without blocking. True when this beat is (now) the leader."""
@@ -304,12 +326,10 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
 
     def _quarantine(self, plan: _TickPlan, name: str, reason: str) -> None:
         logger.error(
-            "beat: entry %r (key %s) cannot be scheduled: %s. It is moved to %s and the other "
-            "entries go on; fix and save it again to put it back.",
+            "beat: entry %r cannot be scheduled: %s. It is quarantined (out of the schedule, "
+            "kept in storage) and the other entries go on; fix and save it again to put it back.",
             name,
-            self.config.key_for(name),
             reason,
-            self.config.quarantine_key,
         )
         plan.quarantine.append(Quarantine(name, reason))
 
@@ -413,7 +433,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
 
     @property
     def info(self) -> str:
-        lines = [f"       . redis -> {mask_url(self.config.url)}"]
+        lines = [f"       . {self._runtime.backend.describe()}"]
         if self.lock_key:
             lines.append(
                 f"       . lock -> `{self.lock_key}` {humanize_seconds(self.lock_timeout)} "
@@ -434,4 +454,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
                     logger.warning("beat: could not release the lock: %s", exc)
                 self._runtime.plugins.lock_lost(self, "released")
         finally:
-            super().close()
+            try:
+                super().close()
+            finally:
+                self._runtime.close()  # connections only: the store reconnects if used again

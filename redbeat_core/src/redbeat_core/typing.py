@@ -47,7 +47,13 @@ class Fence:
     A lock strategy hands this out once it holds the lock. ``key`` names the lock in the store's
     namespace, ``token`` is this beat's value in it, ``ttl`` is how long (seconds) a successful
     check extends it for, and ``epoch`` is the fencing number given out when the lock was taken
-    (monotonic across all beats, so an older leader's writes can be told apart).
+    (it grows with every change of leader while the store keeps its data). Stores fence on the
+    token, checked atomically with each read and write; the epoch is for observers (logs, the
+    ``redbeat_lock_acquired`` hook, task headers a plugin may add), not checked by stores.
+
+    The store checks a fence against its *own* lock storage (a Redis key, a SQLite lease row):
+    a lock strategy that replaces the backend's lock must keep its lease where the store looks,
+    under ``key``; it may change the key, the TTL policy or how the lease is taken.
     """
 
     key: str
@@ -105,6 +111,10 @@ class ScheduleStore(Protocol):
 
     Round trips matter: ``claim_due`` and ``commit`` are each expected to be one round trip
     whatever the number of entries involved; ``save_many`` one for the whole batch.
+
+    One store serves a whole app: it must be safe to use from several threads (web requests
+    saving entries) and in processes forked after it was created (prefork workers). Connection
+    failures that outlive the backend's retries are raised as ``StoreUnavailableError``.
     """
 
     def claim_due(self, fence: Fence | None, now: float, limit: int) -> ClaimResult:
@@ -141,7 +151,8 @@ class ScheduleStore(Protocol):
         ...
 
     def update_meta(self, name: str, meta: str, score: float | None) -> None:
-        """Overwrite one entry's meta and score (``reschedule``)."""
+        """Overwrite one entry's meta and score (``reschedule``); does nothing when the entry
+        is not stored (a concurrent delete wins)."""
         ...
 
     def delete(self, name: str) -> None:

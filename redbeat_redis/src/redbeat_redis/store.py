@@ -207,16 +207,8 @@ class RedisStore:
         self._pipelined(fill)
 
     def update_meta(self, name: str, meta: str, score: float | None) -> None:
-        key = self.keys.entry(name)
-
-        def fill(pipe: Any) -> None:
-            pipe.hset(key, "meta", meta)
-            if score is None or score < 0:
-                pipe.zrem(self.keys.schedule, key)
-            else:
-                pipe.zadd(self.keys.schedule, {key: score})
-
-        self._pipelined(fill)
+        # The commit script without a fence: it never recreates a deleted entry.
+        self.commit(None, [EntryUpdate(name, meta, score)])
 
     def delete(self, name: str) -> None:
         self._pipelined(lambda pipe: self._queue_delete(pipe, name))

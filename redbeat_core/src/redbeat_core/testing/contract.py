@@ -278,6 +278,33 @@ class LockContract:
         # Had the claim not extended it to 30 s, it would lapse after 0.5 s.
         assert not poll(make_lock(5.0).acquire, timeout=1.5)
 
+    def test_commit_extends_the_lock(
+        self, store: ScheduleStore, make_lock: Callable[[float], Lock]
+    ) -> None:
+        leader = make_lock(0.5)
+        assert leader.acquire()
+        fence = leader.fence
+        assert fence is not None
+        longer = Fence(key=fence.key, token=fence.token, ttl=30.0, epoch=fence.epoch)
+        assert store.commit(longer, [])
+        assert not poll(make_lock(5.0).acquire, timeout=1.5)
+
+    def test_a_lapsed_lease_fails_claim_and_commit(
+        self, store: ScheduleStore, make_lock: Callable[[float], Lock]
+    ) -> None:
+        """Even when nobody took the lock over: a stalled leader must not dispatch."""
+        store.save(entry("a", NOW - 1))
+        leader = make_lock(0.3)
+        assert leader.acquire()
+        fence = leader.fence
+        assert fence is not None
+        # Time itself is under test here: wait out the lease without touching the store (any
+        # claim would renew it).
+        time.sleep(fence.ttl + 0.3)
+        assert not store.claim_due(fence, NOW, 10).owned
+        assert not store.commit(fence, [EntryUpdate("a", '{"x": 1}', NOW + 99)])
+        assert store.load("a").meta == '{"m": 1}'  # type: ignore[union-attr]
+
     def test_forget_drops_local_state(self, make_lock: Callable[[float], Lock]) -> None:
         lock = make_lock(5.0)
         assert lock.acquire()

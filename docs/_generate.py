@@ -1,0 +1,412 @@
+"""The generated parts of the documentation site, as plain functions.
+
+``docs/_hooks.py`` (the MkDocs hook) calls :func:`render` on every page, and
+``tests/docs/test_docs.py`` imports this file by path and checks the same output, so what the
+tests check is what the site shows. Nothing here imports MkDocs.
+
+Markers a page may contain, each replaced by generated Markdown:
+
+- ``<!-- redbeat:settings -->``: the settings table, from ``redbeat_core.config.SETTINGS``;
+- ``<!-- redbeat:hooks -->``: the hook reference, from ``redbeat_core.hookspecs``;
+- ``<!-- redbeat:backend-pages -->``: links to the Sentinel and Cluster pages, or to the
+  placeholder while those pages do not exist yet.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+SETTINGS_MARKER = "<!-- redbeat:settings -->"
+HOOKS_MARKER = "<!-- redbeat:hooks -->"
+BACKEND_PAGES_MARKER = "<!-- redbeat:backend-pages -->"
+
+#: Pages written with the Sentinel and Cluster backends, and the page standing in for them.
+BACKEND_PAGES: tuple[tuple[str, str], ...] = (
+    ("Redis Sentinel", "backends-sentinel.md"),
+    ("Redis Cluster", "backends-cluster.md"),
+)
+PLACEHOLDER_PAGE = "backends-planned.md"
+
+
+# ------------------------------------------------------------------------------ shared helpers
+
+_ROLE = re.compile(r":(?P<role>[a-z]+):`(?P<tilde>~?)(?P<target>[^`]+)`")
+_DOUBLE_BACKTICKS = re.compile(r"``(.+?)``")
+_CODE_WORDS = re.compile(
+    r"`[^`]*`"  # already code: left alone
+    r"|(?<![A-Za-z])'[^'\s][^']*'(?![A-Za-z])"  # a quoted literal, not an apostrophe
+    r"|(?<![\w.])-1\b"  # celery-redbeat's "forever"
+    r"|\b[a-z][a-z0-9+.-]*://[^\s,;)]*"  # a URL
+    r"|\b[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+(?:\['[a-z_]+'\])?"  # an identifier
+    r"|\b(?:None|True|False)\b"
+)
+
+
+def rst_to_markdown(text: str) -> str:
+    """Sphinx roles and double backticks (as in the hookspec docstrings) as Markdown code."""
+
+    def role(match: re.Match[str]) -> str:
+        target = match["target"]
+        if match["tilde"]:
+            target = target.rsplit(".", 1)[-1]
+        if match["role"] in {"meth", "func"}:
+            target += "()"
+        return f"`{target}`"
+
+    return _DOUBLE_BACKTICKS.sub(r"`\1`", _ROLE.sub(role, text))
+
+
+def code_words(text: str) -> str:
+    """Prose with identifiers, URLs and quoted literals set as code (``SETTINGS`` is plain
+    text, written for the README and error messages)."""
+
+    def wrap(match: re.Match[str]) -> str:
+        word = match[0]
+        if word.startswith("`"):
+            return word
+        return f"`{word}`"
+
+    return _CODE_WORDS.sub(wrap, text)
+
+
+def _cell(text: str) -> str:
+    """Text for one Markdown table cell: no newlines, no bare pipes outside code."""
+    text = " ".join(text.split())
+    parts = re.split(r"(`[^`]*`)", text)
+    return "".join(p if p.startswith("`") else p.replace("|", "\\|") for p in parts)
+
+
+# ------------------------------------------------------------------------------ settings
+
+
+def setting_anchor(name: str) -> str:
+    """The HTML id of a setting's row: ``redbeat_lock_timeout``, ``retry_period``."""
+    match = re.search(r"\['([a-z_]+)'\]$", name)
+    return match[1] if match else name
+
+
+def setting_label(name: str) -> str:
+    """A setting's name as the table shows it, with its anchor: a key inside another setting
+    (``x['key']``) is shown as the key, then where it lives."""
+    anchor = f"{{#{setting_anchor(name)}}}"
+    match = re.fullmatch(r"(?P<outer>\w+)\['(?P<key>\w+)'\]", name)
+    if match:
+        return f"`{match['key']}`{anchor} (in `{match['outer']}`)"
+    return f"`{name}`{anchor}"
+
+
+def settings_markdown(settings: Iterable[Any] | None = None) -> str:
+    """The settings table: one row per ``Setting(name, type, default, meaning)``."""
+    if settings is None:
+        from redbeat_core.config import SETTINGS
+
+        settings = SETTINGS
+    rows = [
+        "| Setting | Type | Default | Meaning |",
+        "| --- | --- | --- | --- |",
+    ]
+    for setting in settings:
+        name = setting_label(setting.name)
+        rows.append(
+            "| "
+            + " | ".join(
+                (
+                    name,
+                    _cell(f"`{setting.type}`"),
+                    _cell(_default(setting.default)),
+                    _cell(code_words(setting.meaning)),
+                )
+            )
+            + " |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def _default(text: str) -> str:
+    if re.fullmatch(r"-?[0-9.]+|'[^']*'|\[\]|None", text):
+        return f"`{text}`"
+    return code_words(text)
+
+
+# ------------------------------------------------------------------------------ hooks
+
+
+@dataclass(frozen=True)
+class HookDoc:
+    """One hookspec, as the reference shows it."""
+
+    name: str
+    signature: str
+    description: tuple[str, ...]
+    params: tuple[tuple[str, str], ...]
+    firstresult: bool
+    historic: bool
+    line: int
+
+
+@dataclass(frozen=True)
+class HookGroup:
+    """The hooks under one banner comment of the hookspec module."""
+
+    title: str
+    description: str
+    hooks: tuple[HookDoc, ...]
+
+
+_BANNER_RULE = re.compile(r"^# -{10,}$")
+_BANNER_TEXT = re.compile(r"^# (?P<title>[^:]+?)(?::\s*(?P<description>.*))?$")
+_PARAM = re.compile(r"^:param (?P<name>\w+):\s*(?P<text>.*)$")
+#: Docstring paragraphs that restate a spec option; shown from the spec itself instead.
+_FIRSTRESULT_SENTENCE = "Stops at first non-None result."
+_HISTORIC_PREFIX = "Historic:"
+
+
+def _hookspecs_module() -> ModuleType:
+    from redbeat_core import hookspecs
+
+    return hookspecs
+
+
+def _spec_options(func: Callable[..., Any], project: str) -> dict[str, Any] | None:
+    options = getattr(func, f"{project}_spec", None)
+    return options if isinstance(options, dict) else None
+
+
+def _annotation(annotation: Any) -> str:
+    # The module uses ``from __future__ import annotations``: annotations are strings.
+    return annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+
+
+def hook_signature(func: Callable[..., Any]) -> str:
+    """``def name(arg: Type, ...) -> Return``, annotations as written in the source."""
+    sig = inspect.signature(func)
+    params = ", ".join(
+        p.name if p.annotation is p.empty else f"{p.name}: {_annotation(p.annotation)}"
+        for p in sig.parameters.values()
+    )
+    result = (
+        "" if sig.return_annotation is sig.empty else f" -> {_annotation(sig.return_annotation)}"
+    )
+    return f"def {func.__name__}({params}){result}"
+
+
+def _paragraphs(doc: str) -> list[list[str]]:
+    paragraphs: list[list[str]] = [[]]
+    for line in doc.splitlines():
+        if line.strip():
+            paragraphs[-1].append(line)
+        elif paragraphs[-1]:
+            paragraphs.append([])
+    return [p for p in paragraphs if p]
+
+
+def _params(lines: Sequence[str]) -> list[tuple[str, str]]:
+    params: list[tuple[str, str]] = []
+    for line in lines:
+        match = _PARAM.match(line.strip())
+        if match:
+            params.append((match["name"], match["text"]))
+        elif params:  # a continuation line
+            name, text = params[-1]
+            params[-1] = (name, f"{text} {line.strip()}")
+    return params
+
+
+def hook_doc(func: Callable[..., Any], options: dict[str, Any]) -> HookDoc:
+    """What the reference shows for one hookspec function."""
+    firstresult = bool(options.get("firstresult"))
+    historic = bool(options.get("historic"))
+    description: list[str] = []
+    params: list[tuple[str, str]] = []
+    for paragraph in _paragraphs(inspect.getdoc(func) or ""):
+        text = " ".join(line.strip() for line in paragraph)
+        restates_option = (firstresult and text == _FIRSTRESULT_SENTENCE) or (
+            historic and text.startswith(_HISTORIC_PREFIX)
+        )
+        if paragraph[0].lstrip().startswith(":param "):
+            params.extend(_params(paragraph))
+        elif not restates_option:
+            description.append(text)
+    return HookDoc(
+        name=func.__name__,
+        signature=hook_signature(func),
+        description=tuple(description),
+        params=tuple(params),
+        firstresult=firstresult,
+        historic=historic,
+        line=func.__code__.co_firstlineno,
+    )
+
+
+def _banners(module: ModuleType) -> list[tuple[int, str, str]]:
+    """``(line, title, description)`` of each banner comment::
+
+    # -----------------
+    # Title: description
+    # -----------------
+    """
+    lines = inspect.getsource(module).splitlines()
+    found = []
+    for i in range(len(lines) - 2):
+        if _BANNER_RULE.match(lines[i]) and _BANNER_RULE.match(lines[i + 2]):
+            match = _BANNER_TEXT.match(lines[i + 1])
+            if match:
+                description = match["description"] or ""
+                found.append((i + 2, match["title"], description[:1].upper() + description[1:]))
+    return found
+
+
+def hook_groups(module: ModuleType | None = None) -> list[HookGroup]:
+    """Every hookspec of the module (functions carrying pluggy's ``<project>_spec``
+    attribute), in source order, grouped under the banner comment above it."""
+    module = module or _hookspecs_module()
+    project = getattr(module, "PROJECT_NAME", "redbeat")
+    hooks = sorted(
+        (
+            hook_doc(obj, options)
+            for obj in vars(module).values()
+            if inspect.isfunction(obj) and (options := _spec_options(obj, project)) is not None
+        ),
+        key=lambda hook: hook.line,
+    )
+    banners = _banners(module)
+    groups: list[HookGroup] = []
+    for index, (line, title, description) in enumerate(banners):
+        end = banners[index + 1][0] if index + 1 < len(banners) else float("inf")
+        members = tuple(h for h in hooks if line < h.line < end)
+        if members:
+            groups.append(HookGroup(title, description, members))
+    first = banners[0][0] if banners else float("inf")
+    ungrouped = tuple(h for h in hooks if h.line < first)
+    if ungrouped:
+        groups.insert(0, HookGroup("Hooks", "", ungrouped))
+    return groups
+
+
+def _calling(hook: HookDoc) -> str:
+    if hook.firstresult:
+        calling = "**firstresult**: the first non-`None` result wins; the rest are skipped."
+    else:
+        calling = "Every implementation is called."
+    if hook.historic:
+        calling += " **historic**: a plugin registered later still gets the call."
+    return calling
+
+
+def hooks_markdown(module: ModuleType | None = None) -> str:
+    """The hook reference: a section per group, a subsection per hook."""
+    out: list[str] = []
+    groups = hook_groups(module)
+    out.append("| Hook | Group | firstresult | historic |")
+    out.append("| --- | --- | --- | --- |")
+    for group in groups:
+        for hook in group.hooks:
+            out.append(
+                f"| [`{hook.name}`](#{hook.name}) | {group.title} | "
+                f"{'yes' if hook.firstresult else 'no'} | {'yes' if hook.historic else 'no'} |"
+            )
+    out.append("")
+    for group in groups:
+        out.append(f"## {group.title}")
+        out.append("")
+        if group.description:
+            out.append(group.description)
+            out.append("")
+        for hook in group.hooks:
+            out.append(f"### `{hook.name}`")
+            out.append("")
+            out.append("```python")
+            out.append(hook.signature)
+            out.append("```")
+            out.append("")
+            out.extend(f"{rst_to_markdown(p)}\n" for p in hook.description)
+            if hook.params:
+                out.append("Arguments:")
+                out.append("")
+                out.extend(f"- `{name}`: {rst_to_markdown(text)}" for name, text in hook.params)
+                out.append("")
+            out.append(_calling(hook))
+            out.append("")
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------------------ backend pages
+
+
+def backend_pages(docs_dir: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The Sentinel/Cluster pages that exist in ``docs_dir``, and those that do not yet."""
+    present = [(t, f) for t, f in BACKEND_PAGES if (docs_dir / f).is_file()]
+    missing = [(t, f) for t, f in BACKEND_PAGES if not (docs_dir / f).is_file()]
+    return present, missing
+
+
+def _placeholder_title(missing: Sequence[tuple[str, str]]) -> str:
+    names = " and ".join(t.removeprefix("Redis ") for t, _ in missing)
+    return f"{names} (coming)"
+
+
+def backend_nav(docs_dir: Path) -> list[dict[str, str]]:
+    """Nav entries standing for the placeholder: the existing pages, then the placeholder
+    while any page is still missing."""
+    present, missing = backend_pages(docs_dir)
+    nav = [{title: file} for title, file in present]
+    if missing:
+        nav.append({_placeholder_title(missing): PLACEHOLDER_PAGE})
+    return nav
+
+
+def backend_links_markdown(docs_dir: Path) -> str:
+    """A list of links to the Sentinel/Cluster pages, or to the placeholder for missing ones."""
+    present, missing = backend_pages(docs_dir)
+    lines = [f"- [{title}]({file})" for title, file in present]
+    lines += [
+        f"- {title}: [coming with the Sentinel/Cluster backends]({PLACEHOLDER_PAGE})"
+        for title, _ in missing
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def replace_in_nav(nav: Any, page: str, replacement: list[dict[str, str]]) -> Any:
+    """``nav`` (MkDocs' nested lists of ``{title: page-or-list}``) with the entry for ``page``
+    replaced by the entries in ``replacement``."""
+    if not isinstance(nav, list):
+        return nav
+    out: list[Any] = []
+    for item in nav:
+        if isinstance(item, dict) and len(item) == 1:
+            ((title, value),) = item.items()
+            if value == page:
+                out.extend(replacement)
+                continue
+            out.append({title: replace_in_nav(value, page, replacement)})
+        else:
+            out.append(item)
+    return out
+
+
+# ------------------------------------------------------------------------------ pages
+
+
+def render(markdown: str, docs_dir: Path) -> str:
+    """A page's Markdown with every marker replaced by its generated content."""
+    if SETTINGS_MARKER in markdown:
+        markdown = markdown.replace(SETTINGS_MARKER, settings_markdown())
+    if HOOKS_MARKER in markdown:
+        markdown = markdown.replace(HOOKS_MARKER, hooks_markdown())
+    if BACKEND_PAGES_MARKER in markdown:
+        markdown = markdown.replace(BACKEND_PAGES_MARKER, backend_links_markdown(docs_dir))
+    return markdown
+
+
+def rendered_pages(docs_dir: Path) -> dict[str, str]:
+    """Every Markdown page of the site, rendered as the site shows it, by file name."""
+    return {
+        path.relative_to(docs_dir).as_posix(): render(path.read_text(encoding="utf-8"), docs_dir)
+        for path in sorted(docs_dir.rglob("*.md"))
+    }

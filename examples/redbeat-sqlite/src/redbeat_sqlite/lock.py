@@ -1,0 +1,77 @@
+"""``SqliteLock``: which beat dispatches, decided by a lease row.
+
+The row ``lease(key = redbeat_lock_key)`` holds the holder's token, when the lease expires and
+a fencing epoch. Taking the lock is one upsert: it succeeds when the row is missing, released
+(token NULL), expired, or already ours; the epoch grows by one at every acquisition by anyone
+(re-acquiring one's own unexpired lease only extends it). Releasing clears the token but keeps
+the row, so the epoch never goes back.
+
+Expiry is judged by SQLite's clock (``julianday('now')``) inside the statement that reads the
+lease, in this module and in the store's fence check alike; see :mod:`redbeat_sqlite.database`
+for why that is one clock for every process. Renewal happens in the store's ``claim_due`` and
+``commit`` (they extend the lease they check), so holding the lock costs nothing extra.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Final
+
+import attrs
+
+from redbeat_core.typing import Fence
+from redbeat_sqlite.database import NOW, Database
+
+_ACQUIRE: Final = f"""
+INSERT INTO lease (key, token, expires_at, epoch) VALUES (:key, :token, {NOW} + :ttl, 1)
+ON CONFLICT (key) DO UPDATE SET
+    token = excluded.token,
+    expires_at = excluded.expires_at,
+    epoch = CASE WHEN lease.token = excluded.token AND lease.expires_at > {NOW}
+                 THEN lease.epoch ELSE lease.epoch + 1 END
+WHERE lease.token IS NULL OR lease.token = excluded.token OR lease.expires_at <= {NOW}
+RETURNING epoch
+"""  # noqa: S608 (only the NOW constant is interpolated)
+_RELEASE: Final = "UPDATE lease SET token = NULL, expires_at = 0 WHERE key = ? AND token = ?"
+
+
+@attrs.define
+class SqliteLock:
+    """The :class:`~redbeat_core.typing.Lock` on a SQLite lease row."""
+
+    database: Database
+    key: str
+    ttl: float
+    token: str = attrs.field(factory=lambda: uuid.uuid4().hex)
+    epoch: int = 0
+    _held: bool = False
+
+    @property
+    def fence(self) -> Fence | None:
+        if not self._held:
+            return None
+        return Fence(key=self.key, token=self.token, ttl=self.ttl, epoch=self.epoch)
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    def acquire(self) -> bool:
+        with self.database.transaction(write=True) as conn:
+            rows = conn.execute(
+                _ACQUIRE, {"key": self.key, "token": self.token, "ttl": self.ttl}
+            ).fetchall()
+        self._held = bool(rows)
+        if self._held:
+            self.epoch = int(rows[0][0])
+        return self._held
+
+    def release(self) -> None:
+        if not self._held:
+            return
+        self._held = False
+        with self.database.transaction(write=True) as conn:
+            conn.execute(_RELEASE, (self.key, self.token))
+
+    def forget(self) -> None:
+        self._held = False

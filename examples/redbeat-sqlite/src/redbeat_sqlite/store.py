@@ -1,0 +1,247 @@
+"""``SqliteStore``: RedBeat's schedule in four tables of one SQLite file.
+
+``entries`` holds each entry's three JSON parts (stored as given, never interpreted) and its
+due time (``score``; NULL keeps it out of the schedule), ``statics`` the names that came from
+``beat_schedule``, ``quarantine`` the entries that could not be scheduled, with the reason, and
+``lease`` the beat lock (see :mod:`redbeat_sqlite.lock`).
+
+``claim_due`` and ``commit`` are one transaction each. Given a fence, both first check that the
+lease is still held by the fence's token and unexpired, and extend it, in the same
+``BEGIN IMMEDIATE`` transaction as the reads or writes they guard: what the Lua scripts of the
+Redis backend do in one ``EVAL``.
+
+The schedule is the whole file: one schedule per database file (``redbeat_key_prefix`` only
+shows up in the name of the lock, ``redbeat_lock_key``). Use another file for another schedule.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+import attrs
+
+from redbeat_core.typing import ClaimResult, EntryUpdate, Fence, Quarantine, StoredEntry
+from redbeat_sqlite.database import NOW, Database
+
+#: Names per ``IN (...)`` query: well under SQLite's smallest host-parameter limit (999).
+_CHUNK: Final = 500
+
+_EXTEND_LEASE: Final = f"""
+UPDATE lease SET expires_at = {NOW} + :ttl
+WHERE key = :key AND token = :token AND expires_at > {NOW}
+"""  # noqa: S608 (only the NOW constant is interpolated)
+_DUE: Final = """
+SELECT name, score, definition, meta, policy FROM entries
+WHERE score IS NOT NULL ORDER BY score, name LIMIT ?
+"""
+_SAVE: Final = """
+INSERT INTO entries (name, definition, meta, policy, score) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET
+    definition = excluded.definition,
+    policy = COALESCE(excluded.policy, entries.policy),
+    meta = CASE WHEN ? THEN COALESCE(entries.meta, excluded.meta)
+                ELSE COALESCE(excluded.meta, entries.meta) END,
+    score = excluded.score
+"""
+
+
+def _score(score: float | None) -> float | None:
+    """A due time to store: None (or celery-redbeat's -1, "finished") means not scheduled."""
+    return None if score is None or score < 0 else float(score)
+
+
+def _extend(conn: sqlite3.Connection, fence: Fence) -> bool:
+    """Whether the fence still holds the lease; if so, it is extended by ``fence.ttl``."""
+    cursor = conn.execute(_EXTEND_LEASE, {"ttl": fence.ttl, "key": fence.key, "token": fence.token})
+    return cursor.rowcount == 1
+
+
+def _count(conn: sqlite3.Connection) -> int:
+    """How many entries are scheduled."""
+    return int(conn.execute("SELECT COUNT(*) FROM entries WHERE score IS NOT NULL").fetchone()[0])
+
+
+def _chunks(names: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(names), _CHUNK):
+        yield names[start : start + _CHUNK]
+
+
+@attrs.define
+class SqliteStore:
+    """The :class:`~redbeat_core.typing.ScheduleStore` in a SQLite file."""
+
+    database: Database
+
+    # ----------------------------------------------------------------- the tick
+
+    def claim_due(self, fence: Fence | None, now: float, limit: int) -> ClaimResult:
+        # Without a fence this is a pure read: a deferred transaction (one snapshot) suffices.
+        with self.database.transaction(write=fence is not None) as conn:
+            if fence is not None and not _extend(conn, fence):
+                return ClaimResult(owned=False)
+            server_time = float(conn.execute(f"SELECT {NOW}").fetchone()[0])
+            # limit + 1: the extra row, if any, says when the next tick is due.
+            rows = conn.execute(_DUE, (limit + 1,)).fetchall()
+        entries: list[StoredEntry] = []
+        next_due: float | None = None
+        for name, score, definition, meta, policy in rows:
+            if len(entries) >= limit or score > now:
+                next_due = float(score)
+                break
+            entries.append(StoredEntry(name, definition, meta, policy, float(score)))
+        return ClaimResult(owned=True, entries=entries, next_due=next_due, server_time=server_time)
+
+    def commit(
+        self,
+        fence: Fence | None,
+        updates: Sequence[EntryUpdate],
+        quarantine: Sequence[Quarantine] = (),
+    ) -> bool:
+        with self.database.transaction(write=True) as conn:
+            if fence is not None and not _extend(conn, fence):
+                return False
+            # An UPDATE of a missing row changes nothing: a deleted entry stays deleted.
+            conn.executemany(
+                "UPDATE entries SET meta = COALESCE(?, meta), score = ? WHERE name = ?",
+                [(u.meta, _score(u.score), u.name) for u in updates],
+            )
+            conn.executemany(
+                "UPDATE entries SET score = NULL WHERE name = ?", [(q.name,) for q in quarantine]
+            )
+            conn.executemany(
+                "INSERT INTO quarantine (name, reason) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET reason = excluded.reason",
+                [(q.name, q.reason) for q in quarantine],
+            )
+        return True
+
+    # ----------------------------------------------------------------- writes
+
+    @staticmethod
+    def _save(conn: sqlite3.Connection, entries: Sequence[StoredEntry], keep_meta: bool) -> None:
+        conn.executemany(
+            _SAVE,
+            [
+                (e.name, e.definition or "", e.meta, e.policy, _score(e.score), keep_meta)
+                for e in entries
+            ],
+        )
+        # Saving is how a fixed entry leaves the quarantine.
+        conn.executemany("DELETE FROM quarantine WHERE name = ?", [(e.name,) for e in entries])
+
+    @staticmethod
+    def _delete(conn: sqlite3.Connection, names: Sequence[str]) -> None:
+        params = [(name,) for name in names]
+        conn.executemany("DELETE FROM entries WHERE name = ?", params)
+        conn.executemany("DELETE FROM quarantine WHERE name = ?", params)
+
+    @staticmethod
+    def _set_statics(conn: sqlite3.Connection, names: Iterable[str]) -> None:
+        conn.execute("DELETE FROM statics")
+        conn.executemany("INSERT OR IGNORE INTO statics (name) VALUES (?)", [(n,) for n in names])
+
+    def save(self, entry: StoredEntry, *, keep_meta: bool = True) -> None:
+        self.save_many([entry], keep_meta=keep_meta)
+
+    def save_many(self, entries: Sequence[StoredEntry], *, keep_meta: bool = True) -> None:
+        if entries:
+            with self.database.transaction(write=True) as conn:
+                self._save(conn, entries, keep_meta)
+
+    def replace_statics(
+        self, entries: Sequence[StoredEntry], removed: Sequence[str], *, statics: Sequence[str]
+    ) -> None:
+        with self.database.transaction(write=True) as conn:
+            self._save(conn, entries, True)
+            self._delete(conn, removed)
+            self._set_statics(conn, statics)
+
+    def update_meta(self, name: str, meta: str, score: float | None) -> None:
+        # Only an entry that exists is updated: meta alone never creates one.
+        with self.database.transaction(write=True) as conn:
+            conn.execute(
+                "UPDATE entries SET meta = ?, score = ? WHERE name = ?", (meta, _score(score), name)
+            )
+
+    def delete(self, name: str) -> None:
+        self.delete_many([name])
+
+    def delete_many(self, names: Iterable[str]) -> None:
+        names = list(names)
+        if names:
+            with self.database.transaction(write=True) as conn:
+                self._delete(conn, names)
+
+    def set_statics(self, names: Iterable[str]) -> None:
+        names = list(names)
+        with self.database.transaction(write=True) as conn:
+            self._set_statics(conn, names)
+
+    # ----------------------------------------------------------------- reads
+
+    def load(self, name: str) -> StoredEntry | None:
+        return self.load_many([name])[0]
+
+    def load_many(self, names: Sequence[str]) -> list[StoredEntry | None]:
+        if not names:
+            return []
+        found: dict[str, StoredEntry] = {}
+        unique = list(dict.fromkeys(names))
+        with self.database.transaction(write=False) as conn:
+            for chunk in _chunks(unique):
+                marks = ", ".join("?" * len(chunk))
+                rows = conn.execute(
+                    "SELECT name, definition, meta, policy, score FROM entries "  # noqa: S608
+                    f"WHERE name IN ({marks})",
+                    tuple(chunk),
+                )
+                for name, definition, meta, policy, score in rows:
+                    found[name] = StoredEntry(name, definition, meta, policy, score)
+        return [found.get(name) for name in names]
+
+    def rank(self, name: str) -> int | None:
+        with self.database.transaction(write=False) as conn:
+            row = conn.execute(
+                "SELECT score FROM entries WHERE name = ? AND score IS NOT NULL", (name,)
+            ).fetchone()
+            if row is None:
+                return None
+            before = conn.execute(
+                "SELECT COUNT(*) FROM entries WHERE score IS NOT NULL "
+                "AND (score < ? OR (score = ? AND name < ?))",
+                (row[0], row[0], name),
+            ).fetchone()
+        return int(before[0])
+
+    def scheduled(self, start: int = 0, stop: int = -1) -> list[tuple[str, float]]:
+        """``ZRANGE``'s slice: ``start``..``stop`` inclusive, negative indices from the end."""
+        with self.database.transaction(write=False) as conn:
+            if start < 0 or stop < 0:
+                total = _count(conn)
+                start = max(total + start, 0) if start < 0 else start
+                stop = total + stop if stop < 0 else stop
+            if stop < start:
+                return []
+            rows = conn.execute(
+                "SELECT name, score FROM entries WHERE score IS NOT NULL "
+                "ORDER BY score, name LIMIT ? OFFSET ?",
+                (stop - start + 1, start),
+            ).fetchall()
+        return [(name, float(score)) for name, score in rows]
+
+    def count(self) -> int:
+        with self.database.transaction(write=False) as conn:
+            return _count(conn)
+
+    def statics(self) -> set[str]:
+        with self.database.transaction(write=False) as conn:
+            return {name for (name,) in conn.execute("SELECT name FROM statics")}
+
+    def quarantined(self) -> dict[str, str]:
+        with self.database.transaction(write=False) as conn:
+            return dict(conn.execute("SELECT name, reason FROM quarantine").fetchall())
+
+    def close(self) -> None:
+        self.database.close()

@@ -1,0 +1,250 @@
+"""The documentation site is complete and true to the code (datasette's ``test_docs`` style).
+
+The generated parts are read through ``docs/_generate.py``, the functions the MkDocs hook
+calls, so these tests check what the site shows. The strict build itself runs when MkDocs is
+installed (``nox -s docs`` and CI install it; elsewhere that test is skipped).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pluggy
+import pytest
+
+from redbeat_core import hookspecs
+from redbeat_core.config import SETTINGS
+from redbeat_core.plugins import BLOCK_ENV, DISABLE_AUTOLOAD_ENV
+from redbeat_core.testing import pytest_plugin
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+
+
+def _load_generate() -> ModuleType:
+    path = DOCS / "_generate.py"
+    spec = importlib.util.spec_from_file_location("redbeat_docs_generate_under_test", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    dont_write_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = dont_write_bytecode
+    return module
+
+
+generate = _load_generate()
+
+
+def hookspecs_by_name() -> dict[str, pluggy.HookCaller]:
+    """Every hookspec, as pluggy itself sees them (not through the generator)."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    return {
+        name: caller
+        for name, caller in vars(pm.hook).items()
+        if isinstance(caller, pluggy.HookCaller) and caller.has_spec()
+    }
+
+
+def hook_sections(reference: str) -> dict[str, str]:
+    """The hook reference cut into one section per ``### `hook` `` heading."""
+    parts = re.split(r"^### `(redbeat_[a-z_]+)`$", reference, flags=re.MULTILINE)
+    return {
+        name: re.split(r"^## ", body, flags=re.MULTILINE)[0]
+        for name, body in zip(parts[1::2], parts[2::2], strict=True)
+    }
+
+
+@pytest.fixture(scope="module")
+def pages() -> dict[str, str]:
+    """Every page as the site shows it (markers replaced)."""
+    found: dict[str, str] = generate.rendered_pages(DOCS)
+    assert "index.md" in found
+    return found
+
+
+# ----------------------------------------------------------------------------- hook reference
+
+
+def test_every_hookspec_is_in_the_hook_reference(pages: dict[str, str]) -> None:
+    specs = hookspecs_by_name()
+    assert "redbeat_make_lock" in specs, "the hookspecs were found"
+    assert generate.HOOKS_MARKER in (DOCS / "hooks.md").read_text(encoding="utf-8")
+    sections = hook_sections(pages["hooks.md"])
+    missing = sorted(set(specs) - set(sections))
+    assert not missing, f"hookspecs missing from the hook reference (hooks.md): {missing}"
+    assert not set(sections) - set(specs), "the reference shows a hook that has no spec"
+
+
+def test_every_hook_argument_is_documented() -> None:
+    sections = hook_sections(generate.hooks_markdown())
+    for name, caller in hookspecs_by_name().items():
+        assert caller.spec is not None
+        for arg in caller.spec.argnames:
+            assert f"- `{arg}`: " in sections[name], (
+                f"{name}: argument {arg!r} has no ':param {arg}:' line in its docstring"
+            )
+        assert f"def {name}(" in sections[name], f"{name}: signature missing"
+
+
+def test_reference_shows_firstresult_and_historic_as_the_spec_says() -> None:
+    sections = hook_sections(generate.hooks_markdown())
+    for name, caller in hookspecs_by_name().items():
+        assert caller.spec is not None
+        opts = caller.spec.opts
+        text = sections[name]
+        assert ("**firstresult**" in text) == bool(opts.get("firstresult")), name
+        assert ("**historic**" in text) == bool(opts.get("historic")), name
+        # A docstring that claims an option the spec lacks would contradict the badge.
+        if not opts.get("firstresult"):
+            assert "Stops at first non-None result" not in text, name
+        if not opts.get("historic"):
+            assert "Historic:" not in text, name
+
+
+def test_hooks_are_grouped_as_in_the_module() -> None:
+    groups = generate.hook_groups()
+    titles = [g.title for g in groups]
+    assert titles == ["Registration", "Strategies", "Lifecycle observers"]
+    source_order = sorted(
+        hookspecs_by_name(),
+        key=lambda name: inspect.getsourcelines(getattr(hookspecs, name))[1],
+    )
+    assert [h.name for g in groups for h in g.hooks] == source_order
+
+
+def test_docs_name_only_hooks_that_exist(pages: dict[str, str]) -> None:
+    """Any ``redbeat_*`` name on a page that is not a setting, a module or a fixture must be a
+    hookspec: a renamed or removed hook fails here until the docs follow."""
+    hooks = set(hookspecs_by_name())
+    settings = {part for s in SETTINGS for part in re.findall(r"\w+", s.name)}
+    fixtures = {name for name in pytest_plugin.__all__ if name.startswith("redbeat_")}
+    wrong: dict[str, list[str]] = {}
+    for page, text in pages.items():
+        for name in sorted(set(re.findall(r"(?<![\w-])redbeat_[a-z_]+\b", text))):
+            if name in hooks or name in settings or name in fixtures:
+                continue
+            if importlib.util.find_spec(name) is not None:  # redbeat_core, redbeat_redis, ...
+                continue
+            wrong.setdefault(page, []).append(name)
+    assert not wrong, f"pages name hooks that do not exist: {wrong}"
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+def test_every_setting_is_in_the_configuration_page(pages: dict[str, str]) -> None:
+    assert generate.SETTINGS_MARKER in (DOCS / "configuration.md").read_text(encoding="utf-8")
+    rows = {
+        match[1]: line
+        for line in pages["configuration.md"].splitlines()
+        if (match := re.search(r"\{#([\w-]+)\}", line)) and line.startswith("|")
+    }
+    for setting in SETTINGS:
+        row = rows.get(generate.setting_anchor(setting.name))
+        assert row is not None, f"{setting.name} is missing from the configuration page"
+        for part in re.findall(r"\w+", setting.name):
+            assert f"`{part}`" in row, f"{setting.name}: {part} not shown in its row"
+        assert f"`{setting.type}`" in row, f"{setting.name}: type not shown"
+    assert len(rows) == len(SETTINGS), "one row per setting, anchors unique"
+
+
+def test_plugin_environment_variables_are_documented(pages: dict[str, str]) -> None:
+    for page in ("configuration.md", "plugins.md"):
+        assert DISABLE_AUTOLOAD_ENV in pages[page], page
+        assert BLOCK_ENV in pages[page], page
+
+
+# ----------------------------------------------------------------------------- backend pages
+
+
+def test_backend_pages_replace_the_placeholder_as_they_arrive(tmp_path: Path) -> None:
+    backends_section = [{"Redis": "backends-redis.md"}, {"Coming": generate.PLACEHOLDER_PAGE}]
+    nav = [{"Home": "index.md"}, {"Backends": backends_section}]
+
+    def titles_and_files() -> list[str]:
+        backends = generate.replace_in_nav(
+            nav, generate.PLACEHOLDER_PAGE, generate.backend_nav(tmp_path)
+        )
+        return [next(iter(item.values())) for item in backends[1]["Backends"]]
+
+    assert titles_and_files() == ["backends-redis.md", generate.PLACEHOLDER_PAGE]
+    assert "coming with the Sentinel/Cluster backends" in generate.backend_links_markdown(tmp_path)
+    sentinel, cluster = (page for _, page in generate.BACKEND_PAGES)
+    (tmp_path / sentinel).write_text("# Sentinel\n")
+    assert titles_and_files() == ["backends-redis.md", sentinel, generate.PLACEHOLDER_PAGE]
+    (tmp_path / cluster).write_text("# Cluster\n")
+    assert titles_and_files() == ["backends-redis.md", sentinel, cluster]
+    links = generate.backend_links_markdown(tmp_path)
+    assert "(backends-sentinel.md)" in links
+    assert "(backends-cluster.md)" in links
+    assert generate.PLACEHOLDER_PAGE not in links
+
+
+# ----------------------------------------------------------------------------- the real build
+
+
+def _build(config_file: Path, site: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--config-file",
+            str(config_file),
+            "--site-dir",
+            str(site),
+        ],
+        cwd=config_file.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        check=False,
+    )
+
+
+def test_site_builds_strict(tmp_path: Path) -> None:
+    pytest.importorskip("mkdocs")
+    pytest.importorskip("material")
+    site = tmp_path / "site"
+    result = _build(ROOT / "mkdocs.yml", site)
+    assert result.returncode == 0, result.stdout + result.stderr
+    hooks_html = (site / "hooks" / "index.html").read_text(encoding="utf-8")
+    for name in hookspecs_by_name():
+        assert f'id="{name}"' in hooks_html, f"{name} not in the built hook reference"
+    config_html = (site / "configuration" / "index.html").read_text(encoding="utf-8")
+    for setting in SETTINGS:
+        assert f'id="{generate.setting_anchor(setting.name)}"' in config_html, setting.name
+    assert not list(site.rglob("*.py")), "the hook's Python files are not published"
+
+
+def test_site_builds_strict_with_the_sentinel_and_cluster_pages(tmp_path: Path) -> None:
+    """When the backend pages arrive they replace the placeholder in the nav; nothing breaks."""
+    pytest.importorskip("mkdocs")
+    pytest.importorskip("material")
+    shutil.copytree(DOCS, tmp_path / "docs", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "mkdocs.yml", tmp_path / "mkdocs.yml")
+    for title, page in generate.BACKEND_PAGES:
+        if not (tmp_path / "docs" / page).exists():
+            (tmp_path / "docs" / page).write_text(f"# {title}\n", encoding="utf-8")
+    site = tmp_path / "site"
+    result = _build(tmp_path / "mkdocs.yml", site)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for _, page in generate.BACKEND_PAGES:
+        assert (site / page.removesuffix(".md") / "index.html").is_file()
+    assert not (site / generate.PLACEHOLDER_PAGE.removesuffix(".md")).exists()

@@ -4,6 +4,7 @@ and the retry policy's timing (with injected sleep and clock, never real waiting
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +153,42 @@ def test_retry_forever_keeps_trying_until_it_works() -> None:
     policy = RetryingConnection(-1, None, sleep=lambda s: None)
     assert policy.call(flaky) == "up"
     assert attempts[0] == 20
+
+
+def test_a_demoted_master_never_breaks_the_beat_loop(redbeat_server_factory: Any) -> None:
+    """READONLY (a master demoted behind a plain URL) is an outage: the tick goes on."""
+    server, other = redbeat_server_factory(), redbeat_server_factory()
+    app = make_app(server.url, redbeat_lock_poll_interval=0.2)
+    scheduler = RedBeatScheduler(app=app)
+    try:
+        scheduler.tick()
+        assert scheduler.lock is not None
+        assert scheduler.lock.held
+        server.call("REPLICAOF", "127.0.0.1", str(other.port))  # demoted: now read-only
+        assert scheduler.tick() == pytest.approx(0.2)  # no exception reaches Celery's loop
+        server.call("REPLICAOF", "NO", "ONE")  # promoted again (its data resynced: empty)
+        assert poll_until(lambda: (scheduler.tick(), scheduler.lock.held)[1])
+    finally:
+        scheduler.close()
+        app.close()
+
+
+def poll_until(condition: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_wrong_password_is_not_retried(redbeat_server_factory: Any) -> None:
+    server = redbeat_server_factory()
+    server.call("CONFIG", "SET", "requirepass", "right")
+    client = redis.Redis(port=server.port, password="wrong", retry=None)
+    waits: list[float] = []
+    policy = RetryingConnection(-1, client, sleep=waits.append)  # -1: retry forever...
+    with pytest.raises(redis.AuthenticationError):
+        policy.call(client.ping)
+    assert waits == []  # ...but never on a wrong password
+    client.close()

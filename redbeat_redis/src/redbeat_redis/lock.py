@@ -15,10 +15,9 @@ from typing import Any
 
 import attrs
 
-from redbeat_core.exceptions import StoreUnavailableError
 from redbeat_core.typing import Fence, RetryPolicy
 from redbeat_redis import scripts
-from redbeat_redis.retry import TRANSIENT_ERRORS
+from redbeat_redis.store import call_translated
 
 logger = logging.getLogger("celery.beat")
 
@@ -34,6 +33,7 @@ class RedisLock:
     token: str = attrs.field(factory=lambda: uuid.uuid4().hex)
     epoch: int = 0
     _held: bool = False
+    _scripts: dict[str, Any] = attrs.field(factory=dict, init=False, repr=False)
 
     @property
     def epoch_key(self) -> str:
@@ -50,11 +50,10 @@ class RedisLock:
         return self._held
 
     def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        script = scripts.register(self.client, name)
-        try:
-            return self.retry.call(lambda: script(keys=keys, args=args))
-        except TRANSIENT_ERRORS as exc:
-            raise StoreUnavailableError(f"Redis unreachable: {exc}") from exc
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = scripts.register(self.client, name)
+        return call_translated(self.client, self.retry, lambda: script(keys=keys, args=args))
 
     def acquire(self) -> bool:
         ttl_ms = max(1, round(self.ttl * 1000))

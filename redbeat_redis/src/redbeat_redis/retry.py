@@ -68,6 +68,8 @@ class RetryingConnection:
             try:
                 return operation()
             except TRANSIENT_ERRORS as exc:
+                if isinstance(exc, redis.exceptions.AuthenticationError):
+                    raise  # a wrong password stays wrong: retrying only hides it
                 failures += 1
                 delay = self.backoff.compute(failures)
                 elapsed = self._clock() - started

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import attrs
+import redis.exceptions
 
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import StoreUnavailableError
@@ -34,6 +35,22 @@ from redbeat_redis.retry import TRANSIENT_ERRORS
 T = TypeVar("T")
 _CLAIM_HEADER = 4
 _CLAIM_STRIDE = 5
+
+
+def call_translated(client: Any, retry: RetryPolicy, operation: Callable[[], T]) -> T:
+    """Run ``operation`` under the retry policy; report a lost server as the one storage error
+    the scheduler knows, so no Redis error escapes the beat loop.
+
+    READONLY means the server we talk to was demoted (a failover behind a plain URL, a proxy or
+    DNS name): drop the pooled connections so the next attempt connects afresh.
+    """
+    try:
+        return retry.call(operation)
+    except redis.exceptions.ReadOnlyError as exc:
+        client.connection_pool.disconnect()
+        raise StoreUnavailableError(f"Redis answered READONLY (demoted master?): {exc}") from exc
+    except TRANSIENT_ERRORS as exc:
+        raise StoreUnavailableError(f"Redis unreachable: {exc}") from exc
 
 
 def _text(value: Any) -> str | None:
@@ -95,10 +112,7 @@ class RedisStore:
         return script
 
     def _call(self, operation: Callable[[], T]) -> T:
-        try:
-            return self.retry.call(operation)
-        except TRANSIENT_ERRORS as exc:
-            raise StoreUnavailableError(f"Redis unreachable: {exc}") from exc
+        return call_translated(self.client, self.retry, operation)
 
     def _pipelined(self, fill: Callable[[Any], None]) -> list[Any]:
         def run() -> list[Any]:

@@ -300,12 +300,11 @@ class SentinelTopology:
             if node.port == master[1]:
                 if info.get("role") != "master":
                     return False
-            elif info.get("role") != "slave" or info.get("master_link_status") != "up":
+                continue
+            following = (info.get("master_host"), info.get("master_port"))
+            if info.get("role") != "slave" or info.get("master_link_status") != "up":
                 return False
-            elif (info.get("master_host"), info.get("master_port")) != (
-                master[0],
-                str(master[1]),
-            ):
+            if following != (master[0], str(master[1])):
                 return False
         return True
 

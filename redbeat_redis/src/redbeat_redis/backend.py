@@ -7,7 +7,7 @@ from typing import Any
 import attrs
 
 from redbeat_core.config import RedBeatConfig
-from redbeat_core.typing import Lock
+from redbeat_core.typing import BackendFactory, Connector, Lock
 from redbeat_core.urls import mask_url
 from redbeat_redis.connection import client_for
 from redbeat_redis.lock import RedisLock
@@ -28,6 +28,16 @@ class RedisBackend:
     def create(cls, config: RedBeatConfig, app: Any) -> RedisBackend:
         """The backend for ``redis://``, ``rediss://`` and ``unix://`` URLs."""
         return cls.with_client(config, client_for(config, app))
+
+    @classmethod
+    def factory(cls, connector: Connector) -> BackendFactory:
+        """A backend factory for the registry: the Redis store and lock on the client that
+        ``connector`` builds (how Sentinel and Cluster reuse everything but the connection)."""
+
+        def create(config: RedBeatConfig, app: Any) -> RedisBackend:
+            return cls.with_client(config, connector(config, app))
+
+        return create
 
     @classmethod
     def with_client(cls, config: RedBeatConfig, client: Any) -> RedisBackend:

@@ -121,6 +121,6 @@ def client_for(config: RedBeatConfig, app: Any) -> Any:
     return client
 
 
-def create(config: RedBeatConfig, app: Any) -> RedisBackend:
-    """The backend for ``redis+sentinel://``, ``rediss+sentinel://`` and ``redis-sentinel://``."""
-    return RedisBackend.with_client(config, client_for(config, app))
+#: The backend for ``redis+sentinel://``, ``rediss+sentinel://`` and ``redis-sentinel://``: the
+#: Redis store and lock on the client ``client_for`` builds (the Sentinel connector).
+create = RedisBackend.factory(client_for)

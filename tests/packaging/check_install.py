@@ -25,7 +25,14 @@ def check(condition: bool, message: str) -> None:
 def main() -> None:
     dist_dir = Path(sys.argv[1])
     wheels = sorted(p.name for p in dist_dir.glob("*.whl"))
-    members = ("redbeat", "redbeat_core", "redbeat_redis", "redbeat_sentinel", "redbeat_cluster")
+    members = (
+        "redbeat",
+        "redbeat_core",
+        "redbeat_redis",
+        "redbeat_sentinel",
+        "redbeat_cluster",
+        "redbeat_prometheus",
+    )
     for name in members:
         check(any(w.startswith(f"{name}-{VERSION}-") for w in wheels), f"{name} wheel built")
     for name in (m.replace("_", "-") for m in members):  # [all] pulls sentinel and cluster
@@ -58,7 +65,8 @@ def main() -> None:
     check("redis" in backends, "redbeat entry point 'redis' (the Redis backend)")
 
     extras = set(distribution("redbeat").metadata.get_all("Provides-Extra") or [])
-    check({"redis", "sentinel", "cluster", "all", "embedded"} <= extras, f"extras {sorted(extras)}")
+    wanted = {"redis", "sentinel", "cluster", "prometheus", "all", "embedded"}
+    check(wanted <= extras, f"extras {sorted(extras)}")
 
     cli = Path(sys.executable).with_name("redbeat")
     out = subprocess.run([str(cli), "--version"], capture_output=True, text=True, check=False)

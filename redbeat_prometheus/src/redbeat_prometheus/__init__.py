@@ -1,0 +1,1 @@
+"""Prometheus metrics for RedBeat (work in progress)."""

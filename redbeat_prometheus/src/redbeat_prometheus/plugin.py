@@ -1,0 +1,1 @@
+"""The metrics plugin's hook implementations (work in progress)."""

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from redbeat_core.typing import Backend, BackendFactory
 
     ConfigAdjuster = Callable[[RedBeatConfig], RedBeatConfig]
+    Router = Callable[[RedBeatConfig], str | None]
 
 #: Where each well-known scheme comes from, for the error raised when it is not installed.
 SCHEME_PROVIDERS: Final = {
@@ -45,6 +46,7 @@ class BackendRegistry:
     _factories: dict[str, BackendFactory] = attrs.field(factory=dict)
     _owners: dict[str, str] = attrs.field(factory=dict)
     _adjusters: dict[str, ConfigAdjuster] = attrs.field(factory=dict)
+    _routers: list[tuple[Router, str]] = attrs.field(factory=list)
 
     def register(
         self,
@@ -76,18 +78,35 @@ class BackendRegistry:
         else:
             self._adjusters.pop(key, None)
 
+    def route(self, router: Router, *, owner: str | None = None) -> None:
+        """Let a backend claim configs of another scheme by their options.
+
+        ``router(config)`` returns the scheme that should handle the config, or None. It exists
+        for celery-redbeat's ``redis://`` URL with ``redbeat_redis_options={'cluster': True}``,
+        which means Redis Cluster although its scheme is plain Redis's. No I/O.
+        """
+        self._routers.append((router, owner or str(getattr(router, "__module__", router))))
+
+    def scheme_for(self, config: RedBeatConfig) -> str:
+        """The scheme whose backend handles ``config``: a router's answer, or the URL's."""
+        for router, _owner in self._routers:
+            routed = router(config)
+            if routed:
+                return routed.lower()
+        return url_scheme(config.url)
+
     @property
     def schemes(self) -> list[str]:
         return sorted(self._factories)
 
     def adjust(self, config: RedBeatConfig) -> RedBeatConfig:
         """The config as the URL's backend needs it (unchanged for most backends)."""
-        adjuster = self._adjusters.get(url_scheme(config.url))
+        adjuster = self._adjusters.get(self.scheme_for(config))
         return config if adjuster is None else adjuster(config)
 
     def create(self, config: RedBeatConfig, app: Any) -> Backend:
         """Build the backend for ``config.url``."""
-        scheme = url_scheme(config.url)
+        scheme = self.scheme_for(config)
         factory = self._factories.get(scheme)
         if factory is None:
             provider = SCHEME_PROVIDERS.get(scheme)

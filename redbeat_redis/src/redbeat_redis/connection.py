@@ -29,7 +29,8 @@ def client_kwargs(config: RedBeatConfig) -> dict[str, Any]:
         raise ConfigurationError(
             "redbeat_redis_options['cluster']",
             True,
-            "Redis Cluster is served by the extra `redbeat[cluster]` with a redis+cluster:// URL",
+            "Redis Cluster needs the extra `redbeat[cluster]` (which then handles this form) or a "
+            "redis+cluster:// URL",
         )
     kwargs: dict[str, Any] = {"decode_responses": True}
     if url_scheme(config.url) == "rediss":

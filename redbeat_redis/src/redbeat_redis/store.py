@@ -47,7 +47,9 @@ def call_translated(client: Any, retry: RetryPolicy, operation: Callable[[], T])
     try:
         return retry.call(operation)
     except redis.exceptions.ReadOnlyError as exc:
-        client.connection_pool.disconnect()
+        pool = getattr(client, "connection_pool", None)  # a cluster client has none
+        if pool is not None:
+            pool.disconnect()
         raise StoreUnavailableError(f"Redis answered READONLY (demoted master?): {exc}") from exc
     except TRANSIENT_ERRORS as exc:
         raise StoreUnavailableError(f"Redis unreachable: {exc}") from exc

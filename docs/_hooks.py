@@ -30,24 +30,6 @@ def _load_generate() -> ModuleType:
 _generate = _load_generate()
 
 
-def on_config(config: Any) -> Any:
-    """Put the Sentinel/Cluster pages in the nav when they exist, the placeholder otherwise."""
-    docs_dir = Path(config["docs_dir"])
-    config["nav"] = _generate.replace_in_nav(
-        config["nav"], _generate.PLACEHOLDER_PAGE, _generate.backend_nav(docs_dir)
-    )
-    return config
-
-
-def on_files(files: Any, config: Any) -> Any:
-    """Drop the placeholder page once every backend page it stands for exists."""
-    _, missing = _generate.backend_pages(Path(config["docs_dir"]))
-    placeholder = files.get_file_from_path(_generate.PLACEHOLDER_PAGE)
-    if not missing and placeholder is not None:
-        files.remove(placeholder)
-    return files
-
-
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
-    """Replace the markers (settings table, hook reference, backend links) in a page."""
+    """Replace the markers (settings table, hook reference) in a page."""
     return str(_generate.render(markdown, Path(config["docs_dir"])))

@@ -11,7 +11,6 @@ import importlib.util
 import inspect
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -167,32 +166,6 @@ def test_plugin_environment_variables_are_documented(pages: dict[str, str]) -> N
         assert BLOCK_ENV in pages[page], page
 
 
-# ----------------------------------------------------------------------------- backend pages
-
-
-def test_backend_pages_replace_the_placeholder_as_they_arrive(tmp_path: Path) -> None:
-    backends_section = [{"Redis": "backends-redis.md"}, {"Coming": generate.PLACEHOLDER_PAGE}]
-    nav = [{"Home": "index.md"}, {"Backends": backends_section}]
-
-    def titles_and_files() -> list[str]:
-        backends = generate.replace_in_nav(
-            nav, generate.PLACEHOLDER_PAGE, generate.backend_nav(tmp_path)
-        )
-        return [next(iter(item.values())) for item in backends[1]["Backends"]]
-
-    assert titles_and_files() == ["backends-redis.md", generate.PLACEHOLDER_PAGE]
-    assert "coming with the Sentinel/Cluster backends" in generate.backend_links_markdown(tmp_path)
-    sentinel, cluster = (page for _, page in generate.BACKEND_PAGES)
-    (tmp_path / sentinel).write_text("# Sentinel\n")
-    assert titles_and_files() == ["backends-redis.md", sentinel, generate.PLACEHOLDER_PAGE]
-    (tmp_path / cluster).write_text("# Cluster\n")
-    assert titles_and_files() == ["backends-redis.md", sentinel, cluster]
-    links = generate.backend_links_markdown(tmp_path)
-    assert "(backends-sentinel.md)" in links
-    assert "(backends-cluster.md)" in links
-    assert generate.PLACEHOLDER_PAGE not in links
-
-
 # ----------------------------------------------------------------------------- the real build
 
 
@@ -231,20 +204,3 @@ def test_site_builds_strict(tmp_path: Path) -> None:
     for setting in SETTINGS:
         assert f'id="{generate.setting_anchor(setting.name)}"' in config_html, setting.name
     assert not list(site.rglob("*.py")), "the hook's Python files are not published"
-
-
-def test_site_builds_strict_with_the_sentinel_and_cluster_pages(tmp_path: Path) -> None:
-    """When the backend pages arrive they replace the placeholder in the nav; nothing breaks."""
-    pytest.importorskip("mkdocs")
-    pytest.importorskip("material")
-    shutil.copytree(DOCS, tmp_path / "docs", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "mkdocs.yml", tmp_path / "mkdocs.yml")
-    for title, page in generate.BACKEND_PAGES:
-        if not (tmp_path / "docs" / page).exists():
-            (tmp_path / "docs" / page).write_text(f"# {title}\n", encoding="utf-8")
-    site = tmp_path / "site"
-    result = _build(tmp_path / "mkdocs.yml", site)
-    assert result.returncode == 0, result.stdout + result.stderr
-    for _, page in generate.BACKEND_PAGES:
-        assert (site / page.removesuffix(".md") / "index.html").is_file()
-    assert not (site / generate.PLACEHOLDER_PAGE.removesuffix(".md")).exists()

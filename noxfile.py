@@ -45,7 +45,7 @@ def lint(session: nox.Session) -> None:
 
 #: Plugins written the way a third party would: their own distributions, installed from their
 #: folders into the test environment (never part of the workspace lock).
-EXAMPLES = ["./examples/redbeat-sqlite"]
+EXAMPLES = ["./examples/redbeat-sqlite", "./examples/redbeat-lockstrategy"]
 
 
 @nox.session(python=PYTHON)
@@ -132,3 +132,4 @@ def docs(session: nox.Session) -> None:
         str(site),
         env={"NO_MKDOCS_2_WARNING": "1"},
     )
+

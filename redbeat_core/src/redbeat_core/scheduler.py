@@ -27,7 +27,14 @@ from redbeat_core.config import RedBeatConfig
 from redbeat_core.entry import RedBeatSchedulerEntry
 from redbeat_core.exceptions import EntryDecodeError, StoreUnavailableError
 from redbeat_core.runtime import Runtime, get_runtime
-from redbeat_core.typing import ClaimResult, EntryUpdate, Lock, Quarantine, StoredEntry
+from redbeat_core.typing import (
+    ClaimResult,
+    EntryUpdate,
+    Lock,
+    Quarantine,
+    ScheduleStore,
+    StoredEntry,
+)
 
 logger = logging.getLogger("celery.beat")
 
@@ -92,6 +99,11 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
     @property
     def config(self) -> RedBeatConfig:
         return self._runtime.config
+
+    @property
+    def store(self) -> ScheduleStore:
+        """The storage this scheduler reads and writes (for plugins: counts, quarantine)."""
+        return self._runtime.store
 
     @property
     def lock_key(self) -> str | None:
@@ -242,9 +254,13 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
 
     def _standby_tick(self) -> float:
         self._reachable()
-        interval = self.config.lock_poll_interval
+        return self._report_idle_tick(self.config.lock_poll_interval)
+
+    def _report_idle_tick(self, interval: float, *, leader: bool = False) -> float:
+        """Every tick is reported to ``redbeat_tick``: those that claimed nothing (a standby,
+        a lost lock, an outage) too."""
         if self._runtime.plugins.has_impls("redbeat_tick"):
-            self._runtime.plugins.tick(self, leader=False, due=0, next_wake=interval)
+            self._runtime.plugins.tick(self, leader=leader, due=0, next_wake=interval)
         return interval
 
     def _run_claim(self, claim: ClaimResult, now: float) -> float:
@@ -382,7 +398,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         logger.warning("beat: lost the lock (%s); this beat is now a standby", reason)
         self._lock().forget()
         self._runtime.plugins.lock_lost(self, reason)
-        return self.config.lock_poll_interval
+        return self._report_idle_tick(self.config.lock_poll_interval)
 
     def _unreachable(self, exc: Exception) -> float:
         """Storage is down: keep the loop alive, and step down once the lock must have lapsed."""
@@ -391,9 +407,10 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
             self._unreachable_since = now
             logger.error("beat: storage unreachable: %s; retrying", exc)
         lock = self._lock()
-        if lock.held and lock.fence is not None and now - self._last_fence_ok > self.lock_timeout:
-            self._lost_lock("unreachable")
-        return self.config.lock_poll_interval
+        fence = lock.fence
+        if lock.held and fence is not None and now - self._last_fence_ok > fence.ttl:
+            return self._lost_lock("unreachable")
+        return self._report_idle_tick(self.config.lock_poll_interval, leader=lock.held)
 
     def _reachable(self) -> None:
         if self._unreachable_since is not None:

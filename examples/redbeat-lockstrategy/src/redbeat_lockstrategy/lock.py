@@ -1,0 +1,123 @@
+"""``NamespacedRedisLock``: a beat lock whose lease is a Redis string under its own key.
+
+The lease is ``SET <key> <token> NX PX <ttl>``; a fencing epoch (``<key>:epoch``) grows by one
+at each acquisition. Acquiring and releasing are one small Lua script each, so they are atomic.
+
+Renewal is not done here: the Redis store checks the lock at every claim and commit by reading
+``fence.key`` and comparing it with ``fence.token``, and extends it to ``fence.ttl`` in the same
+script. That is why the lease must stay a plain Redis string holding the token: any other shape
+and the store would find the lock lost at the first tick.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
+
+import attrs
+import redis.exceptions
+
+from redbeat_core.exceptions import StoreUnavailableError
+from redbeat_core.typing import Fence, RetryPolicy
+
+T = TypeVar("T")
+
+#: KEYS[1] lease key, KEYS[2] epoch key; ARGV[1] token, ARGV[2] TTL in ms.
+#: Returns the epoch (>= 1) when the lease is ours afterwards, 0 when another beat holds it.
+ACQUIRE_SCRIPT: Final = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return redis.call('INCR', KEYS[2])
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return tonumber(redis.call('GET', KEYS[2]) or '1')
+end
+return 0
+"""
+
+#: KEYS[1] lease key; ARGV[1] token. Deletes the lease only while it is ours.
+RELEASE_SCRIPT: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+#: What redis-py raises when the server cannot be reached or cannot take writes: reported to the
+#: scheduler as the one storage error it knows, so the beat keeps its loop and steps down later.
+UNAVAILABLE_ERRORS: Final = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.ClusterDownError,
+)
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+@attrs.define
+class NamespacedRedisLock:
+    """A :class:`~redbeat_core.typing.Lock` on any redis-py client (plain, Sentinel or Cluster).
+
+    :param client: the backend's Redis client.
+    :param key: the lease key (the fence's key).
+    :param ttl: the lease, in seconds; each claim and commit of the leader extends it to this.
+    :param retry: the backend's retry policy, when it has one. Both scripts may be retried
+        safely: acquiring again with the same token only extends the lease, releasing again
+        deletes nothing.
+    """
+
+    client: Any = attrs.field(repr=False)
+    key: str
+    ttl: float
+    retry: RetryPolicy | None = attrs.field(default=None, repr=False)
+    token: str = attrs.field(factory=lambda: uuid.uuid4().hex)
+    epoch: int = 0
+    _held: bool = False
+    _scripts: dict[str, Any] = attrs.field(factory=dict, init=False, repr=False)
+
+    @property
+    def epoch_key(self) -> str:
+        return self.key + ":epoch"
+
+    @property
+    def fence(self) -> Fence | None:
+        if not self._held:
+            return None
+        return Fence(key=self.key, token=self.token, ttl=self.ttl, epoch=self.epoch)
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    def acquire(self) -> bool:
+        keys = [self.key, self.epoch_key]
+        epoch = int(self._run("acquire", ACQUIRE_SCRIPT, keys, [self.token, _ms(self.ttl)]))
+        self._held = epoch > 0
+        if self._held:
+            self.epoch = epoch
+        return self._held
+
+    def release(self) -> None:
+        if not self._held:
+            return
+        self._held = False
+        self._run("release", RELEASE_SCRIPT, [self.key], [self.token])
+
+    def forget(self) -> None:
+        self._held = False
+
+    def _run(self, name: str, source: str, keys: list[str], args: list[Any]) -> Any:
+        script = self._scripts.get(name)
+        if script is None:  # redis-py's Script: EVALSHA, loading the script on NOSCRIPT
+            script = self._scripts[name] = self.client.register_script(source)
+        return self._call(lambda: script(keys=keys, args=args))
+
+    def _call(self, operation: Callable[[], T]) -> T:
+        try:
+            return self.retry.call(operation) if self.retry is not None else operation()
+        except UNAVAILABLE_ERRORS as exc:
+            raise StoreUnavailableError(f"Redis unreachable for the beat lock: {exc}") from exc

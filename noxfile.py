@@ -114,7 +114,9 @@ def packaging(session: nox.Session) -> None:
     dist = ROOT / "dist"
     shutil.rmtree(dist, ignore_errors=True)
     session.run_install("uv", "build", "--all-packages", "--out-dir", str(dist), external=True)
-    session.install("--find-links", str(dist), "redbeat[all,embedded]==0.1.0")
+    # --refresh: the version does not change between builds, so a cached wheel of an earlier
+    # build must not stand in for the one just built.
+    session.install("--refresh", "--find-links", str(dist), "redbeat[all,embedded]==0.1.0")
     session.run("python", "tests/packaging/check_install.py", str(dist))
 
 
@@ -132,4 +134,3 @@ def docs(session: nox.Session) -> None:
         str(site),
         env={"NO_MKDOCS_2_WARNING": "1"},
     )
-

@@ -15,7 +15,7 @@ import nox
 
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "typing", "tests", "compat", "packaging", "docs"]
+nox.options.sessions = ["lint", "typing", "tests", "compat", "packaging", "docs", "bench_smoke"]
 
 ROOT = Path(__file__).parent
 PYTHON = "3.11"
@@ -133,4 +133,32 @@ def docs(session: nox.Session) -> None:
         "--site-dir",
         str(site),
         env={"NO_MKDOCS_2_WARNING": "1"},
+    )
+
+
+@nox.session(python=PYTHON, default=False)
+def bench(session: nox.Session) -> None:
+    """The benchmark suite, RedBeat vs celery-redbeat 2.4.2 (its own venv, built by the runner):
+    writes benchmarks/RESULTS.md. Not in the default run. ``nox -s bench -- --big`` adds 1M."""
+    _sync(session)
+    venv = Path(session.create_tmp()).resolve() / "celery-redbeat-venv"
+    session.run("python", "-m", "benchmarks", "--theirs-venv", str(venv), *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench_smoke(session: nox.Session) -> None:
+    """Every benchmark case at tiny sizes, once, so the suite cannot rot; fails if a case
+    crashes. Writes its report to the session's temporary folder, never RESULTS.md."""
+    _sync(session)
+    tmp = Path(session.create_tmp()).resolve()
+    session.run(
+        "python",
+        "-m",
+        "benchmarks",
+        "--smoke",
+        "--theirs-venv",
+        str(tmp / "celery-redbeat-venv"),
+        "--output",
+        str(tmp / "bench-smoke" / "RESULTS.md"),
+        *session.posargs,
     )

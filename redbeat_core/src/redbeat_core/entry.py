@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from datetime import MINYEAR, datetime, timedelta
 from typing import Any
 
@@ -151,11 +152,22 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
 
     @classmethod
     def from_stored(
-        cls, stored: StoredEntry, *, app: Any, runtime: Runtime | None = None
+        cls,
+        stored: StoredEntry,
+        *,
+        app: Any,
+        runtime: Runtime | None = None,
+        now: Callable[[], datetime] | None = None,
     ) -> RedBeatSchedulerEntry:
-        """Build an entry from what a store returned. Raises ``EntryDecodeError``."""
+        """Build an entry from what a store returned. Raises ``EntryDecodeError``.
+
+        ``now`` pins the clock the entry's schedule reads (the scheduler passes one instant
+        per tick).
+        """
         codec = (runtime or get_runtime(app)).codec
         definition = codec.decode_definition(stored.definition or "", name=stored.name)
+        if now is not None:
+            definition.schedule.nowfun = now
         meta = codec.decode_meta(stored.meta, name=stored.name)
         policy = codec.decode_policy(stored.policy, name=stored.name) if stored.policy else None
         return cls.from_model(definition, meta, policy, app=app)
@@ -179,6 +191,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
             enabled=definition.enabled,
             policy=policy,
             total_run_count=meta.total_run_count,
+            last_run_at=meta.last_run_at,  # (when None, Celery stamps now; reset below)
             app=app,
         )
         # celery's ScheduleEntry stamps last_run_at = now when None: that is wrong for an entry

@@ -177,19 +177,29 @@ class RedisStore:
 
     # ----------------------------------------------------------------- writes
 
-    def _queue_save(self, pipe: Any, entry: StoredEntry, *, keep_meta: bool) -> None:
-        key = self.keys.entry(entry.name)
-        fields = {"definition": entry.definition or ""}
-        if entry.policy is not None:
-            fields["policy"] = entry.policy
-        pipe.hset(key, mapping=fields)
-        if entry.meta is not None:
-            (pipe.hsetnx if keep_meta else pipe.hset)(key, "meta", entry.meta)
-        if entry.score is None or entry.score < 0:
-            pipe.zrem(self.keys.schedule, key)
-        else:
-            pipe.zadd(self.keys.schedule, {key: entry.score})
-        pipe.hdel(self.keys.quarantine, key)
+    def _queue_saves(self, pipe: Any, entries: Sequence[StoredEntry], *, keep_meta: bool) -> None:
+        """Queue the writes of ``save`` for many entries: the hashes one by one, the schedule
+        and quarantine changes as one ZADD, one ZREM and one HDEL whatever their number."""
+        scheduled: dict[str, float] = {}
+        unscheduled: list[str] = []
+        for entry in entries:
+            key = self.keys.entry(entry.name)
+            fields = {"definition": entry.definition or ""}
+            if entry.policy is not None:
+                fields["policy"] = entry.policy
+            pipe.hset(key, mapping=fields)
+            if entry.meta is not None:
+                (pipe.hsetnx if keep_meta else pipe.hset)(key, "meta", entry.meta)
+            if entry.score is None or entry.score < 0:
+                unscheduled.append(key)
+            else:
+                scheduled[key] = entry.score
+        if scheduled:
+            pipe.zadd(self.keys.schedule, scheduled)
+        if unscheduled:
+            pipe.zrem(self.keys.schedule, *unscheduled)
+        if entries:
+            pipe.hdel(self.keys.quarantine, *(self.keys.entry(e.name) for e in entries))
 
     def _queue_delete(self, pipe: Any, name: str) -> None:
         key = self.keys.entry(name)
@@ -198,22 +208,17 @@ class RedisStore:
         pipe.hdel(self.keys.quarantine, key)
 
     def save(self, entry: StoredEntry, *, keep_meta: bool = True) -> None:
-        self._pipelined(lambda pipe: self._queue_save(pipe, entry, keep_meta=keep_meta))
+        self.save_many([entry], keep_meta=keep_meta)
 
     def save_many(self, entries: Sequence[StoredEntry], *, keep_meta: bool = True) -> None:
-        def fill(pipe: Any) -> None:
-            for entry in entries:
-                self._queue_save(pipe, entry, keep_meta=keep_meta)
-
         if entries:
-            self._pipelined(fill)
+            self._pipelined(lambda pipe: self._queue_saves(pipe, entries, keep_meta=keep_meta))
 
     def replace_statics(
         self, entries: Sequence[StoredEntry], removed: Sequence[str], *, statics: Sequence[str]
     ) -> None:
         def fill(pipe: Any) -> None:
-            for entry in entries:
-                self._queue_save(pipe, entry, keep_meta=True)
+            self._queue_saves(pipe, entries, keep_meta=True)
             for name in removed:
                 self._queue_delete(pipe, name)
             pipe.delete(self.keys.statics)

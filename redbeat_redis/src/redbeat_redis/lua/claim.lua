@@ -17,20 +17,28 @@ local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local clock = redis.call('TIME')
 local out = {1, clock[1], clock[2], false}
--- limit + 1: the extra member, if any, tells when the next tick is due.
-local head = redis.call('ZRANGE', KEYS[1], 0, limit, 'WITHSCORES')
-local taken = 0
-for i = 1, #head, 2 do
-  if taken >= limit or tonumber(head[i + 1]) > now then
-    out[4] = head[i + 1]
-    break
-  end
-  local fields = redis.call('HMGET', head[i], 'definition', 'meta', 'policy')
-  out[#out + 1] = head[i]
-  out[#out + 1] = head[i + 1]
+-- The idle tick reads only the head: one member, whatever the size of the schedule.
+local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #head == 0 then
+  return out
+end
+if tonumber(head[2]) > now then
+  out[4] = head[2]
+  return out
+end
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, limit)
+for i = 1, #due, 2 do
+  local fields = redis.call('HMGET', due[i], 'definition', 'meta', 'policy')
+  out[#out + 1] = due[i]
+  out[#out + 1] = due[i + 1]
   out[#out + 1] = fields[1]
   out[#out + 1] = fields[2]
   out[#out + 1] = fields[3]
-  taken = taken + 1
+end
+-- The first member not claimed (due, beyond the limit, or the next one in the future).
+local taken = #due / 2
+local after = redis.call('ZRANGE', KEYS[1], taken, taken, 'WITHSCORES')
+if #after > 0 then
+  out[4] = after[2]
 end
 return out

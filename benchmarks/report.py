@@ -632,6 +632,58 @@ def section_b6(results: dict[str, Any], meta: dict[str, Any]) -> tuple[str, dict
     return text, facts
 
 
+def section_hooks(results: dict[str, Any]) -> str:
+    """Issue 9: hooks stay off the hot path (ours only)."""
+    data = results.get("hooks") or {}
+    if not data:
+        return ""
+    rows = []
+    for label in ("none", "prometheus"):
+        side = data.get(label) or {}
+        busy = side.get("busy") or {}
+        rows.append(
+            [
+                label,
+                ", ".join(side.get("plugins") or []) or "-",
+                ms(busy.get("seconds")),
+                us((busy.get("seconds") or 0) / data["due"]) if busy.get("seconds") else "-",
+                num(busy.get("round_trips")),
+                ms(_get(side, "idle", "seconds")),
+                num(_get(side, "idle", "round_trips")),
+            ]
+        )
+    with_plugin = _get(data, "prometheus", "busy", "seconds")
+    without = _get(data, "none", "busy", "seconds")
+    overhead = ratio(with_plugin, without)
+    return "\n".join(
+        [
+            "## Hooks off the hot path (issue 9)",
+            "",
+            f"RedBeat only: N={data['n']:,} stored, {data['due']:,} due per busy tick, with "
+            "third-party plugin autoload off (no plugin implements an observer hook) and on "
+            "(RedBeat's Prometheus plugin loaded, no HTTP port: metrics collected in memory). "
+            "Batched hooks: one before/after-dispatch call per tick, whatever the number due.",
+            "",
+            table(
+                [
+                    "plugins",
+                    "loaded",
+                    "busy tick (ms)",
+                    "µs/due",
+                    "round trips",
+                    "idle tick (ms)",
+                    "idle round trips",
+                ],
+                rows,
+            ),
+            "",
+            f"Ratio busy tick with Prometheus / without: **{overhead}**.",
+            "",
+            f"Reproduce: `{RUN} --cases hooks`",
+        ]
+    )
+
+
 def section_profile(results: dict[str, Any]) -> str:
     p = results.get("profile")
     if not p:
@@ -703,6 +755,7 @@ def render(data: dict[str, Any]) -> str:
     b5_text, b5_big = section_b5(results)
     b6_text, b6 = section_b6(results, meta)
     prof = section_profile(results)
+    hooks_text = section_hooks(results)
 
     summary = []
     if idle_text:
@@ -815,7 +868,18 @@ def render(data: dict[str, Any]) -> str:
         "",
         table(["case", "target", "measured (ours)", ""], summary),
     ]
-    for text in (idle_text, b1_text, b1p_text, b2_text, b3_text, b4_text, b5_text, b6_text, prof):
+    for text in (
+        idle_text,
+        b1_text,
+        b1p_text,
+        b2_text,
+        b3_text,
+        b4_text,
+        b5_text,
+        b6_text,
+        hooks_text,
+        prof,
+    ):
         if text:
             parts += ["", text]
     if meta.get("errors"):

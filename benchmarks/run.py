@@ -50,7 +50,7 @@ CELERY_REDBEAT = "celery-redbeat==2.4.2"
 CELERY = "celery[redis]==5.7.0"
 DEFAULT_THEIRS_VENV = HERE / ".cache" / "celery-redbeat-2.4.2"
 SIDES = ("ours", "theirs")
-ALL_CASES = ("b1", "b1p", "b2", "b3", "profile", "b4", "b6")
+ALL_CASES = ("b1", "b1p", "b2", "b3", "profile", "hooks", "b4", "b6")
 #: Interval of the tick and burst entries: due times are staggered over it.
 EVERY = 3600.0
 WORKER_TIMEOUT = 900.0
@@ -309,6 +309,37 @@ class Runner:
                     "side_info": raw["side_info"],
                 }
                 self.note_load(f"{variant} {n} {side}")
+        return out
+
+    # -- Hooks off the hot path (issue 9): the busy tick with the Prometheus plugin and without
+    def case_hooks(self) -> dict[str, Any]:
+        s = self.sizes
+        n, due = s["profile_n"], s["profile_due"]
+        out: dict[str, Any] = {"n": n, "due": due}
+        for label, autoload in (("none", False), ("prometheus", True)):
+            log(f"hooks N={n} due={due} plugins={label}")
+            with fresh_server() as server:
+                populate_here(server.url, n)
+                raw = run_worker(
+                    self.pythons["ours"],
+                    "ours",
+                    "hook_cost",
+                    {
+                        "url": server.url,
+                        "n": n,
+                        "every": EVERY,
+                        "due": due,
+                        "reps": s["reps"],
+                        "idle_reps": s["idle_reps"],
+                        "autoload": autoload,
+                    },
+                )
+            out[label] = {
+                "busy": summarize(raw["busy"]),
+                "idle": summarize(raw["idle"]),
+                "plugins": raw["plugins"],
+            }
+            self.note_load(f"hooks {label}")
         return out
 
     # -- B2: start-up with S statics, cold and warm
@@ -700,6 +731,7 @@ def main(argv: list[str] | None = None) -> int:
         "b2": runner.case_b2,
         "b3": runner.case_b3,
         "profile": runner.case_profile,
+        "hooks": runner.case_hooks,
         "b4": runner.case_b4,
         "b6": runner.case_b6,
     }

@@ -21,6 +21,7 @@ import gc
 import importlib.metadata
 import json
 import math
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -617,9 +618,21 @@ def op_burst(p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def op_hook_cost(p: dict[str, Any]) -> dict[str, Any]:
+    """Busy ticks (RedBeat only) with third-party plugin autoload on (so RedBeat's Prometheus
+    plugin, installed in the workspace, is loaded) or off (no plugin implements an observer)."""
+    if not p["autoload"]:
+        os.environ["REDBEAT_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    from redbeat_core.plugins import PluginManager
+
+    plugins = sorted(name for name, _ in PluginManager.load().pm.list_name_plugin())
+    return {**op_ticks(p), "plugins": plugins}
+
+
 OPS = {
     "populate": op_populate,
     "ticks": op_ticks,
+    "hook_cost": op_hook_cost,
     "profile": op_profile,
     "memory": op_memory,
     "startup": op_startup,

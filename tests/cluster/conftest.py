@@ -9,17 +9,14 @@ replica) and empty (FLUSHALL on every primary). The kinds follow the ``redbeat``
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 from celery import Celery
 from redis.cluster import RedisCluster
 
+from redbeat_core.testing.apps import celery_apps
 from redbeat_core.testing.cluster import ClusterTopology, start_cluster
-
-_app_names = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -52,24 +49,5 @@ def cluster_client(cluster: ClusterTopology) -> Iterator[RedisCluster]:
 @pytest.fixture
 def make_cluster_app(cluster: ClusterTopology) -> Iterator[Callable[..., Celery]]:
     """Celery apps (``memory://`` broker) whose RedBeat storage is the session's cluster."""
-    apps: list[Celery] = []
-
-    def make(**conf: Any) -> Celery:
-        app = Celery(f"redbeat-cluster-test-{next(_app_names)}", set_as_current=False)
-        app.conf.update(
-            {
-                "broker_url": "memory://",
-                "redbeat_redis_url": cluster.url(),
-                "beat_max_loop_interval": 5,
-                **conf,
-            }
-        )
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        runtime = getattr(app, "redbeat_runtime", None)
-        if runtime is not None:
-            runtime.close()
-        app.close()
+    with celery_apps(cluster.url(), name="redbeat-cluster-test") as make:
+        yield make

@@ -8,16 +8,13 @@ locally and fails in CI.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 from celery import Celery
 
+from redbeat_core.testing.apps import celery_apps
 from redbeat_core.testing.sentinel import SentinelTopology
-
-_app_names = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -43,28 +40,5 @@ def sentinel_topology(sentinel_session_topology: SentinelTopology) -> SentinelTo
 @pytest.fixture
 def make_sentinel_app(sentinel_topology: SentinelTopology) -> Iterator[Callable[..., Celery]]:
     """Celery apps whose RedBeat storage is the topology (``memory://`` broker); closed after."""
-    apps: list[Celery] = []
-
-    def make(**conf: Any) -> Celery:
-        app = Celery(f"redbeat-sentinel-test-{next(_app_names)}", set_as_current=False)
-        app.conf.update(
-            {
-                "broker_url": "memory://",
-                "redbeat_redis_url": sentinel_topology.url(),
-                "beat_max_loop_interval": 5,
-                **conf,
-            }
-        )
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        runtime = getattr(app, "redbeat_runtime", None)
-        if runtime is not None:
-            runtime.close()
-        for attribute in ("redbeat_redis", "redbeat_sentinel"):
-            client = getattr(app, attribute, None)
-            if client is not None and hasattr(client, "close"):
-                client.close()
-        app.close()
+    with celery_apps(sentinel_topology.url(), name="redbeat-sentinel-test") as make:
+        yield make

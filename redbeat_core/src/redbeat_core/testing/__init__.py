@@ -7,6 +7,7 @@ client, so ``redbeat_core`` stays importable without one.
 
 from __future__ import annotations
 
+from redbeat_core.testing.apps import celery_apps
 from redbeat_core.testing.servers import (
     INSTALL_HINTS,
     KINDS,
@@ -29,6 +30,7 @@ __all__ = [
     "ServerProcess",
     "ServerReplyError",
     "ServerStartError",
+    "celery_apps",
     "find_server_binaries",
     "free_port",
     "send_command",

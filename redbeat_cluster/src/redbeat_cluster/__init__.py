@@ -4,7 +4,6 @@ celery-redbeat's ``redis-cluster://``, with every key in one hash slot (prefix `
 from redbeat_cluster.backend import (
     ClusterBackend,
     ClusterRetry,
-    ClusterStore,
     create_backend,
     with_client,
 )
@@ -15,7 +14,6 @@ __all__ = [
     "CLUSTER_KEY_PREFIX",
     "ClusterBackend",
     "ClusterRetry",
-    "ClusterStore",
     "ClusterTarget",
     "adjust_config",
     "build_client",

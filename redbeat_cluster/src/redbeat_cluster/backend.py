@@ -3,9 +3,7 @@
 Only two things differ from plain Redis: how the client is built (:mod:`.connection`) and the
 key policy (:mod:`.keys`, applied before this factory runs). The store's Lua scripts and
 MULTI/EXEC writes, and the lock, are redbeat_redis's, unchanged: all their keys share one slot,
-so each script and each transaction runs on the one primary that owns it. Only the store's
-``close()`` differs: it drops connections without ``RedisCluster.close()``, which would leave
-the client unusable.
+so each script and each transaction runs on the one primary that owns it.
 
 While a primary fails over, redis-py's ``RedisCluster`` reports the outage not only as
 ``ConnectionError``/``TimeoutError`` but also as ``ClusterDownError`` (``CLUSTERDOWN``),
@@ -28,8 +26,8 @@ from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import StoreUnavailableError
 from redbeat_core.urls import mask_url
 from redbeat_redis.backend import RedisBackend
+from redbeat_redis.connection import unwrap
 from redbeat_redis.retry import RetryingConnection
-from redbeat_redis.store import RedisStore
 
 T = TypeVar("T")
 
@@ -63,35 +61,6 @@ class ClusterRetry(RetryingConnection):
                 ) from exc
 
         return super().call(guarded)
-
-
-def unwrap(client: Any) -> Any:
-    """The real client behind celery-redbeat's ``RetryingConnection`` proxy, if any."""
-    return getattr(client, "wrapped_connection", None) or client
-
-
-def disconnect(client: Any) -> None:
-    """Drop the pooled connections of every node, keeping the slot map: the client reconnects
-    on its next command. ``RedisCluster.close()`` would also forget its nodes and slot map,
-    after which the client fails (``'NoneType' object has no attribute 'redis_connection'``)
-    instead of reconnecting, and a client the user assigned would be broken for them too."""
-    get_nodes = getattr(client, "get_nodes", None)
-    if get_nodes is None:
-        client.close()
-        return
-    for node in get_nodes():
-        connection = node.redis_connection
-        if connection is not None:
-            connection.connection_pool.disconnect()
-
-
-@attrs.define
-class ClusterStore(RedisStore):
-    """:class:`RedisStore` whose ``close()`` releases connections and stays usable, as the
-    ``ScheduleStore`` protocol asks (the scheduler closes the store when it stops)."""
-
-    def close(self) -> None:
-        disconnect(self.client)
 
 
 @attrs.define
@@ -129,7 +98,6 @@ def create_backend(config: RedBeatConfig, app: Any) -> ClusterBackend:
 
 def with_client(config: RedBeatConfig, client: Any) -> ClusterBackend:
     """The Redis store and lock on ``client``, with :class:`ClusterRetry` as their policy."""
-    plain = RedisBackend.with_client(config, client)
-    retry = ClusterRetry(config.retry_period, client)
-    store = ClusterStore(client=plain.store.client, keys=plain.store.keys, retry=retry)
-    return ClusterBackend(config=plain.config, client=plain.client, retry=retry, store=store)
+    return ClusterBackend.with_client(
+        config, client, retry=ClusterRetry(config.retry_period, client)
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 import attrs
 
@@ -40,10 +40,13 @@ class RedisBackend:
         return create
 
     @classmethod
-    def with_client(cls, config: RedBeatConfig, client: Any) -> RedisBackend:
+    def with_client(
+        cls, config: RedBeatConfig, client: Any, *, retry: RetryingConnection | None = None
+    ) -> Self:
         """The Redis store and lock on any redis-py-compatible client: the Sentinel and Cluster
-        backends differ from plain Redis only in how they build that client."""
-        retry = RetryingConnection(config.retry_period, client)
+        backends differ from plain Redis only in how they build that client (and, for Cluster,
+        which errors the retry policy counts as an outage)."""
+        retry = retry or RetryingConnection(config.retry_period, client)
         store = RedisStore(client=client, keys=RedisKeys.from_config(config), retry=retry)
         return cls(config=config, client=client, retry=retry, store=store)
 

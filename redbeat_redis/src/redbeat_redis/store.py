@@ -55,6 +55,22 @@ def call_translated(client: Any, retry: RetryPolicy, operation: Callable[[], T])
         raise StoreUnavailableError(f"Redis unreachable: {exc}") from exc
 
 
+def disconnect(client: Any) -> None:
+    """Drop the client's pooled connections and keep the client usable: it reconnects on its
+    next command (``ScheduleStore.close`` promises that). ``close()`` would do for a plain
+    client, but ``RedisCluster.close()`` also forgets its nodes and slot map, after which the
+    client fails (``'NoneType' object has no attribute 'redis_connection'``), and a client the
+    user assigned to ``app.redbeat_redis`` would be broken for them too."""
+    get_nodes = getattr(client, "get_nodes", None)
+    if get_nodes is None:  # a plain or Sentinel-managed client: one pool
+        client.connection_pool.disconnect()
+        return
+    for node in get_nodes():  # a cluster client: one pool per node
+        connection = node.redis_connection
+        if connection is not None:
+            connection.connection_pool.disconnect()
+
+
 def _text(value: Any) -> str | None:
     """Responses as ``str`` whatever the client's ``decode_responses`` (a user-assigned client
     may not decode)."""
@@ -310,4 +326,4 @@ class RedisStore:
         return {self.keys.name(_text(k) or ""): _text(v) or "" for k, v in found.items()}
 
     def close(self) -> None:
-        self.client.close()
+        disconnect(self.client)

@@ -200,6 +200,14 @@ class StoreContract:
         assert store.quarantined() == {}
         assert store.rank("bad") is not None
 
+    def test_a_closed_store_reconnects_when_used_again(self, store: ScheduleStore) -> None:
+        """The scheduler closes the store when beat stops; entries saved later in the same
+        process (a web request, a test) must still work."""
+        store.save(entry("a", NOW))
+        store.close()
+        store.save(entry("b", NOW + 1))
+        assert [n for n, _ in store.scheduled()] == ["a", "b"]
+
     # ------------------------------------------------------------------ statics
 
     def test_replace_statics(self, store: ScheduleStore) -> None:

@@ -35,13 +35,13 @@ MakeApp = Callable[..., Celery]
 #: The smallest ACL that runs a beat and the entry API on a cluster (documented).
 MINIMAL_ACL = (
     "~{redbeat}:*", "-@all", "+cluster|slots", "+command", "+client|setinfo", "+ping",
-    "+evalsha", "+script|load", "+multi", "+exec", "+get", "+set", "+incr", "+pexpire",
+    "+evalsha", "+script|load", "+get", "+set", "+incr", "+pexpire",
     "+exists", "+del", "+time", "+hset", "+hsetnx", "+hdel", "+hmget", "+hgetall", "+zadd",
     "+zrem", "+zrange", "+zrangebyscore", "+zrank", "+zscore", "+zcard", "+sadd", "+smembers",
 )  # fmt: skip
 #: The Redis page's category rule, plus what a cluster client needs (documented).
 CATEGORY_ACL = (
-    "~{redbeat}:*", "+@read", "+@write", "+@transaction", "+evalsha", "+script|load", "+time",
+    "~{redbeat}:*", "+@read", "+@write", "+evalsha", "+script|load", "+time",
     "+cluster|slots", "+command", "+ping", "+client|setinfo",
 )  # fmt: skip
 

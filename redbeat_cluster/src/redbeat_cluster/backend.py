@@ -1,9 +1,9 @@
 """The Redis Cluster backend: ``RedisStore`` and ``RedisLock`` on a ``RedisCluster`` client.
 
 Only two things differ from plain Redis: how the client is built (:mod:`.connection`) and the
-key policy (:mod:`.keys`, applied before this factory runs). The store's Lua scripts and
-MULTI/EXEC writes, and the lock, are redbeat_redis's, unchanged: all their keys share one slot,
-so each script and each transaction runs on the one primary that owns it.
+key policy (:mod:`.keys`, applied before this factory runs). The store's Lua scripts (every
+read and write it makes over several keys is one script) and the lock are redbeat_redis's,
+unchanged: all their keys share one slot, so each script runs on the one primary that owns it.
 
 While a primary fails over, redis-py's ``RedisCluster`` reports the outage not only as
 ``ConnectionError``/``TimeoutError`` but also as ``ClusterDownError`` (``CLUSTERDOWN``),

@@ -305,7 +305,7 @@ def default_retry() -> Retry:
 
 
 #: redis-py runs MULTI/EXEC pipelines on RedisCluster since 6.1.0 (6.1.0 itself broke TLS
-#: hostname checks; 6.1.1 and 6.2.0 fixed it). RedisStore's writes are such transactions.
+#: hostname checks; 6.1.1 and 6.2.0 fixed it). ``migrate.copy_schedule`` writes with one.
 MIN_REDIS_PY: Final = (6, 2)
 
 

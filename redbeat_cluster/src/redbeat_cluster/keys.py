@@ -1,7 +1,7 @@
 """The key policy on Redis Cluster: every RedBeat key hashes to one slot.
 
-RedBeat's Lua scripts read and write the entry hashes that the schedule's sorted set names, and
-its writes are MULTI/EXEC transactions over several keys. On a cluster both only work when all
+RedBeat's Lua scripts read and write the entry hashes that the schedule's sorted set names, the
+schedule itself and the statics and quarantine keys. On a cluster that only works when all
 keys involved live in one hash slot, so the key prefix must carry a hash tag: the part between
 the first ``{`` and the next ``}`` is all that is hashed, and every key that starts with
 ``{redbeat}:`` lands in the slot of ``redbeat``.

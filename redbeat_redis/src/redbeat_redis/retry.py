@@ -1,8 +1,8 @@
 """``RetryingConnection``: how the Redis backend retries when the server is unreachable.
 
 A strategy object in the style of redis-py's ``Retry``: the policy owns the loop and callers
-pass the operation. It is given only idempotent operations (every script and pipeline the store
-sends writes absolute values), so a retry after an unknown outcome is safe. ``retry_period``
+pass the operation. It is given only idempotent operations (every script the store sends writes
+absolute values), so a retry after an unknown outcome is safe. ``retry_period``
 keeps celery-redbeat's meaning: seconds to keep retrying; None = do not retry; -1 = forever.
 The delay between attempts is redis-py's exponential backoff with jitter, capped at 30 s.
 """

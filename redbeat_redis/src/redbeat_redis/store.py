@@ -3,8 +3,10 @@
 ``<prefix><name>`` is a hash with fields ``definition``, ``meta`` and (ours only) ``policy``;
 ``<prefix>:schedule`` is a sorted set of entry keys scored by due time; ``<prefix>:statics`` is
 the set of names that came from ``beat_schedule``; ``<prefix>:quarantine`` maps the keys of
-entries that cannot be scheduled to the reason. The tick's two steps are Lua scripts
-(``claim.lua``, ``commit.lua``); everything else is one MULTI/EXEC pipeline per call.
+entries that cannot be scheduled to the reason. Every call is one command: the tick's two
+steps are Lua scripts (``claim.lua``, ``commit.lua``), as are the writes outside it
+(``write.lua``) and the bulk read (``load.lua``), so a call with 10,000 entries does not pay
+redis-py's per-command overhead 40,000 times.
 
 Every call goes through the retry policy and turns a connection failure that outlived it into
 :class:`~redbeat_core.exceptions.StoreUnavailableError`, the one storage error the scheduler
@@ -132,14 +134,6 @@ class RedisStore:
     def _call(self, operation: Callable[[], T]) -> T:
         return call_translated(self.client, self.retry, operation)
 
-    def _pipelined(self, fill: Callable[[Any], None]) -> list[Any]:
-        def run() -> list[Any]:
-            with self.client.pipeline(transaction=True) as pipe:
-                fill(pipe)
-                return list(pipe.execute())
-
-        return self._call(run)
-
     # ----------------------------------------------------------------- the tick
 
     def claim_due(self, fence: Fence | None, now: float, limit: int) -> ClaimResult:
@@ -193,82 +187,65 @@ class RedisStore:
 
     # ----------------------------------------------------------------- writes
 
-    def _queue_saves(self, pipe: Any, entries: Sequence[StoredEntry], *, keep_meta: bool) -> None:
-        """Queue the writes of ``save`` for many entries: the hashes one by one, the schedule
-        and quarantine changes as one ZADD, one ZREM and one HDEL whatever their number."""
-        scheduled: dict[str, float] = {}
-        unscheduled: list[str] = []
-        for entry in entries:
-            key = self.keys.entry(entry.name)
-            fields = {"definition": entry.definition or ""}
-            if entry.policy is not None:
-                fields["policy"] = entry.policy
-            pipe.hset(key, mapping=fields)
-            if entry.meta is not None:
-                (pipe.hsetnx if keep_meta else pipe.hset)(key, "meta", entry.meta)
-            if entry.score is None or entry.score < 0:
-                unscheduled.append(key)
-            else:
-                scheduled[key] = entry.score
-        if scheduled:
-            pipe.zadd(self.keys.schedule, scheduled)
-        if unscheduled:
-            pipe.zrem(self.keys.schedule, *unscheduled)
-        if entries:
-            pipe.hdel(self.keys.quarantine, *(self.keys.entry(e.name) for e in entries))
-
-    def _queue_delete(self, pipe: Any, name: str) -> None:
-        key = self.keys.entry(name)
-        pipe.zrem(self.keys.schedule, key)
-        pipe.delete(key)
-        pipe.hdel(self.keys.quarantine, key)
+    def _write(
+        self,
+        saves: Sequence[StoredEntry] = (),
+        deletes: Sequence[str] = (),
+        *,
+        keep_meta: bool = True,
+        statics: Sequence[str] | None = None,
+    ) -> None:
+        """``write.lua``: saves, deletes and (when ``statics`` is given) the new set of static
+        names, as one command whatever their number."""
+        args: list[Any] = [
+            "1" if keep_meta else "0",
+            len(saves),
+            len(deletes),
+            "0" if statics is None else "1",
+        ]
+        entry_key = self.keys.entry
+        for entry in saves:
+            score = entry.score if entry.score is not None and entry.score >= 0 else None
+            args += [
+                entry_key(entry.name),
+                entry.definition or "",
+                entry.policy or "",
+                entry.meta or "",
+                _score_arg(score),
+            ]
+        args += [entry_key(name) for name in deletes]
+        if statics is not None:
+            args += statics
+        keys = [self.keys.schedule, self.keys.quarantine, self.keys.statics]
+        script = self._script("write")
+        self._call(lambda: script(keys=keys, args=args))
 
     def save(self, entry: StoredEntry, *, keep_meta: bool = True) -> None:
-        self.save_many([entry], keep_meta=keep_meta)
+        self._write([entry], keep_meta=keep_meta)
 
     def save_many(self, entries: Sequence[StoredEntry], *, keep_meta: bool = True) -> None:
         if entries:
-            self._pipelined(lambda pipe: self._queue_saves(pipe, entries, keep_meta=keep_meta))
+            self._write(entries, keep_meta=keep_meta)
 
     def replace_statics(
         self, entries: Sequence[StoredEntry], removed: Sequence[str], *, statics: Sequence[str]
     ) -> None:
-        def fill(pipe: Any) -> None:
-            self._queue_saves(pipe, entries, keep_meta=True)
-            for name in removed:
-                self._queue_delete(pipe, name)
-            pipe.delete(self.keys.statics)
-            if statics:
-                pipe.sadd(self.keys.statics, *statics)
-
-        self._pipelined(fill)
+        self._write(entries, removed, statics=statics)
 
     def update_meta(self, name: str, meta: str, score: float | None) -> None:
         # The commit script without a fence: it never recreates a deleted entry.
         self.commit(None, [EntryUpdate(name, meta, score)])
 
     def delete(self, name: str) -> None:
-        self._pipelined(lambda pipe: self._queue_delete(pipe, name))
+        self._write(deletes=[name])
 
     def delete_many(self, names: Iterable[str]) -> None:
         names = list(names)
-
-        def fill(pipe: Any) -> None:
-            for name in names:
-                self._queue_delete(pipe, name)
-
         if names:
-            self._pipelined(fill)
+            self._write(deletes=names)
 
     def set_statics(self, names: Iterable[str]) -> None:
-        names = list(names)
-
-        def fill(pipe: Any) -> None:
-            pipe.delete(self.keys.statics)
-            if names:
-                pipe.sadd(self.keys.statics, *names)
-
-        self._pipelined(fill)
+        self._write(statics=list(names))
 
     # ----------------------------------------------------------------- reads
 
@@ -278,17 +255,13 @@ class RedisStore:
     def load_many(self, names: Sequence[str]) -> list[StoredEntry | None]:
         if not names:
             return []
-
-        def fill(pipe: Any) -> None:
-            for name in names:
-                key = self.keys.entry(name)
-                pipe.hmget(key, "definition", "meta", "policy")
-                pipe.zscore(self.keys.schedule, key)
-
-        replies = self._pipelined(fill)
+        keys = [self.keys.schedule]
+        args = [self.keys.entry(name) for name in names]
+        script = self._script("load")
+        reply = self._call(lambda: script(keys=keys, args=args))
         result: list[StoredEntry | None] = []
         for i, name in enumerate(names):
-            (definition, meta, policy), score = replies[2 * i], replies[2 * i + 1]
+            definition, meta, policy, score = reply[4 * i : 4 * i + 4]
             if definition is None and meta is None and policy is None:
                 result.append(None)
                 continue

@@ -70,6 +70,14 @@ def test_options_forwarded_only_when_set_explicitly() -> None:
     assert inherited.client_options == {}
 
 
+def test_timing_defaults_prepare_ahead_and_freeze() -> None:
+    c = config(redbeat_redis_url="redis://h")
+    assert c.prepare_ahead == 0.05
+    assert c.gc_freeze is True
+    off = config(redbeat_redis_url="redis://h", redbeat_prepare_ahead=0, redbeat_gc_freeze=False)
+    assert (off.prepare_ahead, off.gc_freeze) == (0.0, False)
+
+
 def test_lock_timing_defaults_give_fast_failover() -> None:
     c = config(redbeat_redis_url="redis://h")
     assert c.lock_timeout == 10
@@ -85,6 +93,11 @@ def test_lock_timing_defaults_give_fast_failover() -> None:
         ({"redbeat_lock_timeout": 5, "redbeat_lock_renew_interval": 5}, "redbeat_lock_timeout"),
         ({"redbeat_lock_poll_interval": -1}, "redbeat_lock_poll_interval"),
         ({"redbeat_batch_size": 0}, "redbeat_batch_size"),
+        ({"redbeat_prepare_ahead": -0.01}, "redbeat_prepare_ahead"),
+        ({"redbeat_prepare_ahead": 2}, "redbeat_prepare_ahead"),
+        ({"redbeat_prepare_ahead": "soon"}, "redbeat_prepare_ahead"),
+        ({"redbeat_prepare_ahead": float("nan")}, "redbeat_prepare_ahead"),
+        ({"redbeat_gc_freeze": "yes"}, "redbeat_gc_freeze"),
         ({"redbeat_delivery": "sometimes"}, "redbeat_delivery"),
         ({"redbeat_unknown_task": "drop"}, "redbeat_unknown_task"),
         ({"redbeat_key_prefix": ""}, "redbeat_key_prefix"),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -465,3 +467,115 @@ def test_clock_skew_against_the_store_is_warned_once(
         assert "5.0s ahead of" in warnings[0]
     finally:
         scheduler.close()
+
+
+# ----------------------------------------------------------------------------- prepare ahead
+
+
+@pytest.fixture
+def publish_times() -> Iterator[list[float]]:
+    """Wall-clock time of every publish, taken in Celery's ``before_task_publish``."""
+    times: list[float] = []
+
+    def record(**_: Any) -> None:
+        times.append(datetime.now(UTC).timestamp())
+
+    before_task_publish.connect(record, weak=False)
+    yield times
+    before_task_publish.disconnect(record)
+
+
+def entry_due_in(app: Any, name: str, seconds: float) -> tuple[Any, float]:
+    """A 60-second interval entry due ``seconds`` from now, saved; and its stored score."""
+    entry = RedBeatSchedulerEntry(name, "tasks.add", schedule(60), app=app)
+    entry.last_run_at = ago(60 - seconds)
+    entry.save()
+    return entry, entry.score
+
+
+def test_entries_due_within_prepare_ahead_are_published_at_their_due_time(
+    make_app: Any, client: Any, publish_times: list[float]
+) -> None:
+    app = make_app(redbeat_prepare_ahead=1.0)
+    scheduler = make_scheduler(app)
+    try:
+        _, score = entry_due_in(app, "soon", 0.8)
+        started = datetime.now(UTC).timestamp()
+        assert started < score, "the scenario needs the tick to start before the due time"
+        scheduler.tick()  # claims, prepares and commits at once, publishes at the due time
+        assert len(publish_times) == 1
+        assert publish_times[0] >= score  # never early
+        # Judged and rescheduled at its due time, not when it was prepared: the phase is kept.
+        meta = RedBeatSchedulerEntry.decode_meta(client.hget("redbeat:soon", "meta"), app=app)
+        assert meta["last_run_at"].timestamp() == pytest.approx(score, abs=0.001)
+        next_score = client.zscore("redbeat::schedule", "redbeat:soon")
+        assert next_score == pytest.approx(score + 60, abs=0.0011)
+    finally:
+        scheduler.close()
+
+
+def test_without_prepare_ahead_nothing_is_claimed_before_its_due_time(
+    make_app: Any, publish_times: list[float]
+) -> None:
+    app = make_app(redbeat_prepare_ahead=0)
+    scheduler = make_scheduler(app)
+    try:
+        _, score = entry_due_in(app, "soon", 0.8)
+        before = datetime.now(UTC).timestamp()
+        interval = scheduler.tick()
+        assert publish_times == []
+        assert 0 < interval <= score - before  # it sleeps until the due time itself
+    finally:
+        scheduler.close()
+
+
+def test_the_beat_wakes_prepare_ahead_before_the_next_due_time(make_app: Any) -> None:
+    app = make_app(redbeat_prepare_ahead=0.5)
+    scheduler = make_scheduler(app)
+    try:
+        _, score = entry_due_in(app, "later", 2.0)
+        interval = scheduler.tick()
+        woken_at = datetime.now(UTC).timestamp() + interval
+        assert woken_at == pytest.approx(score - 0.5, abs=0.05)
+    finally:
+        scheduler.close()
+
+
+# ----------------------------------------------------------------------------- gc freeze
+
+FREEZE_PROBE = """
+import gc, sys
+from celery import Celery
+from redbeat import RedBeatScheduler
+app = Celery("probe", broker="memory://")
+app.conf.update(redbeat_redis_url=sys.argv[1], redbeat_gc_freeze=sys.argv[2] == "on")
+scheduler = RedBeatScheduler(app=app)
+before = gc.get_freeze_count()
+scheduler.tick()
+second = RedBeatScheduler(app=app, lock_key=None)
+frozen = gc.get_freeze_count()
+second.tick()
+print(before, frozen, gc.get_freeze_count())
+scheduler.close(); second.close()
+"""
+
+
+@pytest.mark.parametrize("setting", ["on", "off"])
+def test_the_first_tick_freezes_start_up_objects_once_per_process(
+    redbeat_url: str, setting: str
+) -> None:
+    """In a process of its own: a freeze is for the whole process."""
+    out = subprocess.run(
+        [sys.executable, "-c", FREEZE_PROBE, redbeat_url, setting],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.split()
+    before, after_first, after_second = map(int, out)
+    assert before == 0
+    if setting == "on":
+        assert after_first > 10_000  # Celery, kombu, the app: far more than a few objects
+        assert after_second == after_first  # a second scheduler does not freeze again
+    else:
+        assert after_first == after_second == 0

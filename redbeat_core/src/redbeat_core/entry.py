@@ -213,10 +213,17 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
     def to_meta(self) -> EntryMeta:
         return EntryMeta(last_run_at=self.last_run_at, total_run_count=self.total_run_count or 0)
 
-    def _next_due(self) -> tuple[datetime | None, bool]:
+    def now_or(self, pinned: datetime | None) -> datetime:
+        """``pinned`` (one instant shared by many entries, read once), unless this entry's
+        schedule has a clock of its own (``nowfun``) or none is given: then the entry's clock."""
+        if pinned is None or getattr(self.schedule, "nowfun", None) is not None:
+            return self.default_now()  # type: ignore[no-any-return]
+        return pinned
+
+    def _next_due(self, now: datetime | None = None) -> tuple[datetime | None, bool]:
         """(when the entry is next due, whether that is already now); (None, False) when its
-        schedule has no further runs."""
-        now: datetime = self.default_now()
+        schedule has no further runs. ``now`` pins the clock (see :meth:`now_or`)."""
+        now = self.now_or(now)
         if self.last_run_at is None and not isinstance(self.schedule, clocked):
             return now, True  # never ran: due at once (a one-off waits for its own time)
         delta = self._remaining_at(now)
@@ -248,12 +255,12 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
         """
         return self._next_due()[0]
 
-    def next_score(self) -> float | None:
+    def next_score(self, now: datetime | None = None) -> float | None:
         """:attr:`due_at` as a score, or None when the entry must stay out of the schedule
-        (disabled, or no further runs)."""
+        (disabled, or no further runs). ``now`` pins the clock (see :meth:`now_or`)."""
         if not self.enabled:
             return None
-        due, overdue = self._next_due()
+        due, overdue = self._next_due(now)
         return to_score(due, overdue=overdue)
 
     @property
@@ -274,11 +281,12 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
             self.last_run_at or datetime(MINYEAR, 1, 2, tzinfo=self.schedule.tz)
         )
 
-    def to_stored(self) -> StoredEntry:
+    def to_stored(self, now: datetime | None = None) -> StoredEntry:
         """What :meth:`save` writes: definition, meta, policy and the score (None when the entry
-        is disabled or finished, which keeps it out of the schedule)."""
+        is disabled or finished, which keeps it out of the schedule). ``now`` pins the clock
+        (see :meth:`now_or`)."""
         codec = self._runtime.codec
-        score = self.next_score()
+        score = self.next_score(now)
         return StoredEntry(
             name=self.name,
             definition=codec.encode_definition(self.to_definition()),

@@ -106,8 +106,8 @@ _CATEGORIES = [
     ("JSON + cattrs: Codec.decode_meta", "redbeat_core/codec.py", "decode_meta", 3),
     ("entry object: from_model (ScheduleEntry.__init__)", "redbeat_core/entry.py", "from_model", 3),
     ("schedule maths: entry.is_due", "redbeat_core/entry.py", "is_due", 2),
-    ("advance: _advance (next_score + encode_meta)", "redbeat_core/scheduler.py", "_advance", 2),
-    ("schedule maths: entry.next_score", "redbeat_core/entry.py", "next_score", 3),
+    ("advance: _advance (next score + encode_meta)", "redbeat_core/scheduler.py", "_advance", 2),
+    ("schedule maths: entry.score_after_run", "redbeat_core/entry.py", "score_after_run", 3),
     ("encode: Codec.encode_meta", "redbeat_core/codec.py", "encode_meta", 3),
     ("commit: Lua commit script round trip", "redbeat_redis/store.py", "commit", 1),
     ("dispatch: _dispatch", "redbeat_core/scheduler.py", "_dispatch", 1),
@@ -213,6 +213,7 @@ def section_machine(meta: dict[str, Any]) -> str:
         if v:
             lines.append(
                 f"- {label}: celery {v['celery']}, kombu {v['kombu']}, redis-py {v['redis']}"
+                + (f", hiredis {v['hiredis']}" if v.get("hiredis") else "")
                 + (f", celery-redbeat {v['celery-redbeat']}" if v.get("celery-redbeat") else "")
             )
     if ones:

@@ -131,13 +131,20 @@ def _version_in(python: Path, dist: str) -> str | None:
 def ensure_theirs(venv: Path) -> Path:
     """The interpreter of a venv holding celery-redbeat 2.4.2, made with uv if missing.
 
-    redis-py and kombu are pinned to the versions in our venv, so both sides talk to the server
-    and the broker with the same client code.
+    redis-py, hiredis (its C reply parser, a dependency of ours) and kombu are pinned to the
+    versions in our venv, so both sides talk to the server and the broker with the same client
+    code, and the ratios measure the schedulers, not the client.
     """
     import importlib.metadata
 
     python = venv / "bin" / "python"
-    if python.exists() and _version_in(python, "celery-redbeat") == "2.4.2":
+    shared = ("redis", "hiredis", "kombu")
+    pins = [f"{d}=={importlib.metadata.version(d)}" for d in shared]
+    if (
+        python.exists()
+        and _version_in(python, "celery-redbeat") == "2.4.2"
+        and all(_version_in(python, d) == importlib.metadata.version(d) for d in shared)
+    ):
         return python
     uv = shutil.which("uv")
     if uv is None:
@@ -145,7 +152,6 @@ def ensure_theirs(venv: Path) -> Path:
     log(f"building the celery-redbeat 2.4.2 venv in {venv}")
     pyver = ".".join(platform.python_version_tuple()[:2])
     subprocess.run([uv, "venv", "--quiet", "-p", pyver, str(venv)], check=True)
-    pins = [f"{d}=={importlib.metadata.version(d)}" for d in ("redis", "kombu")]
     subprocess.run(
         [uv, "pip", "install", "--quiet", "--python", str(python), CELERY_REDBEAT, CELERY, *pins],
         check=True,
@@ -669,7 +675,8 @@ def machine_info(pythons: dict[str, str]) -> dict[str, Any]:
     versions = {}
     for side, python in pythons.items():
         versions[side] = {
-            d: _version_in(Path(python), d) for d in ("celery", "kombu", "redis", "celery-redbeat")
+            d: _version_in(Path(python), d)
+            for d in ("celery", "kombu", "redis", "hiredis", "celery-redbeat")
         }
     return {
         "cpu": cpu,

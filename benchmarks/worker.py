@@ -486,17 +486,20 @@ def breakdown(app: Any, admin: Any, scheduler: Any, indexes: range, every: float
         lambda: [RedBeatSchedulerEntry.from_stored(e, app=app, runtime=runtime) for e in stored],
         repeat=3,
     )
-    step("is_due (Celery schedule maths)", lambda: [e.is_due() for e in entries], repeat=3)
+    answers = step(
+        "is_due (Celery schedule maths)", lambda: [e.is_due() for e in entries], repeat=3
+    )
 
-    def advance(entry: Any) -> Any:
+    def advance(entry: Any, next_in: float) -> Any:
         # What the scheduler's _advance does (its signature is internal and may change).
         entry.last_run_at = entry.default_now()
         entry.total_run_count = (entry.total_run_count or 0) + 1
-        return EntryUpdate(entry.name, codec.encode_meta(entry.to_meta()), entry.next_score())
+        meta = codec.encode_meta(entry.to_meta())
+        return EntryUpdate(entry.name, meta, entry.score_after_run(next_in))
 
     updates = step(
         "advance: last_run_at = now, next score, encode meta",
-        lambda: [advance(e) for e in entries],
+        lambda: [advance(e, next_in) for e, (_, next_in) in zip(entries, answers, strict=True)],
     )
     step("  app.now() alone, once per entry", lambda: [app.now() for _ in stored], repeat=3)
     producer = scheduler.producer

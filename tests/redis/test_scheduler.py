@@ -579,3 +579,54 @@ def test_the_first_tick_freezes_start_up_objects_once_per_process(
         assert after_second == after_first  # a second scheduler does not freeze again
     else:
         assert after_first == after_second == 0
+
+
+# ----------------------------------------------------------------------------- next run
+
+
+@pytest.mark.parametrize(
+    "make_schedule",
+    [
+        lambda: schedule(30),
+        lambda: schedule(0.25),
+        lambda: schedule(timedelta(hours=1, microseconds=7)),
+        lambda: schedule(90, relative=True),  # asked again: relative rounds to whole seconds
+        crontab,
+        lambda: crontab(minute="*/5"),
+        lambda: crontab(minute=30, hour=2),  # 02:30 does not exist on the spring-forward day
+        lambda: crontab(minute=0, hour="*/3", day_of_week="mon-fri"),
+        lambda: clocked(datetime(2030, 1, 1, tzinfo=UTC)),  # asked again
+    ],
+    ids=[
+        "30s",
+        "250ms",
+        "1h+7us",
+        "relative",
+        "every-minute",
+        "5-min",
+        "02:30",
+        "3h-weekdays",
+        "clocked",
+    ],
+)
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 3, 29, 0, 59, 59, 999_999, tzinfo=UTC),  # Berlin springs forward at 01:00
+        datetime(2026, 10, 25, 0, 30, 0, 123_456, tzinfo=UTC),  # Berlin falls back at 01:00
+        datetime(2026, 11, 25, 11, 59, 59, 999_500, tzinfo=UTC),
+    ],
+)
+def test_the_score_after_a_run_is_the_one_next_score_computes(
+    make_app: Any, make_schedule: Any, moment: datetime
+) -> None:
+    """The tick takes the next run from is_due's answer where that is exact; it must be the
+    score that asking the schedule again gives, to the millisecond."""
+    app = make_app(timezone="Europe/Berlin")
+    now = moment.astimezone(app.timezone)
+    entry = RedBeatSchedulerEntry("e", "tasks.add", make_schedule(), app=app)
+    entry.schedule.nowfun = lambda: now
+    entry.last_run_at = now - timedelta(days=400)
+    is_due, next_in = entry.is_due()
+    entry.last_run_at = now  # what the tick stamps when it runs the entry
+    assert entry.score_after_run(next_in if is_due else None) == entry.next_score()

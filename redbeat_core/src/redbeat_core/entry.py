@@ -16,7 +16,8 @@ from typing import Any
 
 from celery.app import app_or_default
 from celery.beat import ScheduleEntry
-from celery.schedules import schedstate
+from celery.schedules import crontab, schedstate
+from celery.schedules import schedule as interval
 from celery.utils.time import maybe_make_aware
 
 from redbeat_core.codec import Codec
@@ -262,6 +263,29 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
             return None
         due, overdue = self._next_due(now)
         return to_score(due, overdue=overdue)
+
+    def score_after_run(self, next_in: float | None) -> float | None:
+        """:meth:`next_score` of an entry that has just run (``last_run_at`` = now), given
+        ``next_in``, the seconds that its ``is_due()`` answered along with "due".
+
+        For Celery's interval (not ``relative``) and crontab schedules that answer is exactly
+        the time from now to the next run, computed the way :meth:`next_score` would: taking
+        it saves asking the schedule twice per run, a tenth of a busy tick's own work. Any
+        other schedule (subclasses included) is asked, as ``is_due``'s "next" only promises
+        when to check again.
+        """
+        schedule = self.schedule
+        if (
+            self.enabled
+            and next_in is not None
+            and next_in > 0
+            and self.last_run_at is not None
+            and (
+                type(schedule) is crontab or (type(schedule) is interval and not schedule.relative)
+            )
+        ):
+            return to_score(self.last_run_at + timedelta(seconds=next_in))
+        return self.next_score()
 
     @property
     def score(self) -> float:

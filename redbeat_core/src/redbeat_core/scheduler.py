@@ -401,7 +401,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
                 plan.updates.append(EntryUpdate(name, None, retry_at))
                 continue
             plan.due.append((entry, due_at))
-            plan.updates.append(self._advance(name, entry))
+            plan.updates.append(self._advance(name, entry, next_time_to_run))
         if plugins.has_impls("redbeat_entry_quarantined"):
             for item in plan.quarantine:
                 plugins.entry_quarantined(self, item.name, item.reason)
@@ -416,12 +416,15 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         )
         plan.quarantine.append(Quarantine(name, reason))
 
-    def _advance(self, name: str, entry: RedBeatSchedulerEntry) -> EntryUpdate:
-        """The entry's meta and score after this run (last_run_at = now, one more run)."""
+    def _advance(
+        self, name: str, entry: RedBeatSchedulerEntry, next_in: float | None
+    ) -> EntryUpdate:
+        """The entry's meta and score after this run (last_run_at = now, one more run);
+        ``next_in`` is what ``is_due`` answered."""
         entry.last_run_at = entry.default_now()
         entry.total_run_count = (entry.total_run_count or 0) + 1
         return EntryUpdate(
-            name, self._runtime.codec.encode_meta(entry.to_meta()), entry.next_score()
+            name, self._runtime.codec.encode_meta(entry.to_meta()), entry.score_after_run(next_in)
         )
 
     def _dispatch(self, due: Sequence[tuple[RedBeatSchedulerEntry, float]]) -> None:

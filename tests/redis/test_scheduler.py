@@ -222,6 +222,28 @@ def test_static_entries_sync_keep_last_run_and_removed_ones_go(make_app: Any, cl
     assert entry.last_run_at == last_run
 
 
+def test_a_restart_with_unchanged_statics_writes_nothing(make_app: Any, client: Any) -> None:
+    statics = {f"s{i}": {"task": "tasks.a", "schedule": 60.0 + i} for i in range(20)}
+    make_scheduler(make_app(beat_schedule=statics)).close()
+    client.execute_command("CONFIG", "RESETSTAT")
+    changed = dict(statics, s3={"task": "tasks.changed", "schedule": 60.0})
+    make_scheduler(make_app(beat_schedule=changed)).close()
+    stats = client.info("commandstats")
+    assert stats["cmdstat_hset"]["calls"] == 1  # the changed one; scripts' commands count too
+    assert stats["cmdstat_zadd"]["calls"] == 1
+    assert RedBeatSchedulerEntry.from_key("redbeat:s3", app=make_app()).task == "tasks.changed"
+
+
+def test_a_changed_static_with_unreadable_meta_starts_afresh(make_app: Any, client: Any) -> None:
+    make_scheduler(make_app(beat_schedule={"s": {"task": "tasks.a", "schedule": 60.0}})).close()
+    client.hset("redbeat:s", "meta", "{not json")
+    app = make_app(beat_schedule={"s": {"task": "tasks.b", "schedule": 60.0}})
+    make_scheduler(app).close()
+    meta = RedBeatSchedulerEntry.decode_meta(client.hget("redbeat:s", "meta"), app=app)
+    assert meta["total_run_count"] == 0
+    assert client.zscore("redbeat::schedule", "redbeat:s") is not None
+
+
 # ----------------------------------------------------------------------------- locking
 
 

@@ -134,10 +134,12 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
 
     def setup_schedule(self) -> None:
         """Sync ``beat_schedule`` into storage in three round trips, whatever its size: read the
-        previous statics and the stored meta of every static entry, then write all of them
-        (keeping each last_run_at), delete the statics that left the configuration, and record
-        the new set of statics. A static that cannot be built or encoded is logged with its name
-        and skipped; the others are stored."""
+        previous statics and every static's stored entry, then write the new and the changed
+        ones (keeping each last_run_at), delete the statics that left the configuration, and
+        record the new set of statics. A static stored exactly as configured and scheduled is
+        left alone, so a restart with an unchanged ``beat_schedule`` rewrites nothing. A static
+        that cannot be built or encoded is logged with its name and skipped; the others are
+        stored."""
         runtime = self._runtime
         store = runtime.store
         static = dict(self.app.conf.beat_schedule or {})
@@ -153,12 +155,21 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         # of the start-up with 10,000 statics.
         now = self.app.now()
         to_save: list[StoredEntry] = []
+        unreadable: list[StoredEntry] = []
+        unchanged = 0
         for name, current in zip(names, stored, strict=True):
             try:
                 entry = self._maybe_entry(name, wanted[name], now=now)
+                if current is not None and self._stored_as_is(entry, current):
+                    unchanged += 1
+                    continue
+                readable = True
                 if current is not None and current.meta:
-                    self._keep_run_history(entry, current.meta)
-                to_save.append(entry.to_stored(now))  # fails here, named, if it cannot be encoded
+                    readable = self._keep_run_history(entry, current.meta)
+                new = entry.to_stored(now)  # fails here, named, if it cannot be encoded
+                to_save.append(new)
+                if not readable:
+                    unreadable.append(new)
             except Exception as exc:
                 logger.error(
                     "beat: cannot add static entry %r from beat_schedule: %s. Fix its definition "
@@ -169,17 +180,37 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         for name in removed:
             logger.info("beat: removing static entry %r: it left beat_schedule", name)
         store.replace_statics(to_save, removed, statics=sorted(static))
-        logger.info("beat: %d static entries synced, %d removed", len(to_save), len(removed))
+        for new in unreadable:  # saves keep a stored meta: overwrite the unreadable ones
+            store.update_meta(new.name, new.meta or "", new.score)
+        logger.info(
+            "beat: %d static entries synced (%d unchanged), %d removed",
+            len(to_save) + unchanged,
+            unchanged,
+            len(removed),
+        )
 
-    def _keep_run_history(self, entry: RedBeatSchedulerEntry, stored_meta: str) -> None:
-        """A redefined static keeps its last run (and so its next due time) across restarts."""
+    def _stored_as_is(self, entry: RedBeatSchedulerEntry, current: StoredEntry) -> bool:
+        """Whether the static ``entry`` is stored exactly as configured and scheduled, so that
+        writing it again would change nothing: same definition and policy, a due time, not
+        quarantined (a quarantined entry has none)."""
+        if current.score is None or current.definition is None:
+            return False
+        codec = self._runtime.codec
+        if codec.encode_definition(entry.to_definition()) != current.definition:
+            return False
+        return entry.policy is None or codec.encode_policy(entry.policy) == current.policy
+
+    def _keep_run_history(self, entry: RedBeatSchedulerEntry, stored_meta: str) -> bool:
+        """A redefined static keeps its last run (and so its next due time) across restarts.
+        False when the stored meta is unreadable (the entry then starts afresh)."""
         try:
             meta = self._runtime.codec.decode_meta(stored_meta, name=entry.name)
         except EntryDecodeError:
             logger.warning("beat: stored meta of %r is unreadable; resetting it", entry.name)
-            return
+            return False
         entry.last_run_at = meta.last_run_at
         entry.total_run_count = meta.total_run_count
+        return True
 
     def _collect_default_entries(self, into: dict[str, Any], static: Mapping[str, Any]) -> None:
         """Celery's built-in entries, as ``Scheduler.install_default_entries`` adds them: the

@@ -444,6 +444,24 @@ class Runner:
                     beat.publishes(), first + s["b4_warmup"], s["b4_seconds"], s["b4_entries"]
                 )
             self.note_load(f"b4 {side}")
+        log(f"b4 floor: Celery alone, {s['b4_entries']} apply_async at every whole second")
+        with fresh_server() as server:
+            raw = run_worker(
+                self.pythons["ours"],
+                "ours",
+                "publish_floor",
+                {
+                    "url": server.url,
+                    "n": s["b4_entries"],
+                    "seconds": s["b4_seconds"],
+                    "warmup": s["b4_warmup"],
+                },
+            )
+        publishes = [(float(t), int(i)) for t, i in raw["publishes"]]
+        out["floor"] = analyze_precision(
+            publishes, raw["start"] + s["b4_warmup"], s["b4_seconds"], s["b4_entries"]
+        )
+        self.note_load("b4 floor")
         return out
 
     # -- B6: failover between two real beats

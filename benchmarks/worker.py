@@ -632,7 +632,36 @@ def op_hook_cost(p: dict[str, Any]) -> dict[str, Any]:
     return {**op_ticks(p), "plugins": plugins}
 
 
+def op_publish_floor(p: dict[str, Any]) -> dict[str, Any]:
+    """B4's floor, with no scheduler at all: at every whole second, ``n`` ``apply_async`` calls
+    through one producer, as a beat publishes ``n`` entries due at the same instant. The
+    lateness of each publish here is what Celery's publishing alone costs on this machine.
+    Start-up objects are frozen from the garbage collector first, as RedBeat's beat does."""
+    n, seconds, warmup = int(p["n"]), float(p["seconds"]), float(p["warmup"])
+    app = make_app(p["url"])
+    task = app.tasks[TASK]
+    stamps: list[tuple[float, int]] = []
+
+    def record(body: Any = None, **_: Any) -> None:
+        stamps.append((time.time(), body[0][0] if body and body[0] else -1))
+
+    before_task_publish.connect(record, weak=False)
+    start = time.time()
+    with app.producer_or_acquire() as producer:
+        task.apply_async((-1,), producer=producer)  # connect and declare outside the window
+        gc.collect()
+        gc.freeze()
+        for _ in range(int(warmup + seconds) + 1):
+            second = math.ceil(time.time())
+            while (wait := second - time.time()) > 0:
+                time.sleep(wait)
+            for i in range(n):
+                task.apply_async((i,), producer=producer)
+    return {"publishes": [s for s in stamps if s[1] >= 0], "start": start}
+
+
 OPS = {
+    "publish_floor": op_publish_floor,
     "populate": op_populate,
     "ticks": op_ticks,
     "hook_cost": op_hook_cost,

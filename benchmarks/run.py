@@ -151,7 +151,8 @@ def ensure_theirs(venv: Path) -> Path:
         raise SystemExit("uv is needed to build the celery-redbeat venv (or pass --no-theirs)")
     log(f"building the celery-redbeat 2.4.2 venv in {venv}")
     pyver = ".".join(platform.python_version_tuple()[:2])
-    subprocess.run([uv, "venv", "--quiet", "-p", pyver, str(venv)], check=True)
+    # --clear: a cached venv with other pins (an older hiredis, say) is rebuilt, not refused.
+    subprocess.run([uv, "venv", "--quiet", "--clear", "-p", pyver, str(venv)], check=True)
     subprocess.run(
         [uv, "pip", "install", "--quiet", "--python", str(python), CELERY_REDBEAT, CELERY, *pins],
         check=True,
@@ -315,6 +316,15 @@ class Runner:
                     "side_info": raw["side_info"],
                 }
                 self.note_load(f"{variant} {n} {side}")
+        if not phased:
+            log("b1 floor: Celery's Scheduler.apply_async alone")
+            with fresh_server() as server:
+                self.results["publish_cost"] = run_worker(
+                    self.pythons["ours"],
+                    "ours",
+                    "publish_cost",
+                    {"url": server.url, "n": 1000, "reps": max(3, s["reps"])},
+                )
         return out
 
     # -- Hooks off the hot path (issue 9): the busy tick with the Prometheus plugin and without

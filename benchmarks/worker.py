@@ -660,7 +660,32 @@ def op_publish_floor(p: dict[str, Any]) -> dict[str, Any]:
     return {"publishes": [s for s in stamps if s[1] >= 0], "start": start}
 
 
+def op_publish_cost(p: dict[str, Any]) -> dict[str, Any]:
+    """What one publish costs Celery, with no scheduler around it: ``celery.beat``'s own
+    ``Scheduler.apply_async(entry, producer=..., advance=False)``, the call both schedulers
+    make for every due entry, ``n`` times through one producer. Medians of ``reps`` rounds,
+    in seconds per publish."""
+    from celery.beat import ScheduleEntry, Scheduler
+
+    n, reps = int(p["n"]), int(p["reps"])
+    app = make_app(p["url"])
+    scheduler = Scheduler(app, lazy=True)
+    producer = scheduler.producer
+    entry = ScheduleEntry(name="floor", task=TASK, schedule=schedule(3600), args=(0,), app=app)
+    for _ in range(200):  # connect, declare, warm the caches
+        scheduler.apply_async(entry, producer=producer, advance=False)
+    rounds = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            scheduler.apply_async(entry, producer=producer, advance=False)
+        rounds.append((time.perf_counter() - t0) / n)
+    rounds.sort()
+    return {"seconds_per_publish": rounds[len(rounds) // 2], "n": n, "reps": reps}
+
+
 OPS = {
+    "publish_cost": op_publish_cost,
     "publish_floor": op_publish_floor,
     "populate": op_populate,
     "ticks": op_ticks,

@@ -529,9 +529,9 @@ def test_entries_due_within_prepare_ahead_are_published_at_their_due_time(
         assert publish_times[0] >= score  # never early
         # Judged and rescheduled at its due time, not when it was prepared: the phase is kept.
         meta = RedBeatSchedulerEntry.decode_meta(client.hget("redbeat:soon", "meta"), app=app)
-        assert meta["last_run_at"].timestamp() == pytest.approx(score, abs=0.001)
+        assert meta["last_run_at"].timestamp() == pytest.approx(score, abs=2e-6)
         next_score = client.zscore("redbeat::schedule", "redbeat:soon")
-        assert next_score == pytest.approx(score + 60, abs=0.0011)
+        assert next_score == pytest.approx(score + 60, abs=1e-6)  # exactly: no drift
     finally:
         scheduler.close()
 

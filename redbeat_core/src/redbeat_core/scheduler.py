@@ -59,7 +59,7 @@ class Dispatched:
 
 
 def _fixed_clock(now: datetime, ahead: float) -> Callable[[], datetime]:
-    """A schedule clock stopped ``ahead`` seconds after ``now``."""
+    """A schedule clock stopped ``ahead`` seconds after ``now`` (before it when negative)."""
     moment = now + timedelta(seconds=ahead)
     return lambda: moment
 
@@ -379,6 +379,10 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         # at the same instant (Celery's schedules would otherwise read the app's clock several
         # times per entry, which is a fifth of the planning cost).
         tick_now = self.app.now()
+        # Due times are placed on the schedule clock relative to this reading, not to ``now``
+        # (read before the claim's round trip): otherwise each run lands that much late, and
+        # the ms rounding of the score turns it into 1 ms of drift per run.
+        tick_at = tick_now.timestamp()
 
         def now_fun() -> Any:
             return tick_now
@@ -388,7 +392,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
             # if the beat had woken exactly then: it is published then, and it keeps its phase.
             due_at = stored.score if stored.score is not None else now
             run_at = max(now, due_at)
-            clock = now_fun if run_at == now else _fixed_clock(tick_now, run_at - now)
+            clock = now_fun if run_at == now else _fixed_clock(tick_now, run_at - tick_at)
             if stored.definition is None:
                 # Scheduled but deleted behind our back (celery-redbeat: "Failed to load").
                 logger.warning("beat: %s is scheduled but not stored; removing it", stored.name)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -652,3 +655,37 @@ def test_the_score_after_a_run_is_the_one_next_score_computes(
     is_due, next_in = entry.is_due()
     entry.last_run_at = now  # what the tick stamps when it runs the entry
     assert entry.score_after_run(next_in if is_due else None) == entry.next_score()
+
+
+@pytest.mark.parametrize(
+    ("delivery", "published_on_stop"), [("at-most-once", 1), ("at-least-once", 0)]
+)
+def test_a_stop_while_waiting_for_a_due_time_loses_no_committed_run(
+    make_app: Any, client: Any, publish_times: list[float], delivery: str, published_on_stop: int
+) -> None:
+    """A SIGTERM (here SIGUSR1 raising SystemExit, as Celery's beat handler does) arrives
+    while the tick waits for a prepared entry's due time. At-most-once has committed the run:
+    it is published at once, then the stop goes on. At-least-once has not: nothing is
+    published, and the next leader runs it."""
+    app = make_app(redbeat_prepare_ahead=1.0, redbeat_delivery=delivery)
+    scheduler = make_scheduler(app)
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(0)
+
+    previous = signal.signal(signal.SIGUSR1, stop)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1))
+    try:
+        _, score = entry_due_in(app, "soon", 0.9)
+        timer.start()
+        with pytest.raises(SystemExit):
+            scheduler.tick()  # claims and prepares at once, then waits ~0.9 s for the due time
+        assert len(publish_times) == published_on_stop
+        assert all(t < score for t in publish_times)  # early, rather than lost
+        meta = RedBeatSchedulerEntry.decode_meta(client.hget("redbeat:soon", "meta"), app=app)
+        assert meta["total_run_count"] == published_on_stop  # committed iff at-most-once
+    finally:
+        timer.cancel()
+        timer.join()
+        signal.signal(signal.SIGUSR1, previous)
+        scheduler.close()

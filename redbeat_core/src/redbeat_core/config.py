@@ -131,8 +131,10 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         f"{DEFAULT_PREPARE_AHEAD:g}",
         "How long before a due time the leader claims and prepares the entries due then "
         "(decode, next run, commit), so their publishes start at the due time instead of "
-        "after that work. Nothing is published before its due time. 0 prepares at the due "
-        f"time; at most {MAX_PREPARE_AHEAD:g}.",
+        "after that work. Nothing is published before its due time, unless the beat is stopped "
+        "while waiting for it: at-most-once then publishes the prepared entries at once rather "
+        f"than lose their committed runs. 0 prepares at the due time; at most "
+        f"{MAX_PREPARE_AHEAD:g}.",
     ),
     Setting(
         "redbeat_gc_freeze",

@@ -471,11 +471,26 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
             plugins.before_dispatch(self, [entry for entry, _ in due])
         dispatched: list[Dispatched] = []
         producer = self.producer
-        for entry, due_at in due:
+        stop: BaseException | None = None
+        for index, (entry, due_at) in enumerate(due):
             # Prepared ahead (prepare_ahead): never published before its due time. A loop, as
             # sleep keeps the monotonic clock and the due time is on the wall clock.
-            while (early := due_at - time.time()) > 0:
-                time.sleep(early)
+            try:
+                while stop is None and (early := due_at - time.time()) > 0:
+                    time.sleep(early)
+            except (SystemExit, KeyboardInterrupt) as exc:
+                if self.config.delivery != "at-most-once":
+                    raise  # not committed yet: the next leader runs them at their due time
+                # Stopped (SIGTERM, Ctrl-C) while waiting for a due time: these runs are
+                # committed, and stopping now would lose them. Publish the rest at once (at
+                # most prepare_ahead early), then stop.
+                logger.warning(
+                    "beat: stopping %.3fs before a due time; publishing the %d prepared "
+                    "entries now rather than losing their runs",
+                    due_at - time.time(),
+                    len(due) - index,
+                )
+                stop = exc
             logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
             try:
                 result = self.apply_async(entry, producer=producer, advance=False)
@@ -487,6 +502,8 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
                 dispatched.append(Dispatched(entry, due_at, time.time(), result))
         if observed:
             plugins.after_dispatch(self, dispatched)
+        if stop is not None:
+            raise stop  # the stop that arrived while waiting, now that no run is lost
 
     def _sleep_for(self, claim: ClaimResult, updates: Sequence[EntryUpdate]) -> float:
         """Seconds until the earliest due time known, capped by the lock renewal and

@@ -184,6 +184,17 @@ def acquire(scheduler: Any) -> None:
     acquire_distributed_beat_lock(sender=SimpleNamespace(scheduler=scheduler))
 
 
+def leader(url: str) -> tuple[Any, Any]:
+    """An admin client for ``url`` and a scheduler holding the beat lock, on an app whose
+    RedBeat client counts round trips: (admin, scheduler)."""
+    app = make_app(url)
+    app.redbeat_redis = counting_client(url)
+    admin = admin_client(url)
+    scheduler = new_scheduler(app)
+    acquire(scheduler)
+    return admin, scheduler
+
+
 def name_of(i: int) -> str:
     return f"e{i:07d}"
 
@@ -340,11 +351,7 @@ def op_ticks(p: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"{reps} slices of {due} do not fit in {n} entries")
     gc.collect()
     base = rss_kib()
-    app = make_app(p["url"])
-    app.redbeat_redis = counting_client(p["url"])
-    admin = admin_client(p["url"])
-    scheduler = new_scheduler(app)
-    acquire(scheduler)
+    admin, scheduler = leader(p["url"])
     # Warm-up: scripts loaded, producer connected, lock held, one dispatch done.
     make_due(admin, [0], every)
     drain(scheduler, 1)
@@ -380,11 +387,7 @@ def op_memory(p: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"slice {first}..{first + due} does not fit in {n} entries")
     gc.collect()
     base = rss_kib()
-    app = make_app(p["url"])
-    app.redbeat_redis = counting_client(p["url"])
-    admin = admin_client(p["url"])
-    scheduler = new_scheduler(app)
-    acquire(scheduler)
+    admin, scheduler = leader(p["url"])
     for _ in range(3):
         idle_tick(scheduler)
     make_due(admin, range(first, first + due), every)
@@ -401,11 +404,8 @@ def op_profile(p: dict[str, Any]) -> dict[str, Any]:
     import pstats
 
     n, every, due, reps = int(p["n"]), float(p["every"]), int(p["due"]), int(p["reps"])
-    app = make_app(p["url"])
-    app.redbeat_redis = counting_client(p["url"])
-    admin = admin_client(p["url"])
-    scheduler = new_scheduler(app)
-    acquire(scheduler)
+    admin, scheduler = leader(p["url"])
+    app = scheduler.app
     make_due(admin, [0], every)
     drain(scheduler, 1)
     profiler = cProfile.Profile()
@@ -576,11 +576,7 @@ def op_burst(p: dict[str, Any]) -> dict[str, Any]:
     """Entries 1..n all due at the same whole second T; the beat loop of ``celery beat``
     (``Service.start``: tick, sleep the returned interval) runs until all are published."""
     n, every = int(p["n"]), float(p["every"])
-    app = make_app(p["url"])
-    app.redbeat_redis = counting_client(p["url"])
-    admin = admin_client(p["url"])
-    scheduler = new_scheduler(app)
-    acquire(scheduler)
+    admin, scheduler = leader(p["url"])
     make_due(admin, [0], every)
     drain(scheduler, 1)
     scheduler.tick()

@@ -49,6 +49,12 @@ def to_score(moment: datetime | None, *, overdue: bool = False) -> float | None:
     return (math.floor(millis) if overdue else math.ceil(millis)) / 1000
 
 
+def has_own_clock(schedule: Any) -> bool:
+    """Whether ``schedule`` reads a clock of its own (``nowfun``) rather than the app's, so a
+    clock read once for many entries must not stand in for it."""
+    return getattr(schedule, "nowfun", None) is not None
+
+
 class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
     """A schedule entry stored in RedBeat's storage.
 
@@ -217,7 +223,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
     def now_or(self, pinned: datetime | None) -> datetime:
         """``pinned`` (one instant shared by many entries, read once), unless this entry's
         schedule has a clock of its own (``nowfun``) or none is given: then the entry's clock."""
-        if pinned is None or getattr(self.schedule, "nowfun", None) is not None:
+        if pinned is None or has_own_clock(self.schedule):
             return self.default_now()  # type: ignore[no-any-return]
         return pinned
 

@@ -26,7 +26,7 @@ from celery.schedules import crontab
 from celery.utils.time import humanize_seconds
 
 from redbeat_core.config import RedBeatConfig
-from redbeat_core.entry import RedBeatSchedulerEntry
+from redbeat_core.entry import RedBeatSchedulerEntry, has_own_clock
 from redbeat_core.exceptions import EntryDecodeError, StoreUnavailableError
 from redbeat_core.runtime import Runtime, get_runtime
 from redbeat_core.schedules import clocked
@@ -243,7 +243,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
                 now is not None
                 and fields.get("last_run_at") is None
                 and not isinstance(schedule, clocked)
-                and getattr(schedule, "nowfun", None) is None
+                and not has_own_clock(schedule)
             ):
                 fields["last_run_at"] = now
             return self.Entry(**fields)

@@ -689,3 +689,53 @@ def test_a_stop_while_waiting_for_a_due_time_loses_no_committed_run(
         timer.join()
         signal.signal(signal.SIGUSR1, previous)
         scheduler.close()
+
+
+@pytest.mark.parametrize(
+    ("delivery", "signalled_at", "attempted", "committed_runs"),
+    [
+        ("at-most-once", {1}, 3, 1),
+        ("at-most-once", {1, 2}, 2, 1),  # a second stop stops at once
+        ("at-least-once", {1}, 1, 0),
+    ],
+)
+def test_a_stop_while_publishing_loses_no_other_committed_run(
+    make_app: Any,
+    client: Any,
+    published: list[str],
+    delivery: str,
+    signalled_at: set[int],
+    attempted: int,
+    committed_runs: int,
+) -> None:
+    """A SIGTERM (SIGUSR1 raising SystemExit, as Celery's beat handler does) arrives inside
+    the first of three publishes. At-most-once has committed all three runs: the other two are
+    still published, then the stop goes on; a second stop is obeyed at once. At-least-once has
+    committed nothing: it stops at once, and the next leader runs all three."""
+    app = make_app(redbeat_delivery=delivery)
+    for name in ("a", "b", "c"):
+        due_entry(app, name)
+    scheduler = make_scheduler(app)
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(0)
+
+    def signal_first_publish(**_: Any) -> None:
+        if len(published) in signalled_at:
+            os.kill(os.getpid(), signal.SIGUSR1)  # handled here, inside apply_async
+
+    previous = signal.signal(signal.SIGUSR1, stop)
+    before_task_publish.connect(signal_first_publish, weak=False)
+    try:
+        with pytest.raises(SystemExit):
+            scheduler.tick()
+        assert len(published) == attempted
+        for name in ("a", "b", "c"):
+            meta = RedBeatSchedulerEntry.decode_meta(
+                client.hget(f"redbeat:{name}", "meta"), app=app
+            )
+            assert meta["total_run_count"] == committed_runs
+    finally:
+        before_task_publish.disconnect(signal_first_publish)
+        signal.signal(signal.SIGUSR1, previous)
+        scheduler.close()

@@ -479,21 +479,20 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
                 while stop is None and (early := due_at - time.time()) > 0:
                     time.sleep(early)
             except (SystemExit, KeyboardInterrupt) as exc:
-                if self.config.delivery != "at-most-once":
-                    raise  # not committed yet: the next leader runs them at their due time
-                # Stopped (SIGTERM, Ctrl-C) while waiting for a due time: these runs are
-                # committed, and stopping now would lose them. Publish the rest at once (at
-                # most prepare_ahead early), then stop.
-                logger.warning(
-                    "beat: stopping %.3fs before a due time; publishing the %d prepared "
-                    "entries now rather than losing their runs",
-                    due_at - time.time(),
-                    len(due) - index,
+                stop = self._stop_after_publishing(
+                    exc, stop, f"{due_at - time.time():.3f}s before a due time", len(due) - index
                 )
-                stop = exc
             logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
             try:
                 result = self.apply_async(entry, producer=producer, advance=False)
+            except (SystemExit, KeyboardInterrupt) as exc:
+                stop = self._stop_after_publishing(
+                    exc,
+                    stop,
+                    f"while publishing {entry.name!r} (it may not have been sent)",
+                    len(due) - index - 1,
+                )
+                continue
             except Exception as exc:
                 logger.exception("beat: cannot publish %r: %s", entry.name, exc)
                 plugins.dispatch_failed(self, entry, exc)
@@ -503,7 +502,26 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         if observed:
             plugins.after_dispatch(self, dispatched)
         if stop is not None:
-            raise stop  # the stop that arrived while waiting, now that no run is lost
+            raise stop  # the stop that arrived mid-dispatch, now that no committed run is lost
+
+    def _stop_after_publishing(
+        self, exc: BaseException, earlier: BaseException | None, where: str, remaining: int
+    ) -> BaseException:
+        """A stop (SIGTERM, Ctrl-C: ``SystemExit``/``KeyboardInterrupt``) arrived during
+        dispatch. Under at-most-once the runs being dispatched are committed, so stopping now
+        would lose them: the rest are published first (at once, at most prepare_ahead early),
+        and the stop is returned to be raised after. Under at-least-once nothing is committed
+        yet and the next leader runs them, so it is raised at once; so is a second stop, which
+        asks to stop now whatever is lost."""
+        if self.config.delivery != "at-most-once" or earlier is not None:
+            raise exc
+        logger.warning(
+            "beat: stopping %s; publishing the %d remaining prepared entries first rather than "
+            "losing their runs (stop again to stop at once)",
+            where,
+            remaining,
+        )
+        return exc
 
     def _sleep_for(self, claim: ClaimResult, updates: Sequence[EntryUpdate]) -> float:
         """Seconds until the earliest due time known, capped by the lock renewal and

@@ -657,13 +657,20 @@ def test_the_score_after_a_run_is_the_one_next_score_computes(
     assert entry.score_after_run(next_in if is_due else None) == entry.next_score()
 
 
+def celery_beat_stop(scheduler: RedBeatScheduler) -> None:
+    """What ``celery beat``'s SIGTERM/SIGINT handler does (``Beat.install_sync_handler``):
+    ``Service.sync()``, which closes the scheduler, then ``SystemExit``."""
+    scheduler.close()
+    raise SystemExit()
+
+
 @pytest.mark.parametrize(
     ("delivery", "published_on_stop"), [("at-most-once", 1), ("at-least-once", 0)]
 )
 def test_a_stop_while_waiting_for_a_due_time_loses_no_committed_run(
     make_app: Any, client: Any, publish_times: list[float], delivery: str, published_on_stop: int
 ) -> None:
-    """A SIGTERM (here SIGUSR1 raising SystemExit, as Celery's beat handler does) arrives
+    """A SIGTERM (here SIGUSR1, handled as Celery's beat handles SIGTERM) arrives
     while the tick waits for a prepared entry's due time. At-most-once has committed the run:
     it is published at once, then the stop goes on. At-least-once has not: nothing is
     published, and the next leader runs it."""
@@ -671,7 +678,7 @@ def test_a_stop_while_waiting_for_a_due_time_loses_no_committed_run(
     scheduler = make_scheduler(app)
 
     def stop(signum: int, frame: Any) -> None:
-        raise SystemExit(0)
+        celery_beat_stop(scheduler)
 
     previous = signal.signal(signal.SIGUSR1, stop)
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1))
@@ -701,6 +708,7 @@ def test_a_stop_while_waiting_for_a_due_time_loses_no_committed_run(
 )
 def test_a_stop_while_publishing_loses_no_other_committed_run(
     make_app: Any,
+    redbeat_url: str,
     client: Any,
     published: list[str],
     delivery: str,
@@ -708,19 +716,24 @@ def test_a_stop_while_publishing_loses_no_other_committed_run(
     attempted: int,
     committed_runs: int,
 ) -> None:
-    """A SIGTERM (SIGUSR1 raising SystemExit, as Celery's beat handler does) arrives inside
+    """A SIGTERM (here SIGUSR1, handled as Celery's beat handles SIGTERM) arrives inside
     the first of three publishes. At-most-once has committed all three runs: the other two are
     still published, then the stop goes on; a second stop is obeyed at once. At-least-once has
     committed nothing: it stops at once, and the next leader runs all three."""
-    app = make_app(redbeat_delivery=delivery)
+    broker_url = redbeat_url.rsplit("/", 1)[0] + "/1"  # a real broker: messages can be counted
+    app = make_app(redbeat_delivery=delivery, broker_url=broker_url)
+    broker = redis.Redis.from_url(broker_url)
     for name in ("a", "b", "c"):
         due_entry(app, name)
     scheduler = make_scheduler(app)
 
     def stop(signum: int, frame: Any) -> None:
-        raise SystemExit(0)
+        celery_beat_stop(scheduler)
+
+    lock_held: list[bool] = []
 
     def signal_first_publish(**_: Any) -> None:
+        lock_held.append(bool(client.exists("redbeat::lock")))
         if len(published) in signalled_at:
             os.kill(os.getpid(), signal.SIGUSR1)  # handled here, inside apply_async
 
@@ -730,6 +743,10 @@ def test_a_stop_while_publishing_loses_no_other_committed_run(
         with pytest.raises(SystemExit):
             scheduler.tick()
         assert len(published) == attempted
+        assert all(lock_held)  # the handler's close() waits for the dispatch to end
+        # Every publish a stop interrupted is lost; the others reached the broker.
+        assert broker.llen("celery") == attempted - len(signalled_at)
+        assert client.get("redbeat::lock") is None  # closed after dispatching: lock released
         for name in ("a", "b", "c"):
             meta = RedBeatSchedulerEntry.decode_meta(
                 client.hget(f"redbeat:{name}", "meta"), app=app
@@ -739,3 +756,4 @@ def test_a_stop_while_publishing_loses_no_other_committed_run(
         before_task_publish.disconnect(signal_first_publish)
         signal.signal(signal.SIGUSR1, previous)
         scheduler.close()
+        broker.close()

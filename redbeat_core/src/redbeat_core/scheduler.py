@@ -103,6 +103,9 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         self._last_fence_ok: float = 0.0
         self._started = False
         self._skew_warned = False
+        #: Set while a tick publishes; a close() meanwhile waits for the end (see close()).
+        self._dispatching = False
+        self._close_deferred = False
         super().__init__(app, **kwargs)
         self.max_interval = self.config.max_interval
 
@@ -463,12 +466,28 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         )
 
     def _dispatch(self, due: Sequence[tuple[RedBeatSchedulerEntry, float]]) -> None:
+        """Publish the due entries, each at its due time; a close() requested meanwhile (by
+        ``celery beat``'s stop handler) is done once they are out."""
         if not due:
             return
         plugins = self._runtime.plugins
         observed = plugins.has_impls("redbeat_after_dispatch")
         if plugins.has_impls("redbeat_before_dispatch"):
             plugins.before_dispatch(self, [entry for entry, _ in due])
+        self._dispatching = True
+        try:
+            self._publish_all(due, observed)
+        finally:
+            self._dispatching = False
+            if self._close_deferred:
+                self._close_deferred = False
+                self.close()
+
+    def _publish_all(
+        self, due: Sequence[tuple[RedBeatSchedulerEntry, float]], observed: bool
+    ) -> None:
+        """``apply_async`` for each entry; one failed publish never stops the others."""
+        plugins = self._runtime.plugins
         dispatched: list[Dispatched] = []
         producer = self.producer
         stop: BaseException | None = None
@@ -516,8 +535,8 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         if self.config.delivery != "at-most-once" or earlier is not None:
             raise exc
         logger.warning(
-            "beat: stopping %s; publishing the %d remaining prepared entries first rather than "
-            "losing their runs (stop again to stop at once)",
+            "beat: stopping %s; publishing the tick's %d remaining entries first, as their runs "
+            "are committed (stop again to stop at once)",
             where,
             remaining,
         )
@@ -604,7 +623,16 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         return "\n".join(lines)
 
     def close(self) -> None:
-        """Release the lock at once so a standby takes over without waiting for it to expire."""
+        """Release the lock at once so a standby takes over without waiting for it to expire.
+
+        ``celery beat``'s SIGTERM/SIGINT handler closes the scheduler and then raises
+        ``SystemExit`` in whatever the beat was doing. During a tick's publishes, closing would
+        release the lock and the broker connection that the committed runs are still to be
+        published with, so the close is done when the dispatch ends (see ``_dispatch``).
+        """
+        if self._dispatching:
+            self._close_deferred = True
+            return
         try:
             if self._started:
                 self._runtime.plugins.scheduler_stopped(self)

@@ -7,6 +7,8 @@ key dictates. Deadlines are polls, never sleeps.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,6 +20,7 @@ from celery.schedules import schedule
 from celery.signals import before_task_publish
 
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
+from redbeat_core.exceptions import StoreUnavailableError
 
 
 def poll(condition: Callable[[], bool], timeout: float) -> bool:
@@ -110,4 +113,62 @@ def test_storage_outage_keeps_the_loop_alive_and_recovers(
         assert scheduler.lock.fence.epoch == 1
     finally:
         scheduler.close()
+        app.close()
+
+
+def outage_app(url: str, **options: Any) -> Celery:
+    app = Celery("startup", set_as_current=False)
+    app.conf.update(
+        {
+            "broker_url": "memory://",
+            "redbeat_redis_url": url,
+            "redbeat_redis_options": {"socket_connect_timeout": 0.5, **options},
+            "beat_schedule": {"static": {"task": "tasks.static", "schedule": 60.0}},
+        }
+    )
+    return app
+
+
+def test_unreachable_storage_at_start_up_is_an_error_saying_what_to_do(
+    redbeat_server_factory: Any,
+) -> None:
+    server = redbeat_server_factory()
+    server.kill()
+    app = outage_app(server.url)
+    try:
+        with pytest.raises(StoreUnavailableError) as failure:
+            RedBeatScheduler(app=app)
+        message = str(failure.value)
+        assert f"redis://127.0.0.1:{server.port}/0" in message
+        assert "redbeat_redis_url" in message
+        assert "'retry_period'" in message
+    finally:
+        app.close()
+
+
+def test_with_a_retry_period_start_up_waits_for_the_storage(
+    redbeat_server_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """celery-redbeat's ``retry_period`` (-1: forever) also covers start-up: the beat comes up
+    once the server does, with its statics stored."""
+    server = redbeat_server_factory()
+    server.kill()
+    app = outage_app(server.url, retry_period=-1)
+    built: list[RedBeatScheduler] = []
+    starting = threading.Thread(target=lambda: built.append(RedBeatScheduler(app=app)))
+    try:
+        with caplog.at_level(logging.WARNING, logger="celery.beat"):
+            starting.start()
+            assert poll(lambda: "Retrying Redis connection" in caplog.text, timeout=10)
+            assert not built  # still waiting for the server
+            server.restart()
+            starting.join(timeout=60)
+        assert not starting.is_alive()
+        (scheduler,) = built
+        try:
+            assert set(scheduler.store.statics()) == {"static"}
+        finally:
+            scheduler.close()
+    finally:
+        starting.join(timeout=60)
         app.close()

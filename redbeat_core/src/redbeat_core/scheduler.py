@@ -136,6 +136,21 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
     # ----------------------------------------------------------------- start-up
 
     def setup_schedule(self) -> None:
+        """Sync ``beat_schedule`` into storage (see ``_sync_statics``). Storage that cannot be
+        reached stops start-up with an error saying where it looked and how to wait for it."""
+        try:
+            self._sync_statics()
+        except StoreUnavailableError as exc:
+            reason = str(exc).rstrip(".")
+            raise StoreUnavailableError(
+                f"beat cannot start: its storage ({self._runtime.backend.describe()}) is "
+                f"unreachable while syncing beat_schedule: {reason}. Start the server or fix the "
+                "storage URL (redbeat_redis_url or redbeat_url). To wait for the storage at "
+                "start-up instead, give the Redis backends a retry period: "
+                "redbeat_redis_options = {'retry_period': seconds} (-1: forever)."
+            ) from exc
+
+    def _sync_statics(self) -> None:
         """Sync ``beat_schedule`` into storage in three round trips, whatever its size: read the
         previous statics and every static's stored entry, then write the new and the changed
         ones (keeping each last_run_at), delete the statics that left the configuration, and

@@ -446,6 +446,7 @@ def test_a_beats_life_in_hooks(
         recorder.clear()
     finally:
         scheduler.close()
+        scheduler.close()  # celery beat closes twice on SIGTERM: its handler, then its loop
     assert recorder.hooks() == ["redbeat_scheduler_stopped", "redbeat_lock_lost"]
     assert recorder.one("redbeat_scheduler_stopped") == {"scheduler": scheduler}
     assert recorder.one("redbeat_lock_lost") == {"scheduler": scheduler, "reason": "released"}

@@ -649,7 +649,8 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
             self._close_deferred = True
             return
         try:
-            if self._started:
+            if self._started:  # reported once, though celery beat closes twice on SIGTERM
+                self._started = False
                 self._runtime.plugins.scheduler_stopped(self)
             if self.lock is not None and self.lock.held:
                 logger.info("beat: releasing the lock")

@@ -843,7 +843,7 @@ def test_two_celery_beats_on_one_file_exactly_one_dispatches(beats: Beats, db_pa
     assert len(leaders) == 1, beats.logs()
     leader, standby = leaders[0], next(b for b in (first, second) if b is not leaders[0])
     ((holders,),) = read_db(db_path, "SELECT COUNT(*) FROM lease WHERE token IS NOT NULL")
-    assert holders == 1
+    assert holders == 1, beats.logs()
 
     # The leader stops (SIGTERM, by its pid) and releases the lease: the standby takes over.
     stop(leader.popen)
@@ -853,9 +853,11 @@ def test_two_celery_beats_on_one_file_exactly_one_dispatches(beats: Beats, db_pa
         RUN_TIMEOUT,
         "the standby took over and dispatched",
     )
-    assert leader.dispatches() == published_by_leader
+    assert leader.dispatches() == published_by_leader, beats.logs()
     ((epoch,),) = read_db(db_path, "SELECT epoch FROM lease WHERE key = ?", LOCK_KEY)
-    assert epoch == 2
+    assert epoch == 2, beats.logs()
     stop(standby.popen)
     # Every message in the broker was sent by one beat or the other, never by both.
-    assert beats.messages().count("e2e.static") == leader.dispatches() + standby.dispatches()
+    assert beats.messages().count("e2e.static") == leader.dispatches() + standby.dispatches(), (
+        beats.logs()
+    )

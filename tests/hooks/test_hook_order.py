@@ -17,7 +17,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import attrs
@@ -29,6 +28,7 @@ from celery.beat import SchedulingError
 from celery.result import AsyncResult
 from celery.schedules import schedule
 from celery.signals import before_task_publish
+from redbeat_test_support import ago, wait_for
 
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
 from redbeat_core import hookimpl, hookspecs
@@ -46,19 +46,6 @@ LOCK_KEY = "redbeat::lock"
 FAST_LOCK = {"redbeat_lock_timeout": 2.0, "redbeat_lock_poll_interval": 0.1}
 RECORDER = "hook-recorder"
 REGISTRATION_HOOKS = ("redbeat_register_backends", "redbeat_configure_converter")
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``condition`` until it holds; fail at the deadline (never a sleep as sync)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout:g} s", pytrace=False)
-        time.sleep(0.02)
-
-
-def ago(seconds: float) -> datetime:
-    return datetime.now(UTC) - timedelta(seconds=seconds)
 
 
 def due_entry(app: Celery, name: str, every: float = 30, late: float = 0) -> RedBeatSchedulerEntry:

@@ -27,10 +27,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +44,13 @@ if importlib.util.find_spec("redbeat_lockstrategy") is None:
 import redis  # noqa: E402
 from celery import Celery  # noqa: E402
 from celery.schedules import schedule  # noqa: E402
-from celery.signals import before_task_publish  # noqa: E402
 from redbeat_lockstrategy import (  # noqa: E402
     LockStrategySettings,
     NamespacedRedisLock,
     lease_key,
 )
 from redbeat_lockstrategy import plugin as lockstrategy_plugin  # noqa: E402
+from redbeat_test_support import Published, ago, recording_publishes, wait_for  # noqa: E402
 
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry  # noqa: E402
 from redbeat_core.config import RedBeatConfig  # noqa: E402
@@ -74,19 +71,6 @@ IMPORT_PATH = "redbeat_lockstrategy.plugin"
 FAST_LOCK = {"redbeat_lock_timeout": 2.0, "redbeat_lock_poll_interval": 0.1}
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``condition`` until it holds; fail at the deadline (never a sleep as sync)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout:g} s", pytrace=False)
-        time.sleep(0.02)
-
-
-def ago(seconds: float) -> datetime:
-    return datetime.now(UTC) - timedelta(seconds=seconds)
-
-
 def due_entry(app: Celery, name: str, every: float = 30) -> RedBeatSchedulerEntry:
     """An interval entry that last ran long enough ago to be due now."""
     item = RedBeatSchedulerEntry(name, f"tasks.{name}", schedule(every), app=app)
@@ -94,32 +78,10 @@ def due_entry(app: Celery, name: str, every: float = 30) -> RedBeatSchedulerEntr
     return item.save()
 
 
-@dataclass
-class Published:
-    """Every publish in the test: (task name, routing key), in order."""
-
-    calls: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def tasks(self) -> list[str]:
-        return [task for task, _ in self.calls]
-
-    def by(self, routing_key: str) -> list[str]:
-        return [task for task, key in self.calls if key == routing_key]
-
-
 @pytest.fixture
 def published() -> Iterator[Published]:
-    record = Published()
-
-    def on_publish(headers: Any = None, routing_key: Any = None, **_: Any) -> None:
-        record.calls.append((headers["task"], routing_key))
-
-    before_task_publish.connect(on_publish, weak=False)
-    try:
+    with recording_publishes() as record:
         yield record
-    finally:
-        before_task_publish.disconnect(on_publish)
 
 
 @pytest.fixture

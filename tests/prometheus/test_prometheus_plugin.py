@@ -25,7 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,6 +34,7 @@ import pytest
 import redis
 from celery.schedules import schedule
 from prometheus_client.parser import text_string_to_metric_families
+from redbeat_test_support import ago
 
 import redbeat_prometheus
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
@@ -50,10 +51,6 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def ago(seconds: float) -> datetime:
-    return datetime.now(UTC) - timedelta(seconds=seconds)
 
 
 def due_entry(app: Any, name: str, task: str, *, every: float = 30, **kwargs: Any) -> Any:

@@ -22,6 +22,7 @@ import pytest
 import redis
 from celery.schedules import crontab, schedule
 from celery.signals import before_task_publish
+from redbeat_test_support import ago
 
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
 from redbeat_core.exceptions import ConfigurationError, UnknownBackendError
@@ -46,10 +47,6 @@ def client(redbeat_url: str) -> Iterator[Any]:
     client = redis.Redis.from_url(redbeat_url, decode_responses=True)
     yield client
     client.close()
-
-
-def ago(seconds: float) -> datetime:
-    return datetime.now(UTC) - timedelta(seconds=seconds)
 
 
 def due_entry(app: Any, name: str, task: str = "tasks.add", every: float = 30) -> Any:

@@ -729,13 +729,13 @@ def test_a_stop_while_publishing_loses_no_other_committed_run(
 
     lock_held: list[bool] = []
 
-    def signal_first_publish(**_: Any) -> None:
+    def signal_during_publish(**_: Any) -> None:
         lock_held.append(bool(client.exists("redbeat::lock")))
         if len(published) in signalled_at:
             os.kill(os.getpid(), signal.SIGUSR1)  # handled here, inside apply_async
 
     previous = signal.signal(signal.SIGUSR1, stop)
-    before_task_publish.connect(signal_first_publish, weak=False)
+    before_task_publish.connect(signal_during_publish, weak=False)
     try:
         with pytest.raises(SystemExit):
             scheduler.tick()
@@ -750,7 +750,7 @@ def test_a_stop_while_publishing_loses_no_other_committed_run(
             )
             assert meta["total_run_count"] == committed_runs
     finally:
-        before_task_publish.disconnect(signal_first_publish)
+        before_task_publish.disconnect(signal_during_publish)
         signal.signal(signal.SIGUSR1, previous)
         scheduler.close()
         broker.close()

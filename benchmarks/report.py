@@ -543,7 +543,8 @@ def section_b4(results: dict[str, Any], meta: dict[str, Any]) -> tuple[str, Any]
             "second shows how precisely the beat wakes and claims. The last column is the floor "
             "that Celery sets, measured with no scheduler at all: a process that calls "
             "`apply_async` for the same number of tasks at every whole second (GC frozen, one "
-            "producer); a beat's p99 cannot be lower than that of its publishes alone.",
+            "producer, each publish written to a file as the beats' are); a beat's p99 cannot "
+            "be lower than that of its publishes alone.",
             "",
             table(
                 ["", "ours", "celery-redbeat", "ratio ours/theirs", "Celery alone (floor)"], rows

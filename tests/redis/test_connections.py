@@ -3,7 +3,6 @@ and the retry policy's timing (with injected sleep and clock, never real waiting
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import pytest
 import redis
 from celery import Celery
 from celery.schedules import schedule
+from redbeat_test_support import wait_for
 from redis.credentials import UsernamePasswordCredentialProvider
 
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
@@ -152,19 +152,10 @@ def test_a_demoted_master_never_breaks_the_beat_loop(redbeat_server_factory: Any
         server.call("REPLICAOF", "127.0.0.1", str(other.port))  # demoted: now read-only
         assert scheduler.tick() == pytest.approx(0.2)  # no exception reaches Celery's loop
         server.call("REPLICAOF", "NO", "ONE")  # promoted again (its data resynced: empty)
-        assert poll_until(lambda: (scheduler.tick(), scheduler.lock.held)[1])
+        wait_for(lambda: (scheduler.tick(), scheduler.lock.held)[1], 10, "the lock taken")
     finally:
         scheduler.close()
         app.close()
-
-
-def poll_until(condition: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_wrong_password_is_not_retried(redbeat_server_factory: Any) -> None:

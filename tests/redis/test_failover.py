@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,18 +18,10 @@ import pytest
 from celery import Celery
 from celery.schedules import schedule
 from celery.signals import before_task_publish
+from redbeat_test_support import wait_for
 
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
 from redbeat_core.exceptions import StoreUnavailableError
-
-
-def poll(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture
@@ -67,7 +59,11 @@ def test_standby_takes_over_when_the_leader_dies_without_releasing(
         assert standby.lock is not None
         assert not standby.lock.held
         died = time.monotonic()
-        assert poll(lambda: bool(standby.tick() is not None and standby.lock.held), timeout=5)
+        wait_for(
+            lambda: bool(standby.tick() is not None and standby.lock.held),
+            5,
+            "the standby took the lock",
+        )
         assert time.monotonic() - died >= 0.5  # not before the lease could have lapsed
         due(standby.app, "after")
         standby.tick()
@@ -107,7 +103,11 @@ def test_storage_outage_keeps_the_loop_alive_and_recovers(
             assert scheduler.tick() == pytest.approx(0.1)  # no exception reaches Celery's loop
         server.restart()  # empty: the lock key did not survive, so leadership is re-acquired
         due(app, "back")
-        assert poll(lambda: (scheduler.tick(), published == ["tasks.back"])[1], timeout=10)
+        wait_for(
+            lambda: (scheduler.tick(), published == ["tasks.back"])[1],
+            10,
+            "the entry saved after the outage published",
+        )
         assert scheduler.lock.held
         assert scheduler.lock.fence is not None
         assert scheduler.lock.fence.epoch == 1
@@ -159,7 +159,7 @@ def test_with_a_retry_period_start_up_waits_for_the_storage(
     try:
         with caplog.at_level(logging.WARNING, logger="celery.beat"):
             starting.start()
-            assert poll(lambda: "Retrying Redis connection" in caplog.text, timeout=10)
+            wait_for(lambda: "Retrying Redis connection" in caplog.text, 10, "a retry logged")
             assert not built  # still waiting for the server
             server.restart()
             starting.join(timeout=60)

@@ -15,6 +15,7 @@ import attrs
 import pytest
 from celery import Celery
 from celery.schedules import schedule
+from redbeat_test_support import wait_for
 
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
 from redbeat_core.exceptions import StoreUnavailableError
@@ -136,6 +137,27 @@ def test_sentinel_acl_user_in_sentinel_kwargs(
     finally:
         for sentinel in sentinels:
             sentinel.call("ACL", "DELUSER", "beat")
+
+
+def test_closing_the_scheduler_drops_its_connections_to_the_sentinels_too(
+    make_sentinel_app: Callable[..., Celery], sentinel_topology: SentinelTopology
+) -> None:
+    # Named connections, so that only ours are counted (sentinels also connect to each other).
+    name = "redbeat-close-probe"
+    options = {"client_name": name, "sentinel_kwargs": {"client_name": name}}
+    app = make_sentinel_app(redbeat_redis_options=options)
+    servers = [*sentinel_topology.sentinels, sentinel_topology.master()]
+
+    def ours() -> dict[int, int]:
+        listed = {s.port: str(s.call("CLIENT", "LIST")) for s in servers}
+        return {port: text.count(f"name={name} ") for port, text in listed.items()}
+
+    round_trip(app)  # which closes the scheduler; connect again, then close only the store
+    stored = get_runtime(app).store.count()
+    assert sum(ours().values()) >= 2, "a sentinel and the master each hold one of ours"
+    get_runtime(app).store.close()
+    wait_for(lambda: not any(ours().values()), 5, "every connection of ours closed")
+    assert get_runtime(app).store.count() == stored  # and the client still works afterwards
 
 
 def test_a_dead_sentinel_first_in_the_list_is_skipped(

@@ -62,10 +62,18 @@ def disconnect(client: Any) -> None:
     next command (``ScheduleStore.close`` promises that). ``close()`` would do for a plain
     client, but ``RedisCluster.close()`` also forgets its nodes and slot map, after which the
     client fails (``'NoneType' object has no attribute 'redis_connection'``), and a client the
-    user assigned to ``app.redbeat_redis`` would be broken for them too."""
+    user assigned to ``app.redbeat_redis`` would be broken for them too.
+
+    A Sentinel-managed pool also reaches the sentinels through clients of their own (its
+    ``sentinel_manager``); their connections are dropped too, or every closed scheduler would
+    leave one open per sentinel it asked."""
     get_nodes = getattr(client, "get_nodes", None)
     if get_nodes is None:  # a plain or Sentinel-managed client: one pool
-        client.connection_pool.disconnect()
+        pool = client.connection_pool
+        pool.disconnect()
+        manager = getattr(pool, "sentinel_manager", None)
+        for sentinel in getattr(manager, "sentinels", ()):
+            sentinel.connection_pool.disconnect()
         return
     for node in get_nodes():  # a cluster client: one pool per node
         connection = node.redis_connection

@@ -161,3 +161,14 @@ def test_plain_redis_urls_keep_the_celery_redbeat_layout(make_app: Any) -> None:
     runtime = get_runtime(make_app(url="redis://127.0.0.1:6379/0", redbeat_key_prefix="myapp:"))
     assert runtime.config.key_prefix == "myapp:"
     assert get_runtime(make_app(url="redis://127.0.0.1:6379/0")).config.key_prefix == "redbeat:"
+
+
+def test_waiting_for_replicas_is_refused_at_start_up(make_app: Any) -> None:
+    """WAIT through redis-py's cluster client goes to every primary on other connections than
+    the commit's, so its count would not be about the commit: refused, naming the setting."""
+    app = make_app(redbeat_replica_acks=1)
+    with pytest.raises(ConfigurationError) as info:
+        get_runtime(app)
+    assert info.value.setting == "redbeat_replica_acks"
+    assert "0 on Redis Cluster" in str(info.value)
+    assert adjust_config(config(replica_acks=0)).replica_acks == 0

@@ -78,6 +78,15 @@ def test_timing_defaults_prepare_ahead_and_freeze() -> None:
     assert (off.prepare_ahead, off.gc_freeze) == (0.0, False)
 
 
+def test_replica_acks_are_off_unless_asked_for() -> None:
+    c = config(redbeat_redis_url="redis://h")
+    assert (c.replica_acks, c.replica_ack_timeout) == (0, 0.1)
+    on = config(
+        redbeat_redis_url="redis://h", redbeat_replica_acks=2, redbeat_replica_ack_timeout=1
+    )
+    assert (on.replica_acks, on.replica_ack_timeout) == (2, 1.0)
+
+
 def test_lock_timing_defaults_give_fast_failover() -> None:
     c = config(redbeat_redis_url="redis://h")
     assert c.lock_timeout == 10
@@ -98,6 +107,13 @@ def test_lock_timing_defaults_give_fast_failover() -> None:
         ({"redbeat_prepare_ahead": "soon"}, "redbeat_prepare_ahead"),
         ({"redbeat_prepare_ahead": float("nan")}, "redbeat_prepare_ahead"),
         ({"redbeat_gc_freeze": "yes"}, "redbeat_gc_freeze"),
+        ({"redbeat_replica_acks": -1}, "redbeat_replica_acks"),
+        ({"redbeat_replica_acks": True}, "redbeat_replica_acks"),
+        ({"redbeat_replica_acks": 1.5}, "redbeat_replica_acks"),
+        ({"redbeat_replica_ack_timeout": 0}, "redbeat_replica_ack_timeout"),
+        ({"redbeat_replica_ack_timeout": "1s"}, "redbeat_replica_ack_timeout"),
+        # Not shorter than the renew interval (10 / 3 s by default): the lock could lapse.
+        ({"redbeat_replica_ack_timeout": 3.5}, "redbeat_replica_ack_timeout"),
         ({"redbeat_delivery": "sometimes"}, "redbeat_delivery"),
         ({"redbeat_unknown_task": "drop"}, "redbeat_unknown_task"),
         ({"redbeat_key_prefix": ""}, "redbeat_key_prefix"),

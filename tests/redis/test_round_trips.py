@@ -10,6 +10,7 @@ same few commands per due entry.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -77,11 +78,13 @@ def fill(admin: Any, due: int, now: float) -> None:
     pipe.execute()
 
 
-def measure_tick(make_app: Any, admin: Any, redbeat_url: str, due: int) -> tuple[int, int, int]:
+def measure_tick(
+    make_app: Any, admin: Any, redbeat_url: str, due: int, **conf: Any
+) -> tuple[int, int, int]:
     """(round trips, server commands, published) for one tick with ``due`` entries due."""
     now = datetime.now(UTC).timestamp()
     fill(admin, due, now)
-    app = make_app()
+    app = make_app(**conf)
     app.redbeat_redis = redis.Redis.from_url(
         redbeat_url, decode_responses=True, connection_class=CountingConnection
     )
@@ -129,3 +132,15 @@ def test_busy_tick_round_trips_are_constant_in_the_number_due(
     per_entry = (c100 - c1) / 99
     assert per_entry == (c1000 - c100) / 900
     assert per_entry <= 5
+
+
+def test_waiting_for_replicas_adds_no_round_trip(
+    make_app: Any, admin: Any, redbeat_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # WAIT goes in the commit's round trip. This server has no replica: the tick waits out the
+    # timeout, says so, and publishes anyway.
+    conf = {"redbeat_replica_acks": 1, "redbeat_replica_ack_timeout": 0.05}
+    with caplog.at_level(logging.WARNING):
+        trips, _, published = measure_tick(make_app, admin, redbeat_url, 100, **conf)
+    assert (trips, published) == (2, 100)
+    assert caplog.text.count("0 of the 1 replicas asked for (redbeat_replica_acks)") == 1

@@ -393,10 +393,13 @@ def test_invalid_settings_fail_at_start_up_naming_the_setting(
         assert isinstance(info.value, UnknownBackendError)
 
 
+@pytest.mark.parametrize("replica_acks", [0, 1], ids=["commit", "commit-and-wait"])
 def test_scripts_survive_a_flushed_script_cache(
-    app: Any, published: list[str], client: Any
+    make_app: Any, published: list[str], client: Any, replica_acks: int
 ) -> None:
-    """A restarted or failed-over server has no scripts cached: NOSCRIPT is handled."""
+    """A restarted or failed-over server has no scripts cached: NOSCRIPT is handled (also by
+    the commit that is pipelined with WAIT, which sends EVALSHA itself)."""
+    app = make_app(redbeat_replica_acks=replica_acks, redbeat_replica_ack_timeout=0.01)
     scheduler = make_scheduler(app)
     try:
         scheduler.tick()

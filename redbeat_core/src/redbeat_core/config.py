@@ -31,6 +31,8 @@ DEFAULT_BATCH_SIZE: Final = 1000
 #: (decode, next run, commit) takes a few ms; this covers a few hundred.
 DEFAULT_PREPARE_AHEAD: Final = 0.05
 MAX_PREPARE_AHEAD: Final = 1.0
+#: A replica on the same LAN acknowledges in well under a millisecond (WAIT asks it at once).
+DEFAULT_REPLICA_ACK_TIMEOUT: Final = 0.1
 
 Delivery = Literal["at-most-once", "at-least-once"]
 DELIVERY_MODES: Final[tuple[Delivery, ...]] = ("at-most-once", "at-least-once")
@@ -147,6 +149,24 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "process that ticks a scheduler but is not a beat.",
     ),
     Setting(
+        "redbeat_replica_acks",
+        "int",
+        "0",
+        "Replicas that must have a busy tick's commit before the tick goes on (Redis WAIT, sent "
+        "in the commit's round trip). With at-most-once delivery its entries are published "
+        "only then, so a failover cannot bring back a due time already published, as it can "
+        "when the master dies before replicating the commit. 0 does not wait. Redis and "
+        "Sentinel backends; refused on Redis Cluster.",
+    ),
+    Setting(
+        "redbeat_replica_ack_timeout",
+        "float (s)",
+        f"{DEFAULT_REPLICA_ACK_TIMEOUT:g}",
+        "The longest a busy tick waits for redbeat_replica_acks. When fewer replicas answer in "
+        "time, the beat logs a warning (once, until they answer again) and goes on. "
+        "Shorter than redbeat_lock_renew_interval.",
+    ),
+    Setting(
         "redbeat_delivery",
         "'at-most-once' | 'at-least-once'",
         "'at-most-once'",
@@ -228,6 +248,8 @@ class RedBeatConfig:
     batch_size: int = DEFAULT_BATCH_SIZE
     prepare_ahead: float = DEFAULT_PREPARE_AHEAD
     gc_freeze: bool = True
+    replica_acks: int = 0
+    replica_ack_timeout: float = DEFAULT_REPLICA_ACK_TIMEOUT
     delivery: Delivery = "at-most-once"
     #: What to do with an entry whose task this beat's app does not know. Celery (and
     #: celery-redbeat) send it by name, which is right when beat does not import the tasks.
@@ -350,6 +372,7 @@ class RedBeatConfig:
         if not isinstance(gc_freeze, bool):
             raise ConfigurationError("redbeat_gc_freeze", gc_freeze, "True or False")
         values["gc_freeze"] = gc_freeze
+        values.update(_read_replica_acks(settings, values["lock_renew_interval"]))
 
         delivery = settings.get("redbeat_delivery", "at-most-once")
         if delivery not in DELIVERY_MODES:
@@ -416,6 +439,26 @@ def _read_lock(settings: _Settings, prefix: str, overrides: Mapping[str, Any]) -
         "lock_renew_interval": renew_s,
         "lock_poll_interval": poll_s,
     }
+
+
+def _read_replica_acks(settings: _Settings, renew_interval: float) -> dict[str, Any]:
+    """How many replicas must acknowledge a commit, and for how long a tick waits for them:
+    less than the lock's renew interval, which the commit's lease extension has to outlast."""
+    acks = settings.get("redbeat_replica_acks", 0)
+    if isinstance(acks, bool) or not isinstance(acks, int) or acks < 0:
+        raise ConfigurationError(
+            "redbeat_replica_acks", acks, "an integer >= 0 (0 = do not wait for replicas)"
+        )
+    timeout = settings.get("redbeat_replica_ack_timeout", DEFAULT_REPLICA_ACK_TIMEOUT)
+    seconds = _positive_number("redbeat_replica_ack_timeout", timeout)
+    if seconds >= renew_interval:
+        raise ConfigurationError(
+            "redbeat_replica_ack_timeout",
+            timeout,
+            f"a number of seconds shorter than redbeat_lock_renew_interval ({renew_interval:g}s),"
+            " or a tick waiting for replicas could outlive the lock",
+        )
+    return {"replica_acks": acks, "replica_ack_timeout": seconds}
 
 
 def _read_url(settings: _Settings) -> tuple[str, str]:

@@ -47,7 +47,13 @@ class RedisBackend:
         backends differ from plain Redis only in how they build that client (and, for Cluster,
         which errors the retry policy counts as an outage)."""
         retry = retry or RetryingConnection(config.retry_period, client)
-        store = RedisStore(client=client, keys=RedisKeys.from_config(config), retry=retry)
+        store = RedisStore(
+            client=client,
+            keys=RedisKeys.from_config(config),
+            retry=retry,
+            replica_acks=config.replica_acks,
+            replica_ack_timeout=config.replica_ack_timeout,
+        )
         return cls(config=config, client=client, retry=retry, store=store)
 
     def make_lock(self, config: RedBeatConfig) -> Lock:

@@ -15,6 +15,7 @@ knows.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -33,6 +34,8 @@ from redbeat_core.typing import (
 )
 from redbeat_redis import scripts
 from redbeat_redis.retry import TRANSIENT_ERRORS
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _CLAIM_HEADER = 4
@@ -131,7 +134,12 @@ class RedisStore:
     client: Any
     keys: RedisKeys
     retry: RetryPolicy
+    #: Replicas that must have a commit before it returns (``redbeat_replica_acks``; 0: none).
+    replica_acks: int = 0
+    replica_ack_timeout: float = 0.1
     _scripts: dict[str, Any] = attrs.field(factory=dict, init=False, repr=False)
+    #: True while commits get fewer acknowledgements than asked (warned once per episode).
+    _short_of_acks: bool = attrs.field(default=False, init=False, repr=False)
 
     def _script(self, name: str) -> Any:
         script = self._scripts.get(name)
@@ -191,7 +199,58 @@ class RedisStore:
         for item in quarantine:
             args += [self.keys.entry(item.name), item.reason]
         script = self._script("commit")
-        return bool(self._call(lambda: script(keys=keys, args=args)))
+        if not self.replica_acks:
+            return bool(self._call(lambda: script(keys=keys, args=args)))
+        owned, acks = self._call(lambda: self._commit_and_wait(script, keys, args))
+        if owned:
+            self._note_acks(acks)
+        return owned
+
+    def _commit_and_wait(self, script: Any, keys: list[str], args: list[Any]) -> tuple[bool, int]:
+        """``commit.lua`` then ``WAIT``, pipelined: one round trip and, what WAIT needs, one
+        connection (it counts the replicas that have this connection's writes).
+
+        Raw EVALSHA rather than the ``Script`` in the pipeline: redis-py would then send
+        ``SCRIPT EXISTS`` first, a round trip more. A server without the script (restarted,
+        or a promoted replica) answers NOSCRIPT; it is loaded and the pair sent again, which
+        is safe as the commit writes the same values twice and WAIT only waits.
+        """
+        wait_ms = max(1, _ms(self.replica_ack_timeout))  # WAIT 0 would wait forever
+        for _ in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            pipe.execute_command("WAIT", self.replica_acks, wait_ms)
+            owned, acks = pipe.execute(raise_on_error=False)
+            if isinstance(owned, redis.exceptions.NoScriptError):
+                self.client.script_load(script.script)  # same source, same sha
+                continue
+            for reply in (owned, acks):
+                if isinstance(reply, Exception):
+                    raise reply
+            return bool(owned), int(acks)
+        raise redis.exceptions.NoScriptError("commit.lua was not kept by the server")
+
+    def _note_acks(self, acks: int) -> None:
+        """Warn when fewer replicas than asked for have a commit, once until they acknowledge
+        again. The beat goes on without them: stopping the schedule while a replica is away
+        would miss every run, to avoid a duplicate that only a failover in that time causes."""
+        if acks < self.replica_acks:
+            if not self._short_of_acks:
+                self._short_of_acks = True
+                logger.warning(
+                    "beat: %d of the %d replicas asked for (redbeat_replica_acks) acknowledged "
+                    "the commit within %gs (redbeat_replica_ack_timeout); going on without "
+                    "them. Until they do, a failover can bring back a due time already "
+                    "published.",
+                    acks,
+                    self.replica_acks,
+                    self.replica_ack_timeout,
+                )
+        elif self._short_of_acks:
+            self._short_of_acks = False
+            logger.warning(
+                "beat: replicas acknowledge commits again (%d of %d)", acks, self.replica_acks
+            )
 
     # ----------------------------------------------------------------- writes
 

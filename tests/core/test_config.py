@@ -80,7 +80,7 @@ def test_timing_defaults_prepare_ahead_and_freeze() -> None:
 
 def test_replica_acks_are_off_unless_asked_for() -> None:
     c = config(redbeat_redis_url="redis://h")
-    assert (c.replica_acks, c.replica_ack_timeout) == (0, 0.1)
+    assert (c.replica_acks, c.replica_ack_timeout) == (0, 0.5)
     on = config(
         redbeat_redis_url="redis://h", redbeat_replica_acks=2, redbeat_replica_ack_timeout=1
     )

@@ -136,7 +136,7 @@ class RedisStore:
     retry: RetryPolicy
     #: Replicas that must have a commit before it returns (``redbeat_replica_acks``; 0: none).
     replica_acks: int = 0
-    replica_ack_timeout: float = 0.1
+    replica_ack_timeout: float = 0.5
     _scripts: dict[str, Any] = attrs.field(factory=dict, init=False, repr=False)
     #: True while commits get fewer acknowledgements than asked (warned once per episode).
     _short_of_acks: bool = attrs.field(default=False, init=False, repr=False)

@@ -10,7 +10,7 @@ also printed): the longest gap between two publishes, the time from the kill to 
 and to the first publish after it, the due times missed (whole intervals without a publish)
 and the due times published twice (must be none with the default at-most-once delivery).
 
-The kill happens right after a tick, once ``WAIT`` says the replica has every write so far:
+The kill happens right after a tick, once the replica's offset says it has every write so far:
 this measures failover, not the replication window (which the documentation discusses).
 """
 

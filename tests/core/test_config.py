@@ -85,6 +85,8 @@ def test_replica_acks_are_off_unless_asked_for() -> None:
         redbeat_redis_url="redis://h", redbeat_replica_acks=2, redbeat_replica_ack_timeout=1
     )
     assert (on.replica_acks, on.replica_ack_timeout) == (2, 1.0)
+    # Unused without acks, so a lock shorter than the default timeout is no error then.
+    assert config(redbeat_redis_url="redis://h", redbeat_lock_timeout=0.5).replica_acks == 0
 
 
 def test_lock_timing_defaults_give_fast_failover() -> None:
@@ -113,7 +115,11 @@ def test_lock_timing_defaults_give_fast_failover() -> None:
         ({"redbeat_replica_ack_timeout": 0}, "redbeat_replica_ack_timeout"),
         ({"redbeat_replica_ack_timeout": "1s"}, "redbeat_replica_ack_timeout"),
         # Not shorter than the renew interval (10 / 3 s by default): the lock could lapse.
-        ({"redbeat_replica_ack_timeout": 3.5}, "redbeat_replica_ack_timeout"),
+        (
+            {"redbeat_replica_acks": 1, "redbeat_replica_ack_timeout": 3.5},
+            "redbeat_replica_ack_timeout",
+        ),
+        ({"redbeat_replica_acks": 1, "redbeat_lock_timeout": 1}, "redbeat_replica_ack_timeout"),
         ({"redbeat_delivery": "sometimes"}, "redbeat_delivery"),
         ({"redbeat_unknown_task": "drop"}, "redbeat_unknown_task"),
         ({"redbeat_key_prefix": ""}, "redbeat_key_prefix"),

@@ -453,7 +453,7 @@ def _read_replica_acks(settings: _Settings, renew_interval: float) -> dict[str, 
         )
     timeout = settings.get("redbeat_replica_ack_timeout", DEFAULT_REPLICA_ACK_TIMEOUT)
     seconds = _positive_number("redbeat_replica_ack_timeout", timeout)
-    if seconds >= renew_interval:
+    if acks and seconds >= renew_interval:  # (unused without acks: a short lock is fine then)
         raise ConfigurationError(
             "redbeat_replica_ack_timeout",
             timeout,

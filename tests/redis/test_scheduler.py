@@ -393,6 +393,21 @@ def test_invalid_settings_fail_at_start_up_naming_the_setting(
         assert isinstance(info.value, UnknownBackendError)
 
 
+def test_an_ack_timeout_the_socket_timeout_would_cut_short_fails_at_start_up(
+    make_app: Any,
+) -> None:
+    options = {"socket_timeout": 0.3}
+    app = make_app(redbeat_replica_acks=1, redbeat_redis_options=options)  # timeout 0.5 s
+    with pytest.raises(ConfigurationError) as info:
+        make_scheduler(app)
+    assert info.value.setting == "redbeat_replica_ack_timeout"
+    assert "socket_timeout (0.3s)" in str(info.value)
+    fine = make_app(
+        redbeat_replica_acks=1, redbeat_replica_ack_timeout=0.2, redbeat_redis_options=options
+    )
+    make_scheduler(fine).close()
+
+
 @pytest.mark.parametrize("replica_acks", [0, 1], ids=["commit", "commit-and-wait"])
 def test_scripts_survive_a_flushed_script_cache(
     make_app: Any, published: list[str], client: Any, replica_acks: int

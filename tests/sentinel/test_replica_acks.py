@@ -28,8 +28,7 @@ from typing import Any
 import pytest
 from celery import Celery
 from celery.schedules import schedule
-from celery.signals import before_task_publish
-from redbeat_test_support import ago, wait_for
+from redbeat_test_support import Published, ago, recording_publishes, wait_for
 
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
 from redbeat_core.runtime import get_runtime
@@ -43,17 +42,14 @@ DEADLINE = 60.0
 
 
 @pytest.fixture
-def publishes() -> Iterator[list[float]]:
-    """Wall-clock time of every publish of TASK, from Celery's own signal."""
-    times: list[float] = []
+def published() -> Iterator[Published]:
+    with recording_publishes() as record:
+        yield record
 
-    def record(sender: Any = None, headers: Any = None, **_: Any) -> None:
-        if (headers or {}).get("task") == TASK:
-            times.append(time.time())
 
-    before_task_publish.connect(record, weak=False)
-    yield times
-    before_task_publish.disconnect(record)
+def published_runs(record: Published) -> int:
+    """How many times the hourly entry was published."""
+    return record.tasks.count(TASK)
 
 
 def run_count(node: ServerProcess) -> int:
@@ -72,7 +68,7 @@ def hourly_entry(app: Celery, topology: SentinelTopology) -> None:
 def test_a_tick_returns_only_once_the_replica_has_its_commit(
     make_sentinel_app: Callable[..., Celery],
     sentinel_topology: SentinelTopology,
-    publishes: list[float],
+    published: Published,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # A long timeout: a replica just re-attached by an earlier test's failover can take over
@@ -84,7 +80,7 @@ def test_a_tick_returns_only_once_the_replica_has_its_commit(
     try:
         with caplog.at_level(logging.WARNING):
             scheduler.tick()
-        assert len(publishes) == 1
+        assert published_runs(published) == 1
         # Read at once, no waiting: the tick waited for the replica before publishing.
         assert run_count(replica) == 1
         assert "acknowledged the commit" not in caplog.text
@@ -142,7 +138,7 @@ def lose_the_commit(node: ServerProcess, meta: Any, score: Any) -> None:
 def test_a_commit_the_replica_never_got_is_not_published_twice(
     make_sentinel_app: Callable[..., Celery],
     sentinel_topology: SentinelTopology,
-    publishes: list[float],
+    published: Published,
     caplog: pytest.LogCaptureFixture,
     acks: int,
     expected: int,
@@ -165,16 +161,17 @@ def test_a_commit_the_replica_never_got_is_not_published_twice(
         sentinel_topology.kill_master()
         tick.join(timeout=10)
         assert not tick.is_alive(), "the tick did not return after the master died"
-        assert len(publishes) == expected - 1  # with acks, nothing went out without the replica
+        # With acks, nothing went out while the replica did not have the commit.
+        assert published_runs(published) == expected - 1
     finally:
         os.kill(replica.pid, signal.SIGCONT)
     try:
         assert sentinel_topology.wait_for_failover(DEADLINE) == (replica.host, replica.port)
         lose_the_commit(replica, meta, score)
         with caplog.at_level(logging.WARNING):
-            while len(publishes) < expected and time.monotonic() < deadline:
+            while published_runs(published) < expected and time.monotonic() < deadline:
                 time.sleep(max(0.0, min(scheduler.tick(), deadline - time.monotonic())))
-        assert len(publishes) == expected
+        assert published_runs(published) == expected
         assert run_count(replica) == 1  # the one run the new master knows of
         if acks:
             # The new master has no replica yet: the beat says so once, and publishes anyway.

@@ -166,7 +166,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         f"{DEFAULT_REPLICA_ACK_TIMEOUT:g}",
         "The longest a busy tick waits for redbeat_replica_acks. When fewer replicas answer in "
         "time, the beat logs a warning (once, until they answer again) and goes on. "
-        "Shorter than redbeat_lock_renew_interval.",
+        "Shorter than redbeat_lock_renew_interval and than the client's socket_timeout.",
     ),
     Setting(
         "redbeat_delivery",

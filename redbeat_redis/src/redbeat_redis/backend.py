@@ -7,6 +7,7 @@ from typing import Any, Self
 import attrs
 
 from redbeat_core.config import RedBeatConfig
+from redbeat_core.exceptions import ConfigurationError
 from redbeat_core.typing import BackendFactory, Connector, Lock
 from redbeat_core.urls import mask_url
 from redbeat_redis.connection import client_for
@@ -47,6 +48,7 @@ class RedisBackend:
         backends differ from plain Redis only in how they build that client (and, for Cluster,
         which errors the retry policy counts as an outage)."""
         retry = retry or RetryingConnection(config.retry_period, client)
+        check_replica_ack_timeout(config, client)
         store = RedisStore(
             client=client,
             keys=RedisKeys.from_config(config),
@@ -64,3 +66,20 @@ class RedisBackend:
 
     def describe(self) -> str:
         return f"redis -> {mask_url(self.config.url)}"
+
+
+def check_replica_ack_timeout(config: RedBeatConfig, client: Any) -> None:
+    """Refuse an ack timeout the client's ``socket_timeout`` would cut short: a WAIT that
+    blocks past it fails as a lost connection, so while a replica is away every busy tick
+    would fail, and with at-most-once delivery nothing would be published at all."""
+    if not config.replica_acks:
+        return
+    pool = getattr(client, "connection_pool", None)
+    socket_timeout = getattr(pool, "connection_kwargs", {}).get("socket_timeout")
+    if socket_timeout is not None and socket_timeout <= config.replica_ack_timeout:
+        raise ConfigurationError(
+            "redbeat_replica_ack_timeout",
+            config.replica_ack_timeout,
+            f"shorter than the client's socket_timeout ({socket_timeout:g}s): WAIT blocks on "
+            "the socket for that long. Lower this setting or raise socket_timeout",
+        )

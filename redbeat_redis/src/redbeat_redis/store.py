@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import attrs
 import redis.exceptions
 
-from redbeat_core.config import RedBeatConfig
+from redbeat_core.config import DEFAULT_REPLICA_ACK_TIMEOUT, RedBeatConfig
 from redbeat_core.exceptions import StoreUnavailableError
 from redbeat_core.typing import (
     ClaimResult,
@@ -136,7 +136,7 @@ class RedisStore:
     retry: RetryPolicy
     #: Replicas that must have a commit before it returns (``redbeat_replica_acks``; 0: none).
     replica_acks: int = 0
-    replica_ack_timeout: float = 0.5
+    replica_ack_timeout: float = DEFAULT_REPLICA_ACK_TIMEOUT
     _scripts: dict[str, Any] = attrs.field(factory=dict, init=False, repr=False)
     #: True while commits get fewer acknowledgements than asked (warned once per episode).
     _short_of_acks: bool = attrs.field(default=False, init=False, repr=False)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from celery import Celery
 
+from redbeat_cluster.backend import check_config
 from redbeat_cluster.keys import CLUSTER_KEY_PREFIX, adjust_config, hash_tag, tagged_prefix
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import ConfigurationError
@@ -171,4 +172,4 @@ def test_waiting_for_replicas_is_refused_at_start_up(make_app: Any) -> None:
         get_runtime(app)
     assert info.value.setting == "redbeat_replica_acks"
     assert "0 on Redis Cluster" in str(info.value)
-    assert adjust_config(config(replica_acks=0)).replica_acks == 0
+    assert check_config(config(replica_acks=0)) == adjust_config(config())

@@ -22,8 +22,9 @@ import attrs
 import redis.exceptions
 
 from redbeat_cluster.connection import APP_CLIENT_ATTRIBUTE, build_client, cluster_target
+from redbeat_cluster.keys import adjust_config
 from redbeat_core.config import RedBeatConfig
-from redbeat_core.exceptions import StoreUnavailableError
+from redbeat_core.exceptions import ConfigurationError, StoreUnavailableError
 from redbeat_core.urls import mask_url
 from redbeat_redis.backend import RedisBackend
 from redbeat_redis.connection import unwrap
@@ -88,6 +89,24 @@ def client_for(config: RedBeatConfig, app: Any) -> Any:
     if app is not None:
         setattr(app, APP_CLIENT_ATTRIBUTE, client)
     return client
+
+
+def check_config(config: RedBeatConfig) -> RedBeatConfig:
+    """The registry's ``adjust_config`` hook: refuse what a cluster cannot do, then apply the
+    key policy (:func:`~redbeat_cluster.keys.adjust_config`). Pure: no I/O.
+
+    ``redbeat_replica_acks`` is refused: redis-py's cluster client sends WAIT to every primary
+    and adds up their answers, each on another connection than the commit's, so the count
+    would say nothing about the commit.
+    """
+    if config.replica_acks:
+        raise ConfigurationError(
+            "redbeat_replica_acks",
+            config.replica_acks,
+            "0 on Redis Cluster (waiting for replicas needs WAIT on the commit's own "
+            "connection, which redis-py's cluster client cannot send); remove the setting",
+        )
+    return adjust_config(config)
 
 
 def create_backend(config: RedBeatConfig, app: Any) -> ClusterBackend:

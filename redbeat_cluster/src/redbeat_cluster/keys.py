@@ -67,16 +67,7 @@ def tagged_prefix(prefix: str) -> str:
 def adjust_config(config: RedBeatConfig) -> RedBeatConfig:
     """Apply the cluster key policy to ``config`` (registered as the backend's
     ``adjust_config``). Pure: no I/O. Raises :class:`ConfigurationError` for a prefix or lock
-    key that cannot share one slot, and for ``redbeat_replica_acks``: a cluster client sends
-    WAIT to every primary and adds up their answers, and on another connection than the commit's,
-    so the count would say nothing about the commit."""
-    if config.replica_acks:
-        raise ConfigurationError(
-            "redbeat_replica_acks",
-            config.replica_acks,
-            "0 on Redis Cluster (waiting for replicas needs WAIT on the commit's own "
-            "connection, which redis-py's cluster client cannot send); remove the setting",
-        )
+    key that cannot share one slot."""
     prefix = config.key_prefix
     if prefix == DEFAULT_KEY_PREFIX:
         new_prefix = CLUSTER_KEY_PREFIX

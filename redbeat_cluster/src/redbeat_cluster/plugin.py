@@ -1,6 +1,7 @@
 """Registers the Redis Cluster backend with RedBeat (entry point ``cluster`` in the group
 ``redbeat``): the schemes ``redis+cluster``, ``rediss+cluster`` and celery-redbeat's
-``redis-cluster``, each with the single-slot key policy as its ``adjust_config``.
+``redis-cluster``, each with :func:`~redbeat_cluster.backend.check_config` (the single-slot key
+policy, and no ``redbeat_replica_acks``) as its ``adjust_config``.
 
 celery-redbeat's other spelling, ``redbeat_redis_options={'cluster': True}`` on a ``redis://``
 or ``rediss://`` URL, belongs to a scheme the Redis backend owns: :func:`route` tells the
@@ -10,9 +11,8 @@ backend refuses that form with an error naming ``redbeat_redis_options['cluster'
 
 from __future__ import annotations
 
-from redbeat_cluster.backend import create_backend
+from redbeat_cluster.backend import check_config, create_backend
 from redbeat_cluster.connection import CLUSTER_SCHEMES, OPTION_SCHEMES, scheme_of, uses_cluster
-from redbeat_cluster.keys import adjust_config
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.hookspecs import hookimpl
 from redbeat_core.registry import BackendRegistry
@@ -32,5 +32,5 @@ def route(config: RedBeatConfig) -> str | None:
 @hookimpl
 def redbeat_register_backends(registry: BackendRegistry) -> None:
     for scheme in CLUSTER_SCHEMES:
-        registry.register(scheme, create_backend, owner=OWNER, adjust_config=adjust_config)
+        registry.register(scheme, create_backend, owner=OWNER, adjust_config=check_config)
     registry.route(route, owner=OWNER)

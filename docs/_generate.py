@@ -1,29 +1,40 @@
-"""The generated parts of the documentation site, as plain functions.
+"""The generated parts of the documentation, as plain functions.
 
-``docs/_hooks.py`` (the MkDocs hook) calls :func:`render` on every page, and
-``tests/docs/test_docs.py`` imports this file by path and checks the same output, so what the
-tests check is what the site shows. Nothing here imports MkDocs.
+The settings reference (``docs/configuration.md``) and the hook reference (``docs/hooks.md``)
+are generated from the code: the settings from every declaration of RedBeat's own
+distributions (``redbeat_register_settings``), the hooks from ``redbeat_core.hookspecs``. The
+generated Markdown is committed between two markers, so it reads in a checkout as on the site:
 
-Markers a page may contain, each replaced by generated Markdown:
+    <!-- redbeat:settings:begin -->
+    ...
+    <!-- redbeat:settings:end -->
 
-- ``<!-- redbeat:settings -->``: the settings table, from ``redbeat_core.config.SETTINGS``;
-- ``<!-- redbeat:hooks -->``: the hook reference, from ``redbeat_core.hookspecs``;
-- ``<!-- redbeat:backend-pages -->``: links to the Sentinel and Cluster pages, or to the
-  placeholder while those pages do not exist yet.
+``python docs/_generate.py`` rewrites it (``--check`` only says whether it is stale); a test
+fails when it differs from what the code generates, and ``docs/_hooks.py`` (the MkDocs hook)
+renders the same blocks again at build time, so the site cannot show stale text either. Nothing
+here imports MkDocs.
 """
 
 from __future__ import annotations
 
 import inspect
 import re
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-SETTINGS_MARKER = "<!-- redbeat:settings -->"
-HOOKS_MARKER = "<!-- redbeat:hooks -->"
+#: The generated blocks: name -> (the page holding it, the function generating it; below).
+BLOCKS = {"settings": "configuration.md", "hooks": "hooks.md"}
+
+
+def block(name: str) -> re.Pattern[str]:
+    """The committed block ``name``: its two markers and what lies between them."""
+    return re.compile(
+        rf"(<!-- redbeat:{name}:begin -->\n)(.*?)(<!-- redbeat:{name}:end -->)", re.DOTALL
+    )
 
 
 # ------------------------------------------------------------------------------ shared helpers
@@ -93,31 +104,81 @@ def setting_label(name: str) -> str:
     return f"`{name}`{anchor}"
 
 
-def settings_markdown(settings: Iterable[Any] | None = None) -> str:
-    """The settings table: one row per ``Setting(name, type, default, meaning)``."""
-    if settings is None:
-        from redbeat_core.config import SETTINGS
+#: The distributions whose settings the reference shows, in this order, with a title each.
+SETTING_OWNERS = {
+    "redbeat-core": "RedBeat",
+    "redbeat-redis": "Redis, Sentinel and Cluster backends (redbeat-redis)",
+    "redbeat-prometheus": "Prometheus metrics (redbeat-prometheus)",
+}
 
-        settings = SETTINGS
-    rows = [
-        "| Setting | Type | Default | Meaning |",
-        "| --- | --- | --- | --- |",
-    ]
+
+def declared_settings() -> list[Any]:
+    """Every setting RedBeat's own distributions declare: the core, the backends the
+    ``redbeat`` distribution brings, and the Prometheus plugin. Other installed plugins are
+    left out, so the reference does not depend on what happens to be installed."""
+    from redbeat_core.plugins import PluginManager
+
+    manager = PluginManager.load(autoload=False)
+    manager.register_import_path("redbeat_prometheus.plugin")
+    registry = manager.settings_registry()
+    return sorted(
+        (s for s in registry if s.owner in SETTING_OWNERS),
+        key=lambda s: list(SETTING_OWNERS).index(s.owner),
+    )
+
+
+def setting_rows(settings: Iterable[Any]) -> list[Any]:
+    """The reference's rows: each setting, then the documented keys of a dict setting
+    (``redbeat_redis_options['retry_period']``)."""
+    rows: list[Any] = []
     for setting in settings:
-        name = setting_label(setting.name)
-        rows.append(
-            "| "
-            + " | ".join(
-                (
-                    name,
-                    _cell(f"`{setting.type}`"),
-                    _cell(_default(setting.default)),
-                    _cell(code_words(setting.meaning)),
-                )
-            )
-            + " |"
+        rows.append(setting)
+        rows.extend(
+            _Row(f"{setting.name}['{key.name}']", key.type, key.shown_default, key.doc)
+            for key in setting.keys
         )
-    return "\n".join(rows) + "\n"
+    return rows
+
+
+@dataclass(frozen=True)
+class _Row:
+    name: str
+    type: str
+    shown_default: str
+    doc: str
+
+
+def _shown_type(setting: Any) -> str:
+    return setting.type or "str"
+
+
+def _meaning(setting: Any) -> str:
+    if getattr(setting, "alias_of", None):
+        return f"Another name for {setting.alias_of}: {setting.doc}"
+    return str(setting.doc)
+
+
+def settings_markdown(settings: Iterable[Any] | None = None) -> str:
+    """The settings reference: a table per owner, a row per setting (and per documented key
+    of a dict setting), anchored by name."""
+    found = declared_settings() if settings is None else list(settings)
+    out: list[str] = []
+    owners = [o for o in SETTING_OWNERS if any(s.owner == o for s in found)]
+    owners += sorted({s.owner for s in found} - set(owners))
+    for owner in owners:
+        title = SETTING_OWNERS.get(owner, owner)
+        out += [f"### {title}", ""]
+        out += ["| Setting | Type | Default | Meaning |", "| --- | --- | --- | --- |"]
+        for row in setting_rows(s for s in found if s.owner == owner):
+            cells = (
+                setting_label(row.name),
+                _cell(f"`{_shown_type(row)}`"),
+                _cell(_default(row.shown_default)),
+                _cell(code_words(_meaning(row))),
+            )
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
 
 
 def _default(text: str) -> str:
@@ -331,13 +392,39 @@ def hooks_markdown(module: ModuleType | None = None) -> str:
 # ------------------------------------------------------------------------------ pages
 
 
+GENERATORS: dict[str, Callable[[], str]] = {
+    "settings": settings_markdown,
+    "hooks": hooks_markdown,
+}
+
+
 def render(markdown: str, docs_dir: Path) -> str:
-    """A page's Markdown with every marker replaced by its generated content."""
-    if SETTINGS_MARKER in markdown:
-        markdown = markdown.replace(SETTINGS_MARKER, settings_markdown())
-    if HOOKS_MARKER in markdown:
-        markdown = markdown.replace(HOOKS_MARKER, hooks_markdown())
+    """A page's Markdown with every generated block filled in afresh."""
+    for name, generator in GENERATORS.items():
+        pattern = block(name)
+        if pattern.search(markdown):
+            content = generator().rstrip("\n") + "\n"
+            markdown = pattern.sub(lambda m, c=content: m[1] + c + m[3], markdown)
     return markdown
+
+
+def stale_pages(docs_dir: Path) -> list[str]:
+    """The pages whose committed blocks differ from what the code generates now."""
+    stale = []
+    for page in sorted(set(BLOCKS.values())):
+        text = (docs_dir / page).read_text(encoding="utf-8")
+        if render(text, docs_dir) != text:
+            stale.append(page)
+    return stale
+
+
+def write(docs_dir: Path) -> list[str]:
+    """Rewrite the generated blocks in place; returns the pages that changed."""
+    changed = stale_pages(docs_dir)
+    for page in changed:
+        path = docs_dir / page
+        path.write_text(render(path.read_text(encoding="utf-8"), docs_dir), encoding="utf-8")
+    return changed
 
 
 def rendered_pages(docs_dir: Path) -> dict[str, str]:
@@ -346,3 +433,22 @@ def rendered_pages(docs_dir: Path) -> dict[str, str]:
         path.relative_to(docs_dir).as_posix(): render(path.read_text(encoding="utf-8"), docs_dir)
         for path in sorted(docs_dir.rglob("*.md"))
     }
+
+
+def main(argv: Sequence[str]) -> int:
+    """``python docs/_generate.py [--check]``: rewrite the generated blocks (or only check)."""
+    docs_dir = Path(__file__).resolve().parent
+    if "--check" in argv:
+        stale = stale_pages(docs_dir)
+        for page in stale:
+            sys.stdout.write(
+                f"docs/{page}: generated block is stale; run: python docs/_generate.py\n"
+            )
+        return 1 if stale else 0
+    for page in write(docs_dir):
+        sys.stdout.write(f"docs/{page}: regenerated\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -16,6 +16,7 @@ from redbeat_core.runtime import get_runtime
 from redbeat_core.scheduler import RedBeatScheduler
 from redbeat_redis.connection import APP_CLIENT_ATTRIBUTE
 from redbeat_redis.retry import RetryingConnection
+from redbeat_redis.settings import RedisSettings
 
 logger = logging.getLogger("celery.beat")
 
@@ -57,7 +58,7 @@ def get_redis(app: Any = None) -> Any:
     client = getattr(runtime.backend, "client", None)
     if client is None:
         client = getattr(app, APP_CLIENT_ATTRIBUTE, None)
-    retry_period = runtime.config.retry_period
+    retry_period = RedisSettings.of(runtime.config).retry_period
     if retry_period is not None:
         return RetryingConnection(retry_period, client)
     return client

@@ -29,6 +29,7 @@ from redbeat_core.testing.servers import ServerProcess, ServerReplyError, free_p
 from redbeat_core.typing import StoredEntry
 from redbeat_redis import RetryingConnection
 from redbeat_redis import plugin as redis_plugin
+from redbeat_redis.settings import redis_config
 
 MakeApp = Callable[..., Celery]
 
@@ -215,7 +216,7 @@ def test_bad_options_fail_before_any_connection(make_cluster_app: MakeApp) -> No
 @pytest.mark.parametrize("scheme", ["redis", "rediss"])
 def test_cluster_option_routes_to_the_cluster_scheme(scheme: str) -> None:
     options = {"cluster": True}
-    config = RedBeatConfig(url=f"{scheme}://h:1/0", redbeat_redis_options=options)
+    config = redis_config(f"{scheme}://h:1/0", options=options)
     assert cluster_plugin.route(config) == f"{scheme}+cluster"
     assert cluster_plugin.route(RedBeatConfig(url=f"{scheme}://h:1/0")) is None
     assert cluster_plugin.route(RedBeatConfig(url="redis+cluster://h:1")) is None
@@ -258,11 +259,8 @@ def test_factory_accepts_the_cluster_option_directly(
 ) -> None:
     host, port = cluster.startup_nodes[2]
     app = make_cluster_app()
-    config = RedBeatConfig(
-        url=f"redis://{host}:{port}/0",
-        key_prefix="{redbeat}:",
-        redbeat_redis_options={"cluster": True},
-        redis_options_explicit=True,
+    config = redis_config(
+        f"redis://{host}:{port}/0", options={"cluster": True}, key_prefix="{redbeat}:"
     )
     backend = create_backend(config, app)
     assert isinstance(backend.client, RedisCluster)

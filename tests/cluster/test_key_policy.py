@@ -16,6 +16,7 @@ from redbeat_core.exceptions import ConfigurationError
 from redbeat_core.runtime import get_runtime
 from redbeat_core.testing.cluster import key_slot
 from redbeat_redis import RedisKeys, RedisLock
+from redbeat_redis.settings import redis_config
 
 URL = "redis+cluster://127.0.0.1:7000,127.0.0.1:7001"
 
@@ -36,7 +37,7 @@ def make_app() -> Iterator[Any]:
 
 
 def config(**values: Any) -> RedBeatConfig:
-    return RedBeatConfig(url=URL, **values)
+    return redis_config(URL, **values)
 
 
 @pytest.mark.parametrize(

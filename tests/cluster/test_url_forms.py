@@ -12,15 +12,11 @@ from redis.cluster import ClusterNode
 from redbeat_cluster.connection import cluster_target, uses_cluster
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import ConfigurationError
+from redbeat_redis.settings import redis_config
 
 
 def config(url: str, options: dict[str, Any] | None = None, **values: Any) -> RedBeatConfig:
-    return RedBeatConfig(
-        url=url,
-        redbeat_redis_options=options or {},
-        redis_options_explicit=options is not None,
-        **values,
-    )
+    return redis_config(url, options=options, **values)
 
 
 def test_redis_cluster_url_lists_the_startup_nodes() -> None:
@@ -85,21 +81,19 @@ def test_rediss_cluster_verifies_certificates_by_default() -> None:
 
 def test_tls_options_come_from_redbeat_redis_use_ssl() -> None:
     tls = {"ssl_ca_certs": "/ca.pem", "ssl_certfile": "/c.pem", "ssl_keyfile": "/k.pem"}
-    target = cluster_target(config("rediss+cluster://h1:7000", redis_use_ssl=tls))
+    target = cluster_target(config("rediss+cluster://h1:7000", use_ssl=tls))
     assert target.kwargs["ssl_ca_certs"] == "/ca.pem"
     assert target.kwargs["ssl_cert_reqs"] == ssl.CERT_REQUIRED
-    relaxed = cluster_target(
-        config("rediss+cluster://h1:7000", redis_use_ssl={"ssl_cert_reqs": "none"})
-    )
+    relaxed = cluster_target(config("rediss+cluster://h1:7000", use_ssl={"ssl_cert_reqs": "none"}))
     assert relaxed.kwargs["ssl_cert_reqs"] == "none"
     # Without a TLS scheme, redbeat_redis_use_ssl (which defaults to broker_use_ssl) does not
     # switch TLS on.
-    plain = cluster_target(config("redis+cluster://h1:7000", redis_use_ssl=tls))
+    plain = cluster_target(config("redis+cluster://h1:7000", use_ssl=tls))
     assert not plain.tls
     assert "ssl" not in plain.kwargs
     # amqp-style keys (broker_use_ssl of another broker) are named with their setting
     with pytest.raises(ConfigurationError, match="keyfile") as caught:
-        cluster_target(config("rediss+cluster://h1:7000", redis_use_ssl={"keyfile": "/k"}))
+        cluster_target(config("rediss+cluster://h1:7000", use_ssl={"keyfile": "/k"}))
     assert caught.value.setting == "redbeat_redis_use_ssl"
 
 
@@ -116,10 +110,10 @@ def test_client_options_pass_through_and_the_url_wins() -> None:
 
 
 def test_options_inherited_from_the_broker_are_not_passed() -> None:
-    inherited = RedBeatConfig(
-        url="redis+cluster://h1:7000",
-        redbeat_redis_options={"visibility_timeout": 3600, "socket_timeout": 1},
-        redis_options_explicit=False,
+    inherited = redis_config(
+        "redis+cluster://h1:7000",
+        options={"visibility_timeout": 3600, "socket_timeout": 1},
+        inherited=True,
     )
     assert cluster_target(inherited).kwargs == {"decode_responses": True}
 
@@ -163,10 +157,8 @@ def test_startup_nodes_as_cluster_nodes_pairs_and_strings() -> None:
 
 
 def test_startup_nodes_from_inherited_options_are_used_like_celery_redbeat() -> None:
-    inherited = RedBeatConfig(
-        url="redis-cluster://",
-        redbeat_redis_options={"startup_nodes": [{"host": "h", "port": 1}]},
-        redis_options_explicit=False,
+    inherited = redis_config(
+        "redis-cluster://", options={"startup_nodes": [{"host": "h", "port": 1}]}, inherited=True
     )
     assert cluster_target(inherited).nodes == (("h", 1),)
 

@@ -20,7 +20,6 @@ import pluggy
 import pytest
 
 from redbeat_core import hookspecs
-from redbeat_core.config import SETTINGS
 from redbeat_core.plugins import BLOCK_ENV, DISABLE_AUTOLOAD_ENV
 from redbeat_core.testing import pytest_plugin
 
@@ -44,6 +43,8 @@ def _load_generate() -> ModuleType:
 
 
 generate = _load_generate()
+SETTINGS = generate.declared_settings()
+ROWS = generate.setting_rows(SETTINGS)
 
 
 def hookspecs_by_name() -> dict[str, pluggy.HookCaller]:
@@ -80,7 +81,7 @@ def pages() -> dict[str, str]:
 def test_every_hookspec_is_in_the_hook_reference(pages: dict[str, str]) -> None:
     specs = hookspecs_by_name()
     assert "redbeat_make_lock" in specs, "the hookspecs were found"
-    assert generate.HOOKS_MARKER in (DOCS / "hooks.md").read_text(encoding="utf-8")
+    assert generate.block("hooks").search((DOCS / "hooks.md").read_text(encoding="utf-8"))
     sections = hook_sections(pages["hooks.md"])
     missing = sorted(set(specs) - set(sections))
     assert not missing, f"hookspecs missing from the hook reference (hooks.md): {missing}"
@@ -116,7 +117,7 @@ def test_reference_shows_firstresult_and_historic_as_the_spec_says() -> None:
 def test_hooks_are_grouped_as_in_the_module() -> None:
     groups = generate.hook_groups()
     titles = [g.title for g in groups]
-    assert titles == ["Registration", "Strategies", "Lifecycle observers"]
+    assert titles == ["Registration", "Strategies", "Decisions", "Lifecycle observers"]
     source_order = sorted(
         hookspecs_by_name(),
         key=lambda name: inspect.getsourcelines(getattr(hookspecs, name))[1],
@@ -142,7 +143,7 @@ def test_docs_name_only_hooks_that_exist(pages: dict[str, str]) -> None:
     """Any ``redbeat_*`` name on a page that is not a setting, a module or a fixture must be a
     hookspec: a renamed or removed hook fails here until the docs follow."""
     hooks = set(hookspecs_by_name())
-    settings = {part for s in SETTINGS for part in re.findall(r"\w+", s.name)}
+    settings = {part for s in ROWS for part in re.findall(r"\w+", s.name)}
     fixtures = {name for name in pytest_plugin.__all__ if name.startswith("redbeat_")}
     wrong: dict[str, list[str]] = {}
     for page, text in pages.items():
@@ -161,19 +162,38 @@ def test_docs_name_only_hooks_that_exist(pages: dict[str, str]) -> None:
 
 
 def test_every_setting_is_in_the_configuration_page(pages: dict[str, str]) -> None:
-    assert generate.SETTINGS_MARKER in (DOCS / "configuration.md").read_text(encoding="utf-8")
+    assert generate.block("settings").search((DOCS / "configuration.md").read_text("utf-8"))
+    owners = {s.owner for s in SETTINGS}
+    assert owners == {"redbeat-core", "redbeat-redis", "redbeat-prometheus"}
     rows = {
         match[1]: line
         for line in pages["configuration.md"].splitlines()
         if (match := re.search(r"\{#([\w-]+)\}", line)) and line.startswith("|")
     }
-    for setting in SETTINGS:
+    for setting in ROWS:
         row = rows.get(generate.setting_anchor(setting.name))
         assert row is not None, f"{setting.name} is missing from the configuration page"
         for part in re.findall(r"\w+", setting.name):
             assert f"`{part}`" in row, f"{setting.name}: {part} not shown in its row"
-        assert f"`{setting.type}`" in row, f"{setting.name}: type not shown"
-    assert len(rows) == len(SETTINGS), "one row per setting, anchors unique"
+        assert f"`{setting.type or 'str'}`" in row, f"{setting.name}: type not shown"
+    assert len(rows) == len(ROWS), "one row per setting, anchors unique"
+
+
+def test_the_committed_references_are_what_the_code_generates() -> None:
+    """The hook and settings references are committed as Markdown (readable in a checkout);
+    they must be what the code generates now."""
+    stale = generate.stale_pages(DOCS)
+    assert stale == [], f"stale generated docs {stale}: run python docs/_generate.py"
+
+
+def test_a_changed_declaration_makes_the_page_stale(tmp_path: Path) -> None:
+    """The staleness check can fail: an edited block is found, and writing mends it."""
+    for page in ("configuration.md", "hooks.md"):
+        text = (DOCS / page).read_text(encoding="utf-8")
+        (tmp_path / page).write_text(text.replace("| `", "| `x", 1), encoding="utf-8")
+    assert generate.stale_pages(tmp_path) == ["configuration.md"]
+    assert generate.write(tmp_path) == ["configuration.md"]
+    assert generate.stale_pages(tmp_path) == []
 
 
 def test_plugin_environment_variables_are_documented(pages: dict[str, str]) -> None:

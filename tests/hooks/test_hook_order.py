@@ -37,15 +37,20 @@ from redbeat_core.config import RedBeatConfig
 from redbeat_core.locks import NullLock
 from redbeat_core.plugins import BLOCK_ENV, DISABLE_AUTOLOAD_ENV
 from redbeat_core.registry import BackendRegistry
+from redbeat_core.runs import Dispatched, DueRuns, Skipped
 from redbeat_core.runtime import get_runtime
-from redbeat_core.scheduler import Dispatched
+from redbeat_core.settings import SettingRegistry
 from redbeat_core.typing import Backend, Fence, Lock
 
 LOCK_KEY = "redbeat::lock"
 #: A short lease and a fast standby poll: takeovers and step-downs take milliseconds.
 FAST_LOCK = {"redbeat_lock_timeout": 2.0, "redbeat_lock_poll_interval": 0.1}
 RECORDER = "hook-recorder"
-REGISTRATION_HOOKS = ("redbeat_register_backends", "redbeat_configure_converter")
+REGISTRATION_HOOKS = (
+    "redbeat_register_backends",
+    "redbeat_register_settings",
+    "redbeat_configure_converter",
+)
 
 
 def due_entry(app: Celery, name: str, every: float = 30, late: float = 0) -> RedBeatSchedulerEntry:
@@ -103,6 +108,10 @@ class Recorder:
         self._record("redbeat_register_backends", registry=registry)
 
     @hookimpl
+    def redbeat_register_settings(self, registry: SettingRegistry) -> None:
+        self._record("redbeat_register_settings", registry=registry)
+
+    @hookimpl
     def redbeat_configure_converter(self, codec: Codec) -> None:
         self._record("redbeat_configure_converter", codec=codec)
 
@@ -113,7 +122,17 @@ class Recorder:
         self._record("redbeat_make_lock", config=config, backend=backend)
         return None
 
+    # -- decisions (records the runs, decides nothing)
+
+    @hookimpl
+    def redbeat_decide_runs(self, scheduler: Any, runs: DueRuns) -> None:
+        self._record("redbeat_decide_runs", scheduler=scheduler, runs=list(runs))
+
     # -- observers
+
+    @hookimpl
+    def redbeat_runs_skipped(self, scheduler: Any, skipped: Sequence[Skipped]) -> None:
+        self._record("redbeat_runs_skipped", scheduler=scheduler, skipped=list(skipped))
 
     @hookimpl
     def redbeat_scheduler_started(self, scheduler: Any) -> None:
@@ -199,6 +218,14 @@ class Exploding:
     @hookimpl
     def redbeat_lock_lost(self) -> None:
         self._boom("redbeat_lock_lost")
+
+    @hookimpl
+    def redbeat_decide_runs(self) -> None:
+        self._boom("redbeat_decide_runs")
+
+    @hookimpl
+    def redbeat_runs_skipped(self) -> None:
+        self._boom("redbeat_runs_skipped")
 
 
 def hookspecs_by_name() -> dict[str, pluggy.HookCaller]:
@@ -343,6 +370,7 @@ def test_a_beats_life_in_hooks(
             "redbeat_scheduler_started",
             "redbeat_make_lock",
             "redbeat_lock_acquired",
+            "redbeat_decide_runs",
             "redbeat_before_dispatch",
             "redbeat_after_dispatch",
             "redbeat_tick",
@@ -422,6 +450,7 @@ def test_a_beats_life_in_hooks(
         scheduler.tick()
         assert recorder.hooks() == [
             "redbeat_lock_acquired",
+            "redbeat_decide_runs",
             "redbeat_before_dispatch",
             "redbeat_after_dispatch",
             "redbeat_tick",
@@ -479,6 +508,7 @@ def test_a_second_beat_takes_over_when_the_first_closes(
         assert recorders[1].hooks() == [
             "redbeat_entry_saved",
             "redbeat_lock_acquired",
+            "redbeat_decide_runs",
             "redbeat_before_dispatch",
             "redbeat_after_dispatch",
             "redbeat_tick",
@@ -583,6 +613,7 @@ def test_a_tick_with_50_due_entries_makes_one_call_per_batch_hook(
                 "redbeat_scheduler_started": 1,
                 "redbeat_make_lock": 1,
                 "redbeat_lock_acquired": 1,
+                "redbeat_decide_runs": 1,
                 "redbeat_before_dispatch": 1,
                 "redbeat_after_dispatch": 1,
                 "redbeat_tick": 1,
@@ -630,7 +661,8 @@ def test_quarantine_and_a_failed_publish_are_reported_in_order(
             "redbeat_scheduler_started",
             "redbeat_make_lock",
             "redbeat_lock_acquired",
-            "redbeat_entry_quarantined",
+            "redbeat_decide_runs",
+            "redbeat_entry_quarantined",  # once the commit stored it, before the publishes
             "redbeat_before_dispatch",
             "redbeat_dispatch_failed",
             "redbeat_after_dispatch",
@@ -683,10 +715,12 @@ def test_a_raising_hook_is_logged_once_with_its_plugin_and_the_beat_carries_on(
         "redbeat_scheduler_started",
         "redbeat_make_lock",
         "redbeat_lock_acquired",
+        "redbeat_decide_runs",
         "redbeat_before_dispatch",
         "redbeat_after_dispatch",
         "redbeat_tick",
         "redbeat_entry_saved",
+        "redbeat_decide_runs",
         "redbeat_before_dispatch",
         "redbeat_after_dispatch",
         "redbeat_tick",

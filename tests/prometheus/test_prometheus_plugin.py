@@ -436,15 +436,19 @@ def test_a_taken_port_is_logged_and_the_beat_goes_on(
     assert registry.get_sample_value("redbeat_dispatches_total", {"task": "tasks.e"}) == 1
 
 
-def test_a_bad_port_setting_is_logged_with_its_name_and_nothing_is_served(
-    metrics_app: Any, schedulers: Any, caplog: pytest.LogCaptureFixture
+def test_a_bad_port_setting_stops_start_up_naming_the_setting_and_the_plugin(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    scheduler = schedulers(metrics_app(redbeat_prometheus_port="http"))
-    with caplog.at_level("ERROR", logger="celery.beat"):
-        scheduler.tick()
-    assert exporter(scheduler).address is None
-    errors = [r.getMessage() for r in caplog.records]
-    assert any("redbeat_prometheus_port='http'" in message for message in errors)
+    """The plugin declares its settings, so RedBeat checks them with its own at start-up:
+    a bad one stops the beat (it was logged and the metrics silently not served before)."""
+    monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, "1")
+    app = make_app(redbeat_plugins=["redbeat_prometheus.plugin"], redbeat_prometheus_port="http")
+    with pytest.raises(ConfigurationError) as info:
+        RedBeatScheduler(app=app)
+    assert info.value.setting == "redbeat_prometheus_port"
+    message = str(info.value)
+    assert "redbeat_prometheus_port='http'" in message
+    assert "(a setting of the plugin redbeat-prometheus)" in message
 
 
 # ----------------------------------------------------------------------------- celery beat

@@ -28,6 +28,7 @@ from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import ConfigurationError
 from redbeat_core.runtime import get_runtime
 from redbeat_redis.retry import RetryingConnection
+from redbeat_redis.settings import RedisSettings
 from redbeat_sentinel import SCHEMES, read_settings
 from redbeat_sentinel.settings import SentinelSettings
 
@@ -258,7 +259,7 @@ def test_celery_redbeat_form_passes_what_celery_redbeat_passes(
     ]
     assert app.redbeat_redis is backend.client  # type: ignore[attr-defined]
     assert isinstance(app.redbeat_sentinel, Sentinel)  # type: ignore[attr-defined]
-    assert backend.config.retry_period == 10  # type: ignore[attr-defined]
+    assert RedisSettings.of(backend.config).retry_period == 10
     assert backend.retry.retry_period == 10  # type: ignore[attr-defined]
 
 

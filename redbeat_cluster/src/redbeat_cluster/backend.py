@@ -29,6 +29,7 @@ from redbeat_core.urls import mask_url
 from redbeat_redis.backend import RedisBackend
 from redbeat_redis.connection import unwrap
 from redbeat_redis.retry import RetryingConnection
+from redbeat_redis.settings import REPLICA_ACKS_SETTING, RedisSettings
 
 T = TypeVar("T")
 
@@ -99,10 +100,11 @@ def check_config(config: RedBeatConfig) -> RedBeatConfig:
     and adds up their answers, each on another connection than the commit's, so the count
     would say nothing about the commit.
     """
-    if config.replica_acks:
+    replica_acks = RedisSettings.of(config).replica_acks
+    if replica_acks:
         raise ConfigurationError(
-            "redbeat_replica_acks",
-            config.replica_acks,
+            REPLICA_ACKS_SETTING,
+            replica_acks,
             "0 on Redis Cluster (waiting for replicas needs WAIT on the commit's own "
             "connection, which redis-py's cluster client cannot send); remove the setting",
         )
@@ -118,5 +120,5 @@ def create_backend(config: RedBeatConfig, app: Any) -> ClusterBackend:
 def with_client(config: RedBeatConfig, client: Any) -> ClusterBackend:
     """The Redis store and lock on ``client``, with :class:`ClusterRetry` as their policy."""
     return ClusterBackend.with_client(
-        config, client, retry=ClusterRetry(config.retry_period, client)
+        config, client, retry=ClusterRetry(RedisSettings.of(config).retry_period, client)
     )

@@ -43,6 +43,7 @@ from redis.retry import Retry
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import ConfigurationError
 from redbeat_core.urls import mask_url
+from redbeat_redis.settings import RedisSettings
 
 logger = logging.getLogger("celery.beat")
 
@@ -83,7 +84,7 @@ def uses_cluster(config: RedBeatConfig) -> bool:
     scheme = scheme_of(config.url)
     if scheme in CLUSTER_SCHEMES:
         return True
-    return scheme in OPTION_SCHEMES and bool(config.redbeat_redis_options.get("cluster"))
+    return scheme in OPTION_SCHEMES and bool(RedisSettings.of(config).options.get("cluster"))
 
 
 @attrs.frozen
@@ -264,7 +265,8 @@ def cluster_target(config: RedBeatConfig) -> ClusterTarget:
             "not a Redis Cluster URL: use redis+cluster://h1:7000,h2:7001 or rediss+cluster://",
         )
     url_nodes, url_options = _url_parts(config)
-    options = config.redbeat_redis_options
+    redis_settings = RedisSettings.of(config)
+    options = redis_settings.options
     # celery-redbeat: `options.get('startup_nodes') or [default]`, so an empty list is absent.
     if scheme == "redis-cluster" and options.get("startup_nodes"):
         nodes = _startup_nodes(options["startup_nodes"])
@@ -278,14 +280,14 @@ def cluster_target(config: RedBeatConfig) -> ClusterTarget:
             shown_url(config.url),
             "name at least one node: redis+cluster://host:port[,host:port...]",
         )
-    client_options = _check_options(config.client_options)
+    client_options = _check_options(redis_settings.client_options)
     tls = scheme in TLS_SCHEMES or bool(client_options.get("ssl") or url_options.get("ssl"))
     kwargs: dict[str, Any] = {"decode_responses": True}
     if tls:
         kwargs["ssl"] = True
         kwargs["ssl_cert_reqs"] = ssl.CERT_REQUIRED
-        if isinstance(config.redis_use_ssl, Mapping):
-            kwargs.update(_check_options(config.redis_use_ssl, "redbeat_redis_use_ssl"))
+        if isinstance(redis_settings.use_ssl, Mapping):
+            kwargs.update(_check_options(redis_settings.use_ssl, "redbeat_redis_use_ssl"))
     kwargs.update(client_options)
     kwargs.update(url_options)  # as in redis-py's from_url: the URL wins
     return ClusterTarget(nodes=tuple(nodes), kwargs=kwargs, tls=tls)

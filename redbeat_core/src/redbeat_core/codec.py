@@ -22,6 +22,7 @@ Decoding never executes anything (no pickle, no eval); a stored value it cannot 
 from __future__ import annotations
 
 import calendar
+import contextvars
 import functools
 import json
 from collections.abc import Callable, Mapping
@@ -54,6 +55,12 @@ Structure = Callable[[dict[str, Any]], Any]
 
 _TYPE = "__type__"
 _T = TypeVar("_T")
+
+Clock = Callable[[], datetime]
+#: The clock the schedules decoded right now must read (see :meth:`Codec.decode_definition`).
+_decode_clock: contextvars.ContextVar[Clock | None] = contextvars.ContextVar(
+    "redbeat_decode_clock", default=None
+)
 
 
 class _DecodeFailure(ValueError):
@@ -121,7 +128,13 @@ class RedBeatConverter(cattrs.Converter):
             return {_TYPE: tag, **fields}
 
         def structure_hook(value: Any, _: Any) -> Any:
-            return structure(value)
+            built = structure(value)
+            clock = _decode_clock.get()
+            if clock is not None and getattr(built, "nowfun", False) is None:
+                # A schedule decoded for a tick reads the tick's clock: given while it is
+                # built, so nothing decoded is changed afterwards.
+                built.nowfun = clock
+            return built
 
         self.register_unstructure_hook(cls, unstructure_hook)
         self.register_structure_hook(cls, structure_hook)
@@ -399,7 +412,8 @@ def _structure_schedule(value: Any, data: Mapping[str, Any]) -> Any:
         raise _DecodeFailure(msg)
     if _is_number(value):
         # Celery's maybe_schedule: a number of seconds is an interval.
-        return schedule(run_every=value, relative=bool(data.get("relative", False)))
+        relative = bool(data.get("relative", False))
+        return schedule(run_every=value, relative=relative, nowfun=_decode_clock.get())
     if not callable(getattr(value, "is_due", None)):
         raise _DecodeFailure(f"schedule must be a schedule object, got {_type_name(value)}")
     return value
@@ -599,13 +613,19 @@ class Codec:
         """The ``definition`` field: ``{name, task, args, kwargs, options, schedule, enabled}``."""
         return self.dumps(self.converter.unstructure(definition))
 
-    def decode_definition(self, raw: str | bytes | None, *, name: str) -> EntryDefinition:
+    def decode_definition(
+        self, raw: str | bytes | None, *, name: str, clock: Clock | None = None
+    ) -> EntryDefinition:
         """Read a ``definition`` field. ``name`` (the entry's) is used if none is stored.
+
+        ``clock``, when given, is the clock the decoded schedule reads (its ``nowfun``), unless
+        the stored schedule has one of its own: a tick judges every entry at one instant.
 
         Raises :class:`EntryDecodeError` for anything that cannot be read back exactly.
         """
         if not raw:
             raise EntryDecodeError(name, "no definition stored")
+        token = _decode_clock.set(clock)
         try:
             data = self._load(raw, "definition")
             if isinstance(data, dict):
@@ -613,6 +633,8 @@ class Codec:
             return self.converter.structure(data, EntryDefinition)
         except _DecodeFailure as exc:
             raise EntryDecodeError(name, str(exc)) from exc
+        finally:
+            _decode_clock.reset(token)
 
     def encode_meta(self, meta: EntryMeta) -> str:
         """The ``meta`` field: ``{"last_run_at": ..., "total_run_count": ...}``."""

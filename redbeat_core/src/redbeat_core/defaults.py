@@ -1,12 +1,19 @@
-"""RedBeat's own strategy choices, registered as an ordinary plugin with ``trylast`` hooks so that
-any other plugin's answer wins."""
+"""RedBeat's own choices, registered as an ordinary plugin (``redbeat.defaults``): the core's
+settings, and the lock strategy as a ``trylast`` hook so that any other plugin's answer wins."""
 
 from __future__ import annotations
 
-from redbeat_core.config import RedBeatConfig
+from redbeat_core.config import CORE_SETTINGS, RedBeatConfig
 from redbeat_core.hookspecs import hookimpl
 from redbeat_core.locks import NullLock
+from redbeat_core.settings import CORE_OWNER, SettingRegistry
 from redbeat_core.typing import Backend, Lock
+
+
+@hookimpl(tryfirst=True)
+def redbeat_register_settings(registry: SettingRegistry) -> None:
+    """The core's settings, first: the reference lists them before the plugins' ones."""
+    registry.add(*CORE_SETTINGS, owner=CORE_OWNER)
 
 
 @hookimpl(trylast=True)

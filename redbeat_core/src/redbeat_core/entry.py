@@ -8,11 +8,12 @@ code that creates entries at runtime keeps working; storage goes through the bac
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 from collections.abc import Callable
 from datetime import MINYEAR, datetime, timedelta
-from typing import Any
+from typing import Any, Self
 
 from celery.app import app_or_default
 from celery.beat import ScheduleEntry
@@ -20,6 +21,7 @@ from celery.schedules import crontab, schedstate
 from celery.schedules import schedule as interval
 from celery.utils.time import maybe_make_aware
 
+from redbeat_core import records
 from redbeat_core.codec import Codec
 from redbeat_core.model import EntryDefinition, EntryMeta, EntryPolicy
 from redbeat_core.runtime import Runtime, ensure_conf, get_runtime
@@ -28,6 +30,8 @@ from redbeat_core.typing import StoredEntry
 
 #: How long a disabled entry waits before ``is_due`` is asked again (celery-redbeat's value).
 DISABLED_RECHECK_SECONDS = 5.0
+#: "Not given" for arguments where None means something (an entry that never ran).
+_UNSET: Any = object()
 
 
 @functools.cache
@@ -53,6 +57,26 @@ def has_own_clock(schedule: Any) -> bool:
     """Whether ``schedule`` reads a clock of its own (``nowfun``) rather than the app's, so a
     clock read once for many entries must not stand in for it."""
     return getattr(schedule, "nowfun", None) is not None
+
+
+def schedule_at(schedule: Any, now: datetime) -> Any:
+    """``schedule`` reading ``now`` as its clock: the schedule itself when it already does
+    (a tick's entries are decoded with the tick's clock), else a shallow copy of it that does.
+
+    Celery's schedules read their clock through ``nowfun`` and offer no other way to be asked
+    "at ``now``"; a copy leaves the caller's object alone (no clock swapped in and out of an
+    object another thread may use)."""
+    clock = getattr(schedule, "nowfun", None)
+    if clock is not None and clock() == now:
+        return schedule
+    state = getattr(schedule, "__dict__", None)
+    if state is None:  # a schedule class with __slots__: the standard copy
+        pinned = copy.copy(schedule)
+    else:  # Celery's schedules rebuild themselves in copy.copy (crontab re-parses its fields)
+        pinned = object.__new__(type(schedule))
+        pinned.__dict__.update(state)
+    pinned.nowfun = lambda: now
+    return pinned
 
 
 class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
@@ -165,19 +189,14 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
         app: Any,
         runtime: Runtime | None = None,
         now: Callable[[], datetime] | None = None,
-    ) -> RedBeatSchedulerEntry:
+    ) -> Self:
         """Build an entry from what a store returned. Raises ``EntryDecodeError``.
 
-        ``now`` pins the clock the entry's schedule reads (the scheduler passes one instant
-        per tick).
+        ``now`` is the clock the entry's schedule reads (the scheduler gives one instant per
+        tick), unless the stored schedule has a clock of its own.
         """
         codec = (runtime or get_runtime(app)).codec
-        definition = codec.decode_definition(stored.definition or "", name=stored.name)
-        if now is not None:
-            definition.schedule.nowfun = now
-        meta = codec.decode_meta(stored.meta, name=stored.name)
-        policy = codec.decode_policy(stored.policy, name=stored.name) if stored.policy else None
-        return cls.from_model(definition, meta, policy, app=app)
+        return records.decode_entry(stored, app=app, codec=codec, entry_class=cls, clock=now)
 
     @classmethod
     def from_model(
@@ -187,7 +206,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
         policy: EntryPolicy | None = None,
         *,
         app: Any,
-    ) -> RedBeatSchedulerEntry:
+    ) -> Self:
         entry = cls(
             name=definition.name,
             task=definition.task,
@@ -227,31 +246,31 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
             return self.default_now()  # type: ignore[no-any-return]
         return pinned
 
-    def _next_due(self, now: datetime | None = None) -> tuple[datetime | None, bool]:
+    def _next_due(
+        self, now: datetime | None = None, *, last_run_at: datetime | Any | None = _UNSET
+    ) -> tuple[datetime | None, bool]:
         """(when the entry is next due, whether that is already now); (None, False) when its
-        schedule has no further runs. ``now`` pins the clock (see :meth:`now_or`)."""
+        schedule has no further runs. ``now`` pins the clock (see :meth:`now_or`);
+        ``last_run_at`` stands in for the entry's own (the state after a run being planned)."""
         now = self.now_or(now)
-        if self.last_run_at is None and not isinstance(self.schedule, clocked):
+        last = self.last_run_at if last_run_at is _UNSET else last_run_at
+        if last is None and not isinstance(self.schedule, clocked):
             return now, True  # never ran: due at once (a one-off waits for its own time)
-        delta = self._remaining_at(now)
+        delta = self._remaining_at(now, last)
         if delta is None:
             return None, False
         if delta.total_seconds() <= 0:
             return now, True
         return now + delta, False
 
-    def _remaining_at(self, now: datetime) -> timedelta | None:
+    def _remaining_at(self, now: datetime, last_run_at: datetime | None) -> timedelta | None:
         """The schedule's remaining time, computed at exactly ``now``: the schedule reads its
         clock again otherwise, and ``now + delta`` would land microseconds before the true due
         time (a crontab entry due at :00 would come out at 59.99997)."""
-        schedule = self.schedule
-        saved = schedule.nowfun
-        schedule.nowfun = lambda: now
-        try:
-            remaining: timedelta | None = schedule.remaining_estimate(self.last_run_at)
-            return remaining
-        finally:
-            schedule.nowfun = saved
+        remaining: timedelta | None = schedule_at(self.schedule, now).remaining_estimate(
+            last_run_at
+        )
+        return remaining
 
     @property
     def due_at(self) -> datetime | None:
@@ -270,28 +289,45 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
         due, overdue = self._next_due(now)
         return to_score(due, overdue=overdue)
 
-    def score_after_run(self, next_in: float | None) -> float | None:
-        """:meth:`next_score` of an entry that has just run (``last_run_at`` = now), given
-        ``next_in``, the seconds that its ``is_due()`` answered along with "due".
+    def score_after_run(
+        self, next_in: float | None, *, ran_at: datetime | Any | None = _UNSET
+    ) -> float | None:
+        """:meth:`next_score` of the entry once it has run at ``ran_at`` (default: its own
+        ``last_run_at``, for an entry already stamped), given ``next_in``, the seconds that its
+        ``is_due()`` answered along with "due".
 
         For Celery's interval (not ``relative``) and crontab schedules that answer is exactly
-        the time from now to the next run, computed the way :meth:`next_score` would: taking
-        it saves asking the schedule twice per run, a tenth of a busy tick's own work. Any
-        other schedule (subclasses included) is asked, as ``is_due``'s "next" only promises
+        the time from the run to the next one, computed the way :meth:`next_score` would:
+        taking it saves asking the schedule twice per run, a tenth of a busy tick's own work.
+        Any other schedule (subclasses included) is asked, as ``is_due``'s "next" only promises
         when to check again.
         """
         schedule = self.schedule
+        last = self.last_run_at if ran_at is _UNSET else ran_at
         if (
             self.enabled
             and next_in is not None
             and next_in > 0
-            and self.last_run_at is not None
+            and last is not None
             and (
                 type(schedule) is crontab or (type(schedule) is interval and not schedule.relative)
             )
         ):
-            return to_score(self.last_run_at + timedelta(seconds=next_in))
-        return self.next_score()
+            return to_score(last + timedelta(seconds=next_in))
+        if not self.enabled:
+            return None
+        due, overdue = self._next_due(last_run_at=last)
+        return to_score(due, overdue=overdue)
+
+    def with_run(self, ran_at: datetime, *, counted: bool = True) -> Self:
+        """A copy of this entry stamped with a run at ``ran_at`` (one more run unless it was a
+        skip), as Celery's ``next(entry)`` gives, without touching this one. A shallow copy:
+        building a new ``ScheduleEntry`` costs twenty times as much, per run, per tick."""
+        stamped = object.__new__(type(self))
+        stamped.__dict__.update(self.__dict__)
+        stamped.last_run_at = ran_at
+        stamped.total_run_count = (self.total_run_count or 0) + (1 if counted else 0)
+        return stamped
 
     @property
     def score(self) -> float:
@@ -315,27 +351,19 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
         """What :meth:`save` writes: definition, meta, policy and the score (None when the entry
         is disabled or finished, which keeps it out of the schedule). ``now`` pins the clock
         (see :meth:`now_or`)."""
-        codec = self._runtime.codec
-        score = self.next_score(now)
-        return StoredEntry(
-            name=self.name,
-            definition=codec.encode_definition(self.to_definition()),
-            meta=codec.encode_meta(self.to_meta()),
-            policy=codec.encode_policy(self.policy) if self.policy is not None else None,
-            score=score,
-        )
+        return records.encode_entry(self, codec=self._runtime.codec, now=now)
 
     def save(self) -> RedBeatSchedulerEntry:
         """Store the definition (the stored last_run_at is kept) and (re)schedule the entry."""
         runtime = self._runtime
         runtime.store.save(self.to_stored(), keep_meta=True)
-        runtime.plugins.entry_saved(self.app, self)
+        runtime.plugins.entry_saved(app=self.app, entry=self)
         return self
 
     def delete(self) -> None:
         runtime = self._runtime
         runtime.store.delete(self.name)
-        runtime.plugins.entry_deleted(self.app, self.name)
+        runtime.plugins.entry_deleted(app=self.app, name=self.name)
 
     def _next_instance(
         self, last_run_at: datetime | None = None, only_update_last_run_at: bool = False
@@ -346,8 +374,8 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
         if only_update_last_run_at:
             entry.total_run_count = self.total_run_count
         runtime = self._runtime
-        score = entry.next_score()
-        runtime.store.update_meta(entry.name, runtime.codec.encode_meta(entry.to_meta()), score)
+        meta = records.encode_meta(runtime.codec, entry.last_run_at, entry.total_run_count)
+        runtime.store.update_meta(entry.name, meta, entry.next_score())
         return entry
 
     __next__ = next = _next_instance
@@ -356,6 +384,5 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
         """Pretend the entry last ran at ``last_run_at`` (default now) and reschedule it."""
         self.last_run_at = last_run_at or self.default_now()
         runtime = self._runtime
-        runtime.store.update_meta(
-            self.name, runtime.codec.encode_meta(self.to_meta()), self.next_score()
-        )
+        meta = records.encode_meta(runtime.codec, self.last_run_at, self.total_run_count)
+        runtime.store.update_meta(self.name, meta, self.next_score())

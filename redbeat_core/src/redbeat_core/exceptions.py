@@ -53,8 +53,14 @@ class StoreUnavailableError(RedBeatError):
     """The storage could not be reached (after the backend's retry policy gave up).
 
     The scheduler keeps its loop alive on this error and steps down once its lock must have
-    lapsed; backends translate their client's connection errors into it.
+    lapsed; backends translate their client's connection errors into it. ``hint`` is the
+    backend's advice for a storage unreachable at start-up (how to make the beat wait for it),
+    which the scheduler adds to the error that stops start-up.
     """
+
+    def __init__(self, *args: object, hint: str | None = None) -> None:
+        super().__init__(*args)
+        self.hint = hint
 
 
 class PluginError(RedBeatError):

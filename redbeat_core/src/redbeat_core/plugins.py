@@ -1,46 +1,71 @@
-"""The plugin manager: a small typed facade over :class:`pluggy.PluginManager`.
+"""The plugin manager: a small typed facade over :class:`pluggy.PluginManager` (tox 4's style).
 
-Loading order: RedBeat's own defaults, the import paths in ``redbeat_plugins``, then the
-``redbeat`` entry-point group. ``REDBEAT_DISABLE_PLUGIN_AUTOLOAD=1`` skips third-party entry
-points (RedBeat's own backend distributions still load, or no URL would work);
-``REDBEAT_BLOCK_PLUGINS=name1,name2`` blocks named plugins. ``check_pending()`` runs last, so a
-misspelled hook implementation fails at start-up with the plugin's and the hook's names.
+Loading order: RedBeat's defaults, the import paths in ``redbeat_plugins``, then the ``redbeat``
+entry-point group. ``REDBEAT_DISABLE_PLUGIN_AUTOLOAD=1`` loads only the entry points of the
+``redbeat`` and ``redbeat-core`` distributions (the ``redbeat`` distribution's plugin brings the
+backends it ships, or no URL would work); ``REDBEAT_BLOCK_PLUGINS=name1,name2`` blocks named
+plugins. A plugin may bring others: a module attribute ``redbeat_plugins``, a mapping of plugin
+names to import paths, is registered with it (as pytest's ``pytest_plugins``). ``check_pending()``
+runs last, so a misspelled hook implementation fails at start-up with the plugin's and the
+hook's names.
 
-Observer hooks are called one implementation at a time: one that raises is logged once with the
-plugin's name and the others still run. Strategy hooks are not isolated: a broken lock factory
-must stop start-up, not leave the beat without a lock.
+Every hook is called through pluggy (``pm.hook``), so ``wrapper=True`` implementations,
+``tryfirst``/``trylast``, tracing and ``add_hookcall_monitoring`` work as pluggy documents. An
+observer or decision implementation that raises is logged once with its plugin's name, and the
+others still run: each such implementation is guarded when its plugin is registered. Strategy
+and registration hooks are not guarded: a broken lock factory or backend must stop start-up,
+not leave the beat without a lock or a store.
 """
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import importlib
+import inspect
 import logging
 import os
-from collections.abc import Sequence
-from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, Final, Self
+from collections.abc import Callable, Mapping
+from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING, Any, Final, Generic, ParamSpec, Self
 
-import attrs
 import pluggy
 
 from redbeat_core import hookspecs
 from redbeat_core.exceptions import PluginError
 from redbeat_core.registry import BackendRegistry
+from redbeat_core.settings import SettingRegistry
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from redbeat_core.codec import Codec
     from redbeat_core.config import RedBeatConfig
-    from redbeat_core.typing import Backend, Fence, Lock
+    from redbeat_core.typing import Backend, Lock
 
 logger = logging.getLogger("celery.beat")
+
+P = ParamSpec("P")
 
 ENTRY_POINT_GROUP: Final = hookspecs.PROJECT_NAME
 DISABLE_AUTOLOAD_ENV: Final = "REDBEAT_DISABLE_PLUGIN_AUTOLOAD"
 BLOCK_ENV: Final = "REDBEAT_BLOCK_PLUGINS"
-#: Distributions whose entry points always load: RedBeat's own backends.
-FIRST_PARTY_DISTRIBUTIONS: Final = frozenset(
-    {"redbeat", "redbeat-core", "redbeat-redis", "redbeat-sentinel", "redbeat-cluster"}
+#: Distributions whose entry points load even with autoload disabled: RedBeat itself (the
+#: ``redbeat`` distribution's plugin brings the backends it ships) and its core.
+FIRST_PARTY_DISTRIBUTIONS: Final = frozenset({"redbeat", "redbeat-core"})
+#: A plugin's attribute naming the plugins it brings: ``{name: "package.module"}``.
+BUNDLE_ATTRIBUTE: Final = "redbeat_plugins"
+
+#: The plugin whose guarded hook implementation is running (see :func:`current_plugin`).
+_running_plugin: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "redbeat_running_plugin", default=None
 )
+
+
+def current_plugin() -> str | None:
+    """The name of the plugin whose observer or decision implementation is running, or None:
+    how a skip is attributed to the plugin that asked for it."""
+    return _running_plugin.get()
 
 
 def _truthy(value: str | None) -> bool:
@@ -51,31 +76,155 @@ def _blocked_names() -> set[str]:
     return {n.strip() for n in os.environ.get(BLOCK_ENV, "").split(",") if n.strip()}
 
 
-def _normalise(dist_name: str) -> str:
-    return dist_name.lower().replace("_", "-")
+def _distribution(ep: EntryPoint) -> str:
+    """The normalised name of the distribution that declares ``ep`` ("" when unknown)."""
+    return ep.dist.name.lower().replace("_", "-") if ep.dist is not None else ""
 
 
-@attrs.define
+def _guarded_hooks() -> frozenset[str]:
+    """Hooks whose implementations are isolated: observers and decisions (neither firstresult,
+    whose answer decides, nor historic, which register what the beat runs on)."""
+    names = set()
+    for name, spec in vars(hookspecs).items():
+        options = getattr(spec, f"{hookspecs.PROJECT_NAME}_spec", None)
+        if isinstance(options, dict) and not (
+            options.get("firstresult") or options.get("historic")
+        ):
+            names.add(name)
+    return frozenset(names)
+
+
+GUARDED_HOOKS: Final = _guarded_hooks()
+
+
+class _Failures:
+    """Which (plugin, hook) pairs have failed: the first failure is logged with its traceback,
+    later ones at debug level, so a plugin failing every tick does not flood the log."""
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[str, str]] = set()
+
+    def report(self, plugin: str, hook: str) -> None:
+        key = (plugin, hook)
+        if key not in self._seen:
+            self._seen.add(key)
+            logger.exception(
+                "redbeat: plugin %s raised in %s; the beat carries on (further errors from this "
+                "plugin in this hook are logged at debug level)",
+                plugin,
+                hook,
+            )
+        else:
+            logger.debug("redbeat: plugin %s raised in %s again", plugin, hook, exc_info=True)
+
+
+def _guard(
+    function: Callable[..., Any], plugin: str, hook: str, failures: _Failures
+) -> Callable[..., Any]:
+    """``function``, isolated: an exception is reported and swallowed (the hook's result is
+    ignored anyway), and :func:`current_plugin` names ``plugin`` while it runs."""
+
+    @functools.wraps(function)
+    def guarded(*args: Any) -> Any:
+        token = _running_plugin.set(plugin)
+        try:
+            return function(*args)
+        except Exception:
+            failures.report(plugin, hook)
+            return None
+        finally:
+            _running_plugin.reset(token)
+
+    return guarded
+
+
+class Hook(Generic[P]):
+    """One observer or decision hook, typed by its specification: ``plugins.tick(...)`` is
+    checked against ``redbeat_tick``'s signature, and ``if plugins.tick:`` tells whether any
+    plugin implements it, so the hot path skips building arguments nobody reads.
+
+    Calls go through pluggy's hook caller. Implementations registered through
+    :meth:`PluginManager.register` are guarded one by one; one registered on ``pm`` directly is
+    not, so the call itself is guarded too, and a failure there is logged the same way.
+    """
+
+    __slots__ = ("_caller", "_failures", "_params", "name")
+
+    def __init__(
+        self, spec: Callable[P, object], caller: pluggy.HookCaller, failures: _Failures
+    ) -> None:
+        self.name: str = spec.__name__
+        self._params = tuple(inspect.signature(spec).parameters)
+        self._caller = caller
+        self._failures = failures
+
+    def __bool__(self) -> bool:
+        return bool(self._caller.get_hookimpls())
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> None:
+        # pluggy takes hook arguments by name only: name the positional ones as the spec does.
+        named = dict(zip(self._params, args, strict=False)) | kwargs
+        try:
+            self._caller(**named)
+        except Exception:
+            self._failures.report("(registered without redbeat's manager)", self.name)
+
+
 class PluginManager:
-    """RedBeat's plugin manager: one method per hook, so call sites are type-checked."""
+    """RedBeat's plugin manager: one typed attribute or method per hook, so call sites are
+    type-checked. ``pm`` is the underlying :class:`pluggy.PluginManager`."""
 
-    pm: pluggy.PluginManager = attrs.field(factory=lambda: pluggy.PluginManager("redbeat"))
-    _failed: set[tuple[str, str]] = attrs.field(factory=set)
-
-    def __attrs_post_init__(self) -> None:
+    def __init__(self, pm: pluggy.PluginManager | None = None) -> None:
+        self.pm = pm or pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.pm.add_hookspecs(hookspecs)
+        failures = self._failures = _Failures()
+        hook = self.pm.hook
+        # Observers (return values ignored; one that raises is logged and the others run).
+        self.scheduler_started = Hook(
+            hookspecs.redbeat_scheduler_started, hook.redbeat_scheduler_started, failures
+        )
+        self.scheduler_stopped = Hook(
+            hookspecs.redbeat_scheduler_stopped, hook.redbeat_scheduler_stopped, failures
+        )
+        self.tick = Hook(hookspecs.redbeat_tick, hook.redbeat_tick, failures)
+        self.before_dispatch = Hook(
+            hookspecs.redbeat_before_dispatch, hook.redbeat_before_dispatch, failures
+        )
+        self.after_dispatch = Hook(
+            hookspecs.redbeat_after_dispatch, hook.redbeat_after_dispatch, failures
+        )
+        self.dispatch_failed = Hook(
+            hookspecs.redbeat_dispatch_failed, hook.redbeat_dispatch_failed, failures
+        )
+        self.runs_skipped = Hook(
+            hookspecs.redbeat_runs_skipped, hook.redbeat_runs_skipped, failures
+        )
+        self.entry_quarantined = Hook(
+            hookspecs.redbeat_entry_quarantined, hook.redbeat_entry_quarantined, failures
+        )
+        self.entry_saved = Hook(hookspecs.redbeat_entry_saved, hook.redbeat_entry_saved, failures)
+        self.entry_deleted = Hook(
+            hookspecs.redbeat_entry_deleted, hook.redbeat_entry_deleted, failures
+        )
+        self.lock_acquired = Hook(
+            hookspecs.redbeat_lock_acquired, hook.redbeat_lock_acquired, failures
+        )
+        self.lock_lost = Hook(hookspecs.redbeat_lock_lost, hook.redbeat_lock_lost, failures)
+        # Decisions (plugins mark the runs they skip or postpone).
+        self.decide_runs = Hook(hookspecs.redbeat_decide_runs, hook.redbeat_decide_runs, failures)
 
     # ------------------------------------------------------------------------- loading
 
     @classmethod
-    def load(cls, config: RedBeatConfig | None = None, *, autoload: bool | None = None) -> Self:
-        """Build a manager with RedBeat's defaults, configured plugins and entry points."""
+    def load(cls, paths: Iterable[str] = (), *, autoload: bool | None = None) -> Self:
+        """A manager with RedBeat's defaults, the plugins at ``paths`` (the setting
+        ``redbeat_plugins``) and the ``redbeat`` entry points."""
         manager = cls()
         from redbeat_core import defaults
 
         manager.register(defaults, name="redbeat.defaults")
-        for path in config.plugins if config is not None else ():
-            manager.register_import_path(path)
+        for path in paths:
+            manager.register_import_path(path, setting="redbeat_plugins")
         if autoload is None:
             autoload = not _truthy(os.environ.get(DISABLE_AUTOLOAD_ENV))
         manager.load_entry_points(first_party_only=not autoload)
@@ -83,7 +232,8 @@ class PluginManager:
         return manager
 
     def register(self, plugin: object, name: str | None = None) -> str | None:
-        """Register a plugin object or module. Blocked names are skipped (returns None)."""
+        """Register a plugin object or module, and the plugins it brings (its
+        ``redbeat_plugins`` mapping). Blocked names are skipped (returns None)."""
         name = name or self.pm.get_canonical_name(plugin)
         if name in _blocked_names():
             logger.info("redbeat: plugin %s is blocked by %s", name, BLOCK_ENV)
@@ -92,9 +242,33 @@ class PluginManager:
         if self.pm.has_plugin(name) or self.pm.is_registered(plugin):
             return name
         try:
-            return self.pm.register(plugin, name=name)
+            registered = self.pm.register(plugin, name=name)
         except pluggy.PluginValidationError as exc:
             raise PluginError(f"plugin {name!r} is invalid: {exc}") from exc
+        if registered is not None:
+            self._guard_impls(plugin, registered)
+            bundle = getattr(plugin, BUNDLE_ATTRIBUTE, None)
+            if isinstance(bundle, Mapping):
+                for bundled_name, path in bundle.items():
+                    self.register_import_path(path, name=bundled_name, setting=name)
+        return registered
+
+    def _guard_impls(self, plugin: object, name: str) -> None:
+        """Isolate the new plugin's observer and decision implementations (see the module's
+        docstring). The wrapper keeps the function's signature, so pluggy passes it the same
+        arguments; ``wrapper=True`` implementations are left as they are."""
+        for impl in self.pm.get_hookcallers(plugin) or ():
+            if impl.name not in GUARDED_HOOKS:
+                continue
+            for hookimpl in impl.get_hookimpls():
+                if hookimpl.plugin is plugin and not (hookimpl.wrapper or hookimpl.hookwrapper):
+                    # HookImpl.function is pluggy's public attribute; replacing it is the one
+                    # way to isolate one implementation while every call goes through pluggy.
+                    setattr(  # noqa: B010
+                        hookimpl,
+                        "function",
+                        _guard(hookimpl.function, name, impl.name, self._failures),
+                    )
 
     def unregister(self, name: str) -> None:
         """Remove a plugin by name (tests register plugins in fixtures and remove them after)."""
@@ -102,8 +276,11 @@ class PluginManager:
         if plugin is not None:
             self.pm.unregister(plugin, name=name)
 
-    def register_import_path(self, path: str) -> None:
-        """Import ``module`` or ``module:attribute`` and register it, named by its path."""
+    def register_import_path(
+        self, path: str, *, name: str | None = None, setting: str = "redbeat_plugins"
+    ) -> None:
+        """Import ``module`` or ``module:attribute`` and register it, named ``name`` or by its
+        path. ``setting`` says where the path came from, for the error."""
         module_name, _, attribute = path.partition(":")
         try:
             target: object = importlib.import_module(module_name)
@@ -111,18 +288,24 @@ class PluginManager:
                 target = getattr(target, attribute)
         except (ImportError, AttributeError) as exc:
             raise PluginError(
-                f"cannot load plugin {path!r} from redbeat_plugins: {exc}; check the import path "
+                f"cannot load plugin {path!r} from {setting}: {exc}; check the import path "
                 "and that its distribution is installed in this environment"
             ) from exc
-        self.register(target, name=path)
+        self.register(target, name=name or path)
 
     def load_entry_points(self, *, first_party_only: bool = False) -> None:
-        """Register every plugin of the ``redbeat`` entry-point group."""
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            dist = _normalise(ep.dist.name) if ep.dist is not None else ""
-            if first_party_only and dist not in FIRST_PARTY_DISTRIBUTIONS:
+        """Register every plugin of the ``redbeat`` entry-point group, RedBeat's own first (so
+        the plugins the ``redbeat`` distribution brings get their short names)."""
+        found = sorted(
+            entry_points(group=ENTRY_POINT_GROUP),
+            key=lambda ep: _distribution(ep) not in FIRST_PARTY_DISTRIBUTIONS,
+        )
+        for ep in found:
+            dist = _distribution(ep)
+            own = dist in FIRST_PARTY_DISTRIBUTIONS
+            if first_party_only and not own:
                 continue
-            name = ep.name if dist in FIRST_PARTY_DISTRIBUTIONS else f"{dist}:{ep.name}"
+            name = ep.name if own else f"{dist}:{ep.name}"
             if name in _blocked_names() or ep.name in _blocked_names():
                 self.pm.set_blocked(name)
                 continue
@@ -161,6 +344,12 @@ class PluginManager:
         self.pm.hook.redbeat_register_backends.call_historic(kwargs={"registry": registry})
         return registry
 
+    def settings_registry(self) -> SettingRegistry:
+        """Every setting declared by the loaded plugins (the core's through its defaults)."""
+        registry = SettingRegistry()
+        self.pm.hook.redbeat_register_settings.call_historic(kwargs={"registry": registry})
+        return registry
+
     def configure_codec(self, codec: Codec) -> None:
         self.pm.hook.redbeat_configure_converter.call_historic(kwargs={"codec": codec})
 
@@ -171,63 +360,3 @@ class PluginManager:
         if lock is None:  # pragma: no cover - the default implementation always answers
             raise PluginError("no plugin built a lock; is redbeat.defaults blocked?")
         return lock
-
-    # ------------------------------------------------------------------------- observers
-
-    def has_impls(self, hook_name: str) -> bool:
-        """Whether any plugin implements a hook: lets the hot path skip building arguments."""
-        return bool(getattr(self.pm.hook, hook_name).get_hookimpls())
-
-    def notify(self, hook_name: str, **kwargs: Any) -> None:
-        """Call every implementation of an observer hook, isolating failures per plugin."""
-        impls = getattr(self.pm.hook, hook_name).get_hookimpls()
-        for impl in reversed(impls):  # pluggy's order: last registered first
-            try:
-                impl.function(*[kwargs[arg] for arg in impl.argnames])
-            except Exception:
-                key = (impl.plugin_name, hook_name)
-                if key not in self._failed:
-                    self._failed.add(key)
-                    logger.exception(
-                        "redbeat: plugin %s raised in %s; the beat carries on (further errors "
-                        "from this plugin in this hook are logged at debug level)",
-                        impl.plugin_name,
-                        hook_name,
-                    )
-                else:
-                    logger.debug("redbeat: plugin %s raised in %s again", *key, exc_info=True)
-
-    def scheduler_started(self, scheduler: Any) -> None:
-        self.notify("redbeat_scheduler_started", scheduler=scheduler)
-
-    def scheduler_stopped(self, scheduler: Any) -> None:
-        self.notify("redbeat_scheduler_stopped", scheduler=scheduler)
-
-    def tick(self, scheduler: Any, *, leader: bool, due: int, next_wake: float) -> None:
-        self.notify(
-            "redbeat_tick", scheduler=scheduler, leader=leader, due=due, next_wake=next_wake
-        )
-
-    def before_dispatch(self, scheduler: Any, entries: Sequence[Any]) -> None:
-        self.notify("redbeat_before_dispatch", scheduler=scheduler, entries=entries)
-
-    def after_dispatch(self, scheduler: Any, dispatched: Sequence[Any]) -> None:
-        self.notify("redbeat_after_dispatch", scheduler=scheduler, dispatched=dispatched)
-
-    def dispatch_failed(self, scheduler: Any, entry: Any, exc: BaseException) -> None:
-        self.notify("redbeat_dispatch_failed", scheduler=scheduler, entry=entry, exc=exc)
-
-    def entry_quarantined(self, scheduler: Any, name: str, reason: str) -> None:
-        self.notify("redbeat_entry_quarantined", scheduler=scheduler, name=name, reason=reason)
-
-    def entry_saved(self, app: Any, entry: Any) -> None:
-        self.notify("redbeat_entry_saved", app=app, entry=entry)
-
-    def entry_deleted(self, app: Any, name: str) -> None:
-        self.notify("redbeat_entry_deleted", app=app, name=name)
-
-    def lock_acquired(self, scheduler: Any, fence: Fence | None) -> None:
-        self.notify("redbeat_lock_acquired", scheduler=scheduler, fence=fence)
-
-    def lock_lost(self, scheduler: Any, reason: str) -> None:
-        self.notify("redbeat_lock_lost", scheduler=scheduler, reason=reason)

@@ -1,14 +1,15 @@
 """Storage backends by URL scheme.
 
 Backends register themselves through the ``redbeat_register_backends`` hook; the scheduler picks
-one by the scheme of its storage URL. An unknown scheme fails at start-up with the name of the
-extra that provides it, because "no backend for redis+sentinel" alone does not tell a user what
-to install.
+one by the scheme of its storage URL. An unknown scheme fails at start-up with what to install,
+because "no backend for scheme X" alone does not tell a user that: a distribution that knows
+where a scheme comes from (the ``redbeat`` distribution knows its extras) says so with
+:meth:`BackendRegistry.hint`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -24,20 +25,6 @@ if TYPE_CHECKING:
     ConfigAdjuster = Callable[[RedBeatConfig], RedBeatConfig]
     Router = Callable[[RedBeatConfig], str | None]
 
-#: Where each well-known scheme comes from, for the error raised when it is not installed.
-SCHEME_PROVIDERS: Final = {
-    "redis": "redbeat-redis (installed by `pip install redbeat`)",
-    "rediss": "redbeat-redis (installed by `pip install redbeat`)",
-    "unix": "redbeat-redis (installed by `pip install redbeat`)",
-    "redis+sentinel": "the extra `redbeat[sentinel]`",
-    "rediss+sentinel": "the extra `redbeat[sentinel]`",
-    "redis-sentinel": "the extra `redbeat[sentinel]`",
-    "redis+cluster": "the extra `redbeat[cluster]`",
-    "rediss+cluster": "the extra `redbeat[cluster]`",
-    "redis-cluster": "the extra `redbeat[cluster]`",
-    "sqlite": "the SQLite example plugin: pip install ./examples/redbeat-sqlite",
-}
-
 
 @attrs.define
 class BackendRegistry:
@@ -47,6 +34,7 @@ class BackendRegistry:
     _owners: dict[str, str] = attrs.field(factory=dict)
     _adjusters: dict[str, ConfigAdjuster] = attrs.field(factory=dict)
     _routers: list[tuple[Router, str]] = attrs.field(factory=list)
+    _hints: dict[str, str] = attrs.field(factory=dict)
 
     def register(
         self,
@@ -87,6 +75,11 @@ class BackendRegistry:
         """
         self._routers.append((router, owner or str(getattr(router, "__module__", router))))
 
+    def hint(self, scheme: str, provider: str) -> None:
+        """Say what provides ``scheme`` when it is not installed (``"the extra
+        `redbeat[sentinel]`"``), for the error an unknown scheme raises."""
+        self._hints.setdefault(scheme.lower(), provider)
+
     def scheme_for(self, config: RedBeatConfig) -> str:
         """The scheme whose backend handles ``config``: a router's answer, or the URL's."""
         for router, _owner in self._routers:
@@ -109,7 +102,7 @@ class BackendRegistry:
         scheme = self.scheme_for(config)
         factory = self._factories.get(scheme)
         if factory is None:
-            provider = SCHEME_PROVIDERS.get(scheme)
+            provider = self._hints.get(scheme)
             hint = (
                 f"Install {provider}."
                 if provider

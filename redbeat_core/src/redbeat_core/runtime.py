@@ -1,8 +1,10 @@
-"""One RedBeat runtime per Celery app: settings, plugins, codec and storage, built once.
+"""One RedBeat runtime per Celery app: plugins, settings, codec and storage, built once.
 
 ``RedBeatSchedulerEntry.save()`` is called from web processes and scripts that have no
 scheduler, so the runtime hangs off the app, not off the scheduler. It is built lazily on first
-use; the settings are read and checked at that moment (for a beat: at start-up).
+use, in this order: the plugins (RedBeat's defaults, ``redbeat_plugins``, entry points), the
+settings they declare (read and checked now: for a beat, at start-up), the backend registry and
+the codec. The backend itself connects on first use.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ from typing import Any, Final
 import attrs
 
 from redbeat_core.codec import Codec
-from redbeat_core.config import RedBeatConfig
+from redbeat_core.config import RedBeatConfig, plugin_paths
 from redbeat_core.plugins import PluginManager
 from redbeat_core.registry import BackendRegistry
+from redbeat_core.settings import SettingRegistry
 from redbeat_core.typing import Backend, ScheduleStore
 
 RUNTIME_ATTRIBUTE: Final = "redbeat_runtime"
 CONF_ATTRIBUTE: Final = "redbeat_conf"
-_build_lock = threading.Lock()
+_build_lock = threading.RLock()
 
 
 @attrs.define
@@ -32,6 +35,7 @@ class Runtime:
     plugins: PluginManager
     codec: Codec
     registry: BackendRegistry
+    settings: SettingRegistry
     _backend: Backend | None = None
 
     @property
@@ -52,17 +56,12 @@ class Runtime:
             self._backend.store.close()
 
 
-def ensure_conf(app: Any, **overrides: Any) -> RedBeatConfig:
+def ensure_conf(app: Any) -> RedBeatConfig:
     """The app's :class:`RedBeatConfig`, read once and kept on ``app.redbeat_conf``.
 
     A config object assigned there by the user (celery-redbeat allowed it) is used as is.
     """
-    config = getattr(app, CONF_ATTRIBUTE, None)
-    if isinstance(config, RedBeatConfig) and not overrides:
-        return config
-    config = RedBeatConfig.from_app(app, **overrides)
-    setattr(app, CONF_ATTRIBUTE, config)
-    return config
+    return get_runtime(app).config
 
 
 def get_runtime(app: Any, **overrides: Any) -> Runtime:
@@ -77,15 +76,33 @@ def get_runtime(app: Any, **overrides: Any) -> Runtime:
             return runtime
         if isinstance(runtime, Runtime):
             runtime.close()
-        config = ensure_conf(app, **overrides)
-        plugins = PluginManager.load(config)
-        registry = plugins.make_registry()
-        adjusted = registry.adjust(config)
-        if adjusted is not config:
-            config = adjusted
-            setattr(app, CONF_ATTRIBUTE, config)
-        codec = Codec()
-        plugins.configure_codec(codec)
-        runtime = Runtime(app=app, config=config, plugins=plugins, codec=codec, registry=registry)
+        runtime = _build(app, overrides)
         setattr(app, RUNTIME_ATTRIBUTE, runtime)
+        setattr(app, CONF_ATTRIBUTE, runtime.config)
         return runtime
+
+
+def _build(app: Any, overrides: dict[str, Any]) -> Runtime:
+    assigned = getattr(app, CONF_ATTRIBUTE, None)
+    if isinstance(assigned, RedBeatConfig) and not overrides:
+        plugins = PluginManager.load(assigned.plugins)  # the user's config, used as it is
+        settings = plugins.settings_registry()
+        config = assigned
+    else:
+        plugins = PluginManager.load(plugin_paths(app.conf))
+        settings = plugins.settings_registry()
+        config = RedBeatConfig.from_settings(settings.read(app.conf), app=app, **overrides)
+        settings.warn_undeclared(app.conf)
+    settings.run_checks(config)
+    registry = plugins.make_registry()
+    config = registry.adjust(config)
+    codec = Codec()
+    plugins.configure_codec(codec)
+    return Runtime(
+        app=app,
+        config=config,
+        plugins=plugins,
+        codec=codec,
+        registry=registry,
+        settings=settings,
+    )

@@ -1,14 +1,21 @@
 """RedBeat's Celery scheduler: one class for every storage backend.
 
-A tick is one storage round trip when nothing is due: ``claim_due`` checks and extends the lock
-and returns the due entries (at most ``redbeat_batch_size``) and the next due time. When entries
-are due, their next runs are computed here with Celery's own schedule objects, and one
-``commit`` writes the new meta and due times. Round trips per tick do not grow with the number
-of entries due or stored. The beat then sleeps until the next due time, capped so that the lock
-is renewed in time.
+It keeps what only the scheduler can own: Celery's face (``tick()``, ``setup_schedule``,
+``close``, celery-redbeat's API) and leadership (the lock, outages, stepping down). A tick is a
+chain of steps, each in a module of its own:
+
+claim (the store, one round trip) -> plan (:func:`~redbeat_core.planning.plan_tick`, pure) ->
+decide (``redbeat_decide_runs``) -> settle (:func:`~redbeat_core.planning.settle`, pure) ->
+commit (the store, one round trip) -> publish (:mod:`~redbeat_core.dispatch`) -> report.
+
+At-most-once commits before publishing, at-least-once after. Observers about an outcome
+(quarantined, skipped) are told once the commit made it true. Round trips per tick do not grow
+with the number of entries due or stored: one when nothing is due, two otherwise. The beat then
+sleeps until the next due time, capped so that the lock is renewed in time.
 
 A standby (a beat that does not hold the lock) never blocks: its tick tries the lock once and
 returns the poll interval, so Celery's beat loop, pidbox and ``inspect ping`` keep working.
+The start-up sync of ``beat_schedule`` lives in :mod:`~redbeat_core.statics`.
 """
 
 from __future__ import annotations
@@ -16,28 +23,23 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import attrs
 from celery.beat import Scheduler
-from celery.schedules import crontab
 from celery.utils.time import humanize_seconds
 
+from redbeat_core import dispatch, statics
 from redbeat_core.config import RedBeatConfig
-from redbeat_core.entry import RedBeatSchedulerEntry, has_own_clock
+from redbeat_core.entry import RedBeatSchedulerEntry
 from redbeat_core.exceptions import EntryDecodeError, StoreUnavailableError
+from redbeat_core.planning import Plan, Settled, TickTime, plan_tick, settle
+from redbeat_core.plugins import PluginManager
+from redbeat_core.runs import Dispatched, DueRuns
 from redbeat_core.runtime import Runtime, get_runtime
-from redbeat_core.schedules import clocked
-from redbeat_core.typing import (
-    ClaimResult,
-    EntryUpdate,
-    Lock,
-    Quarantine,
-    ScheduleStore,
-    StoredEntry,
-)
+from redbeat_core.typing import ClaimResult, EntryUpdate, Lock, ScheduleStore
+
+__all__ = ["Dispatched", "RedBeatScheduler"]
 
 logger = logging.getLogger("celery.beat")
 
@@ -46,31 +48,6 @@ MAX_CLOCK_SKEW = 1.0
 
 #: Whether this process has frozen its start-up objects (see ``_freeze_startup_objects``).
 _gc_frozen = False
-
-
-@attrs.frozen
-class Dispatched:
-    """One publish, as reported to ``redbeat_after_dispatch``."""
-
-    entry: RedBeatSchedulerEntry
-    due_at: float
-    published_at: float
-    result: Any
-
-
-def _fixed_clock(now: datetime, ahead: float) -> Callable[[], datetime]:
-    """A schedule clock stopped ``ahead`` seconds after ``now`` (before it when negative)."""
-    moment = now + timedelta(seconds=ahead)
-    return lambda: moment
-
-
-@attrs.define
-class _TickPlan:
-    """What a tick decided about its claimed entries before it publishes anything."""
-
-    due: list[tuple[RedBeatSchedulerEntry, float]] = attrs.field(factory=list)
-    updates: list[EntryUpdate] = attrs.field(factory=list)
-    quarantine: list[Quarantine] = attrs.field(factory=list)
 
 
 class RedBeatScheduler(Scheduler):  # type: ignore[misc]
@@ -121,6 +98,11 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         return self._runtime.store
 
     @property
+    def plugins(self) -> PluginManager:
+        """The app's plugin manager (its hooks, typed)."""
+        return self._runtime.plugins
+
+    @property
     def lock_key(self) -> str | None:
         return self.config.lock_key
 
@@ -130,146 +112,33 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
 
     def _lock(self) -> Lock:
         if self.lock is None:
-            self.lock = self._runtime.plugins.make_lock(self.config, self._runtime.backend)
+            self.lock = self.plugins.make_lock(self.config, self._runtime.backend)
         return self.lock
 
     # ----------------------------------------------------------------- start-up
 
     def setup_schedule(self) -> None:
-        """Sync ``beat_schedule`` into storage (see ``_sync_statics``). Storage that cannot be
-        reached stops start-up with an error saying where it looked and how to wait for it."""
+        """Sync ``beat_schedule`` into storage (:func:`~redbeat_core.statics.sync_statics`).
+        Storage that cannot be reached stops start-up with an error saying where it looked and
+        how to wait for it."""
         try:
-            self._sync_statics()
+            statics.sync_statics(self._runtime, self.Entry)
         except StoreUnavailableError as exc:
             reason = str(exc).rstrip(".")
+            advice = f" {exc.hint}" if exc.hint else ""
             raise StoreUnavailableError(
                 f"beat cannot start: its storage ({self._runtime.backend.describe()}) is "
                 f"unreachable while syncing beat_schedule: {reason}. Start the server or fix the "
-                "storage URL (redbeat_redis_url or redbeat_url). To wait for the storage at "
-                "start-up instead, give the Redis backends a retry period: "
-                "redbeat_redis_options = {'retry_period': seconds} (-1: forever)."
+                f"storage URL ({self.config.url_setting}).{advice}",
+                hint=exc.hint,
             ) from exc
-
-    def _sync_statics(self) -> None:
-        """Sync ``beat_schedule`` into storage in three round trips, whatever its size: read the
-        previous statics and every static's stored entry, then write the new and the changed
-        ones (keeping each last_run_at), delete the statics that left the configuration, and
-        record the new set of statics. A static stored exactly as configured and scheduled is
-        left alone, so a restart with an unchanged ``beat_schedule`` rewrites nothing. A static
-        that cannot be built or encoded is logged with its name and skipped; the others are
-        stored."""
-        runtime = self._runtime
-        store = runtime.store
-        static = dict(self.app.conf.beat_schedule or {})
-        defaults: dict[str, Any] = {}
-        self._collect_default_entries(defaults, static)
-
-        previous = store.statics()
-        removed = sorted(previous - set(static))
-        wanted = {**defaults, **static}
-        names = list(wanted)
-        stored = store.load_many(names) if names else []
-        # One instant for the whole sync: reading the app's clock twice per entry was a sixth
-        # of the start-up with 10,000 statics.
-        now = self.app.now()
-        to_save: list[StoredEntry] = []
-        unreadable: list[StoredEntry] = []
-        unchanged = 0
-        for name, current in zip(names, stored, strict=True):
-            try:
-                entry = self._maybe_entry(name, wanted[name], now=now)
-                if current is not None and self._stored_as_is(entry, current):
-                    unchanged += 1
-                    continue
-                readable = True
-                if current is not None and current.meta:
-                    readable = self._keep_run_history(entry, current.meta)
-                new = entry.to_stored(now)  # fails here, named, if it cannot be encoded
-                to_save.append(new)
-                if not readable:
-                    unreadable.append(new)
-            except Exception as exc:
-                logger.error(
-                    "beat: cannot add static entry %r from beat_schedule: %s. Fix its definition "
-                    "in beat_schedule; the other entries are stored.",
-                    name,
-                    exc,
-                )
-        for name in removed:
-            logger.info("beat: removing static entry %r: it left beat_schedule", name)
-        store.replace_statics(to_save, removed, statics=sorted(static))
-        for new in unreadable:  # saves keep a stored meta: overwrite the unreadable ones
-            store.update_meta(new.name, new.meta or "", new.score)
-        logger.info(
-            "beat: %d static entries synced (%d unchanged), %d removed",
-            len(to_save) + unchanged,
-            unchanged,
-            len(removed),
-        )
-
-    def _stored_as_is(self, entry: RedBeatSchedulerEntry, current: StoredEntry) -> bool:
-        """Whether the static ``entry`` is stored exactly as configured and scheduled, so that
-        writing it again would change nothing: same definition and policy, a due time, not
-        quarantined (a quarantined entry has none)."""
-        if current.score is None or current.definition is None:
-            return False
-        codec = self._runtime.codec
-        if codec.encode_definition(entry.to_definition()) != current.definition:
-            return False
-        return entry.policy is None or codec.encode_policy(entry.policy) == current.policy
-
-    def _keep_run_history(self, entry: RedBeatSchedulerEntry, stored_meta: str) -> bool:
-        """A redefined static keeps its last run (and so its next due time) across restarts.
-        False when the stored meta is unreadable (the entry then starts afresh)."""
-        try:
-            meta = self._runtime.codec.decode_meta(stored_meta, name=entry.name)
-        except EntryDecodeError:
-            logger.warning("beat: stored meta of %r is unreadable; resetting it", entry.name)
-            return False
-        entry.last_run_at = meta.last_run_at
-        entry.total_run_count = meta.total_run_count
-        return True
-
-    def _collect_default_entries(self, into: dict[str, Any], static: Mapping[str, Any]) -> None:
-        """Celery's built-in entries, as ``Scheduler.install_default_entries`` adds them: the
-        nightly ``celery.backend_cleanup`` when results expire and the backend cannot expire
-        them by itself."""
-        conf = self.app.conf
-        if "celery.backend_cleanup" in static or not conf.result_expires:
-            return
-        if self.app.backend.supports_autoexpire:
-            return
-        into["celery.backend_cleanup"] = {
-            "task": "celery.backend_cleanup",
-            "schedule": crontab("0", "4", "*"),
-            "options": {"expires": 12 * 3600},
-        }
-
-    def _maybe_entry(
-        self, name: str, entry: Any, *, now: datetime | None = None
-    ) -> RedBeatSchedulerEntry:
-        """An entry from a ``beat_schedule``-style value. A new entry counts as run ``now``
-        (Celery's rule for statics); a one-off (``clocked``) or a schedule with a clock of its
-        own gets Celery's default instead."""
-        if isinstance(entry, RedBeatSchedulerEntry):
-            entry.app = self.app
-            return entry
-        if isinstance(entry, Mapping):
-            fields = dict(entry, name=name, app=self.app)
-            schedule = fields.get("schedule")
-            if (
-                now is not None
-                and fields.get("last_run_at") is None
-                and not isinstance(schedule, clocked)
-                and not has_own_clock(schedule)
-            ):
-                fields["last_run_at"] = now
-            return self.Entry(**fields)
-        raise TypeError(f"expected a dict of entry fields, got {type(entry).__name__}")
 
     def update_from_dict(self, dict_: Mapping[str, Any]) -> None:
         """Save entries given as ``{name: {task, schedule, ...}}`` (celery-redbeat API)."""
-        entries = [self._maybe_entry(n, e).to_stored() for n, e in dict_.items()]
+        entries = [
+            statics.build_entry(self.Entry, self.app, name, fields).to_stored()
+            for name, fields in dict_.items()
+        ]
         if entries:
             self._runtime.store.save_many(entries, keep_meta=True)
 
@@ -280,8 +149,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         if not self._started:
             self._started = True
             self._freeze_startup_objects()
-            self._runtime.plugins.scheduler_started(self)
-        plugins = self._runtime.plugins
+            self.plugins.scheduler_started(scheduler=self)
         lock = self._lock()
         try:
             if not lock.held and not self.try_acquire_lock():
@@ -298,8 +166,10 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         self._last_fence_ok = time.monotonic()
         self._check_skew(claim.server_time, now)
         interval = self._run_claim(claim, now) if claim.entries else self._sleep_for(claim, ())
-        if plugins.has_impls("redbeat_tick"):
-            plugins.tick(self, leader=True, due=len(claim.entries), next_wake=interval)
+        if self.plugins.tick:
+            self.plugins.tick(
+                scheduler=self, leader=True, due=len(claim.entries), next_wake=interval
+            )
         return interval
 
     def _freeze_startup_objects(self) -> None:
@@ -350,7 +220,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
             f" (fencing epoch {fence.epoch})" if fence is not None else "",
         )
         self._last_fence_ok = time.monotonic()
-        self._runtime.plugins.lock_acquired(self, fence)
+        self.plugins.lock_acquired(scheduler=self, fence=fence)
         return True
 
     def _standby_tick(self) -> float:
@@ -360,202 +230,110 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
     def _report_idle_tick(self, interval: float, *, leader: bool = False) -> float:
         """Every tick is reported to ``redbeat_tick``: those that claimed nothing (a standby,
         a lost lock, an outage) too."""
-        if self._runtime.plugins.has_impls("redbeat_tick"):
-            self._runtime.plugins.tick(self, leader=leader, due=0, next_wake=interval)
+        if self.plugins.tick:
+            self.plugins.tick(scheduler=self, leader=leader, due=0, next_wake=interval)
         return interval
 
     def _run_claim(self, claim: ClaimResult, now: float) -> float:
-        """Plan, commit and publish the claimed entries, in the order the delivery mode sets:
-        at-most-once commits first (nothing is published unless the commit, and so the fence,
-        held), at-least-once publishes first (a failed commit means they run again)."""
-        plan = self._plan(claim.entries, now)
-        at_most_once = self.config.delivery == "at-most-once"
+        """Plan, decide, commit and publish the claimed entries, in the order the delivery
+        mode sets: at-most-once commits first (nothing is published unless the commit, and so
+        the fence, held), at-least-once publishes first (a failed commit means they run
+        again)."""
+        runtime = self._runtime
+        config = self.config
+        plan = plan_tick(
+            claim.entries,
+            app=self.app,
+            codec=runtime.codec,
+            time=TickTime(now=now, schedule_now=self.app.now()),
+            entry_class=self.Entry,
+            strict_tasks=config.unknown_task == "quarantine",
+            retry_after=self.max_interval,
+        )
+        settled = settle(plan, self._decide(plan, now), codec=runtime.codec)
+        at_most_once = config.delivery == "at-most-once"
         try:
-            if at_most_once and not self._commit(plan):
-                return self._lost_lock("expired")
-            self._dispatch(plan.due)
-            if not at_most_once and not self._commit(plan):
-                return self._lost_lock("expired")
+            if at_most_once:
+                if not self._commit(plan, settled):
+                    return self._lost_lock("expired")
+                self._report_stored(plan, settled)
+            self._dispatch(settled.publish, at_most_once=at_most_once)
+            if not at_most_once:
+                if not self._commit(plan, settled):
+                    return self._lost_lock("expired")
+                self._report_stored(plan, settled)
         except StoreUnavailableError as exc:
             return self._unreachable(exc)
-        if len(claim.entries) >= self.config.batch_size:
+        if len(claim.entries) >= config.batch_size:
             return 0.0  # more are due: claim the next batch at once
-        return self._sleep_for(claim, plan.updates)
+        return self._sleep_for(claim, settled.updates)
 
-    def _commit(self, plan: _TickPlan) -> bool:
-        if not plan.updates and not plan.quarantine:
+    def _decide(self, plan: Plan, now: float) -> dict[int, Any]:
+        """Ask ``redbeat_decide_runs`` which due runs to skip or postpone (nothing to ask, and
+        no ``DueRuns`` built, when no plugin implements it)."""
+        if not plan.runs or not self.plugins.decide_runs:
+            return {}
+        runs = DueRuns([planned.run for planned in plan.runs], now=now)
+        self.plugins.decide_runs(scheduler=self, runs=runs)
+        return runs.decided
+
+    def _commit(self, plan: Plan, settled: Settled) -> bool:
+        if not settled.updates and not plan.quarantine:
             return True
-        return self._runtime.store.commit(self._lock().fence, plan.updates, plan.quarantine)
+        return self._runtime.store.commit(self._lock().fence, settled.updates, plan.quarantine)
 
-    def _plan(self, stored_entries: Sequence[StoredEntry], now: float) -> _TickPlan:
-        """Decode the claimed entries and decide, for each, what to publish and store."""
-        plan = _TickPlan()
-        runtime = self._runtime
-        plugins = runtime.plugins
-        strict_tasks = self.config.unknown_task == "quarantine"
-        # One "now" for the whole tick: every claimed entry is judged, stamped and rescheduled
-        # at the same instant (Celery's schedules would otherwise read the app's clock several
-        # times per entry, which is a fifth of the planning cost).
-        tick_now = self.app.now()
-        # Due times are placed on the schedule clock relative to this reading, not to ``now``
-        # (read before the claim's round trip): otherwise each run lands that much late, and
-        # the ms rounding of the score turns it into 1 ms of drift per run.
-        tick_at = tick_now.timestamp()
+    def _report_stored(self, plan: Plan, settled: Settled) -> None:
+        """Log and report what the commit just made true: quarantines, skips, entries that
+        left the schedule because they are gone or cannot be scheduled."""
+        for name in plan.missing:
+            logger.warning("beat: %s is scheduled but not stored; removed it", name)
+        for name, error in plan.unschedulable:
+            logger.error(
+                "beat: cannot compute the next run of %r; trying again in %s",
+                name,
+                humanize_seconds(self.max_interval),
+                exc_info=error,
+            )
+        for item in plan.quarantine:
+            logger.error(
+                "beat: entry %r cannot be scheduled: %s. It is quarantined (out of the schedule, "
+                "kept in storage) and the other entries go on; fix and save it again to put it "
+                "back.",
+                item.name,
+                item.reason,
+            )
+            self.plugins.entry_quarantined(scheduler=self, name=item.name, reason=item.reason)
+        for skipped in settled.skipped:
+            decision = skipped.decision
+            logger.info(
+                "beat: %s the run of %r due at %.3f%s: %s (plugin %s)",
+                "skipped" if decision.action == "skip" else "postponed",
+                skipped.entry.name,
+                skipped.due_at,
+                "" if decision.until is None else f" to {decision.until:.3f}",
+                decision.reason,
+                decision.plugin or "?",
+            )
+        if settled.skipped and self.plugins.runs_skipped:
+            self.plugins.runs_skipped(scheduler=self, skipped=settled.skipped)
 
-        def now_fun() -> Any:
-            return tick_now
-
-        for stored in stored_entries:
-            # An entry due within prepare_ahead is judged and rescheduled at its due time, as
-            # if the beat had woken exactly then: it is published then, and it keeps its phase.
-            due_at = stored.score if stored.score is not None else now
-            run_at = max(now, due_at)
-            clock = now_fun if run_at == now else _fixed_clock(tick_now, run_at - tick_at)
-            if stored.definition is None:
-                # Scheduled but deleted behind our back (celery-redbeat: "Failed to load").
-                logger.warning("beat: %s is scheduled but not stored; removing it", stored.name)
-                plan.updates.append(EntryUpdate(stored.name, None, None))
-                continue
-            try:
-                entry = RedBeatSchedulerEntry.from_stored(
-                    stored, app=self.app, runtime=runtime, now=clock
-                )
-                if strict_tasks and entry.task not in self.app.tasks:
-                    raise EntryDecodeError(
-                        stored.name,
-                        f"task {entry.task!r} is not registered in this beat's app "
-                        "(redbeat_unknown_task='quarantine')",
-                    )
-            except EntryDecodeError as exc:
-                self._quarantine(plan, stored.name, exc.reason)
-                continue
-            except Exception as exc:  # anything else building the entry: still this entry's fault
-                self._quarantine(plan, stored.name, f"cannot build the entry: {exc!r}")
-                continue
-            # Updates address the stored key's name, whatever name the definition claims.
-            name = stored.name
-            if not entry.enabled:
-                plan.updates.append(EntryUpdate(name, None, None))
-                continue
-            try:
-                is_due, next_time_to_run = entry.is_due()
-            except Exception:
-                logger.exception(
-                    "beat: cannot compute the next run of %r; trying again in %s",
-                    entry.name,
-                    humanize_seconds(self.max_interval),
-                )
-                plan.updates.append(EntryUpdate(name, None, run_at + self.max_interval))
-                continue
-            if not is_due:
-                # The score said due but the schedule says "not yet" (a whole-second score
-                # written by celery-redbeat, or clock skew): store the precise due time.
-                retry_at = None if next_time_to_run is None else run_at + next_time_to_run
-                plan.updates.append(EntryUpdate(name, None, retry_at))
-                continue
-            plan.due.append((entry, due_at))
-            plan.updates.append(self._advance(name, entry, next_time_to_run))
-        if plugins.has_impls("redbeat_entry_quarantined"):
-            for item in plan.quarantine:
-                plugins.entry_quarantined(self, item.name, item.reason)
-        return plan
-
-    def _quarantine(self, plan: _TickPlan, name: str, reason: str) -> None:
-        logger.error(
-            "beat: entry %r cannot be scheduled: %s. It is quarantined (out of the schedule, "
-            "kept in storage) and the other entries go on; fix and save it again to put it back.",
-            name,
-            reason,
-        )
-        plan.quarantine.append(Quarantine(name, reason))
-
-    def _advance(
-        self, name: str, entry: RedBeatSchedulerEntry, next_in: float | None
-    ) -> EntryUpdate:
-        """The entry's meta and score after this run (last_run_at = now, one more run);
-        ``next_in`` is what ``is_due`` answered."""
-        entry.last_run_at = entry.default_now()
-        entry.total_run_count = (entry.total_run_count or 0) + 1
-        return EntryUpdate(
-            name, self._runtime.codec.encode_meta(entry.to_meta()), entry.score_after_run(next_in)
-        )
-
-    def _dispatch(self, due: Sequence[tuple[RedBeatSchedulerEntry, float]]) -> None:
-        """Publish the due entries, each at its due time; a close() requested meanwhile (by
-        ``celery beat``'s stop handler) is done once they are out."""
+    def _dispatch(
+        self, due: Sequence[tuple[RedBeatSchedulerEntry, float]], *, at_most_once: bool
+    ) -> None:
+        """Publish the due entries (:func:`~redbeat_core.dispatch.publish`); a close()
+        requested meanwhile (by ``celery beat``'s stop handler) is done once they are out."""
         if not due:
             return
-        plugins = self._runtime.plugins
-        observed = plugins.has_impls("redbeat_after_dispatch")
-        if plugins.has_impls("redbeat_before_dispatch"):
-            plugins.before_dispatch(self, [entry for entry, _ in due])
+        if self.plugins.before_dispatch:
+            self.plugins.before_dispatch(scheduler=self, entries=[entry for entry, _ in due])
         self._dispatching = True
         try:
-            self._publish_all(due, observed)
+            dispatch.publish(self, due, at_most_once=at_most_once)
         finally:
             self._dispatching = False
             if self._close_deferred:
                 self._close_deferred = False
                 self.close()
-
-    def _publish_all(
-        self, due: Sequence[tuple[RedBeatSchedulerEntry, float]], observed: bool
-    ) -> None:
-        """``apply_async`` for each entry; one failed publish never stops the others."""
-        plugins = self._runtime.plugins
-        dispatched: list[Dispatched] = []
-        producer = self.producer
-        stop: BaseException | None = None
-        for index, (entry, due_at) in enumerate(due):
-            # Prepared ahead (prepare_ahead): never published before its due time. A loop, as
-            # sleep keeps the monotonic clock and the due time is on the wall clock.
-            try:
-                while stop is None and (early := due_at - time.time()) > 0:
-                    time.sleep(early)
-            except (SystemExit, KeyboardInterrupt) as exc:
-                stop = self._stop_after_publishing(
-                    exc, stop, f"{due_at - time.time():.3f}s before a due time", len(due) - index
-                )
-            logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
-            try:
-                result = self.apply_async(entry, producer=producer, advance=False)
-            except (SystemExit, KeyboardInterrupt) as exc:
-                stop = self._stop_after_publishing(
-                    exc,
-                    stop,
-                    f"while publishing {entry.name!r} (it may not have been sent)",
-                    len(due) - index - 1,
-                )
-                continue
-            except Exception as exc:
-                logger.exception("beat: cannot publish %r: %s", entry.name, exc)
-                plugins.dispatch_failed(self, entry, exc)
-                continue
-            if observed:
-                dispatched.append(Dispatched(entry, due_at, time.time(), result))
-        if observed:
-            plugins.after_dispatch(self, dispatched)
-        if stop is not None:
-            raise stop  # the stop that arrived mid-dispatch, now that no committed run is lost
-
-    def _stop_after_publishing(
-        self, exc: BaseException, earlier: BaseException | None, where: str, remaining: int
-    ) -> BaseException:
-        """A stop (SIGTERM, Ctrl-C: ``SystemExit``/``KeyboardInterrupt``) arrived during
-        dispatch. Under at-most-once the runs being dispatched are committed, so stopping now
-        would lose them: the rest are published first (at once, at most prepare_ahead early),
-        and the stop is returned to be raised after. Under at-least-once nothing is committed
-        yet and the next leader runs them, so it is raised at once; so is a second stop, which
-        asks to stop now whatever is lost."""
-        if self.config.delivery != "at-most-once" or earlier is not None:
-            raise exc
-        logger.warning(
-            "beat: stopping %s; publishing the tick's %d remaining entries first, as their runs "
-            "are committed (stop again to stop at once)",
-            where,
-            remaining,
-        )
-        return exc
 
     def _sleep_for(self, claim: ClaimResult, updates: Sequence[EntryUpdate]) -> float:
         """Seconds until the earliest due time known, capped by the lock renewal and
@@ -576,7 +354,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
     def _lost_lock(self, reason: str) -> float:
         logger.warning("beat: lost the lock (%s); this beat is now a standby", reason)
         self._lock().forget()
-        self._runtime.plugins.lock_lost(self, reason)
+        self.plugins.lock_lost(scheduler=self, reason=reason)
         return self._report_idle_tick(self.config.lock_poll_interval)
 
     def _unreachable(self, exc: Exception) -> float:
@@ -651,14 +429,14 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         try:
             if self._started:  # reported once, though celery beat closes twice on SIGTERM
                 self._started = False
-                self._runtime.plugins.scheduler_stopped(self)
+                self.plugins.scheduler_stopped(scheduler=self)
             if self.lock is not None and self.lock.held:
                 logger.info("beat: releasing the lock")
                 try:
                     self.lock.release()
                 except StoreUnavailableError as exc:
                     logger.warning("beat: could not release the lock: %s", exc)
-                self._runtime.plugins.lock_lost(self, "released")
+                self.plugins.lock_lost(scheduler=self, reason="released")
         finally:
             try:
                 super().close()

@@ -17,74 +17,77 @@ import logging
 import threading
 import weakref
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
 from redbeat_core import hookimpl
-from redbeat_core.exceptions import ConfigurationError
+from redbeat_core.settings import SettingRegistry
 from redbeat_core.typing import Fence
 from redbeat_prometheus._exporter import Exporter
-from redbeat_prometheus._settings import PrometheusSettings
+from redbeat_prometheus._settings import PrometheusSettings, register
+
+if TYPE_CHECKING:
+    from redbeat_core.entry import RedBeatSchedulerEntry
+    from redbeat_core.runs import Dispatched
+    from redbeat_core.scheduler import RedBeatScheduler
 
 logger = logging.getLogger("celery.beat")
 
-_exporters: weakref.WeakKeyDictionary[Any, Exporter] = weakref.WeakKeyDictionary()
+_exporters: weakref.WeakKeyDictionary[RedBeatScheduler, Exporter] = weakref.WeakKeyDictionary()
 _guard = threading.Lock()
 
 
-def exporter_for(scheduler: Any) -> Exporter | None:
+def exporter_for(scheduler: RedBeatScheduler) -> Exporter | None:
     """The plugin's state for a scheduler (metrics, registry, endpoint), or None when the
     plugin has not seen that scheduler yet."""
     return _exporters.get(scheduler)
 
 
-def registry_for(scheduler: Any) -> CollectorRegistry | None:
+def registry_for(scheduler: RedBeatScheduler) -> CollectorRegistry | None:
     """The :class:`~prometheus_client.CollectorRegistry` holding a scheduler's metrics."""
     exporter = _exporters.get(scheduler)
     return exporter.registry if exporter is not None else None
 
 
-def _read_settings(scheduler: Any) -> PrometheusSettings:
-    try:
-        return PrometheusSettings.from_conf(scheduler.app.conf)
-    except ConfigurationError as exc:
-        logger.error(
-            "redbeat-prometheus: %s. Metrics are collected but not served until it is fixed.", exc
-        )
-        return PrometheusSettings()
-
-
-def _exporter(scheduler: Any) -> Exporter:
+def _exporter(scheduler: RedBeatScheduler) -> Exporter:
     exporter = _exporters.get(scheduler)
     if exporter is None:
         with _guard:
             exporter = _exporters.get(scheduler)
             if exporter is None:
-                exporter = Exporter(_read_settings(scheduler), scheduler.store)
+                exporter = Exporter(PrometheusSettings.of(scheduler.config), scheduler.store)
                 _exporters[scheduler] = exporter
                 # A scheduler dropped without close() must not leave its port open.
                 weakref.finalize(scheduler, exporter.stop_server)
     return exporter
 
 
+# ------------------------------------------------------------------------- settings
+
+
+@hookimpl
+def redbeat_register_settings(registry: SettingRegistry) -> None:
+    register(registry)
+
+
 # ------------------------------------------------------------------------- lifecycle
 
 
 @hookimpl
-def redbeat_scheduler_started(scheduler: Any) -> None:
+def redbeat_scheduler_started(scheduler: RedBeatScheduler) -> None:
     _exporter(scheduler).start_server()
 
 
 @hookimpl
-def redbeat_scheduler_stopped(scheduler: Any) -> None:
+def redbeat_scheduler_stopped(scheduler: RedBeatScheduler) -> None:
     exporter = _exporters.get(scheduler)
     if exporter is not None:
         exporter.stop_server()
 
 
 @hookimpl
-def redbeat_tick(scheduler: Any, leader: bool) -> None:
+def redbeat_tick(scheduler: RedBeatScheduler, leader: bool) -> None:
     _exporter(scheduler).metrics.record_tick(leader=leader)
 
 
@@ -92,17 +95,17 @@ def redbeat_tick(scheduler: Any, leader: bool) -> None:
 
 
 @hookimpl
-def redbeat_after_dispatch(scheduler: Any, dispatched: Sequence[Any]) -> None:
+def redbeat_after_dispatch(scheduler: RedBeatScheduler, dispatched: Sequence[Dispatched]) -> None:
     _exporter(scheduler).metrics.record_dispatched(dispatched)
 
 
 @hookimpl
-def redbeat_dispatch_failed(scheduler: Any, entry: Any) -> None:
+def redbeat_dispatch_failed(scheduler: RedBeatScheduler, entry: RedBeatSchedulerEntry) -> None:
     _exporter(scheduler).metrics.record_failure(entry.task)
 
 
 @hookimpl
-def redbeat_entry_quarantined(scheduler: Any) -> None:
+def redbeat_entry_quarantined(scheduler: RedBeatScheduler) -> None:
     # The next scrape reads the counts again, whatever the refresh interval says.
     _exporter(scheduler).metrics.entries.request_refresh()
 
@@ -111,10 +114,10 @@ def redbeat_entry_quarantined(scheduler: Any) -> None:
 
 
 @hookimpl
-def redbeat_lock_acquired(scheduler: Any, fence: Fence | None) -> None:
+def redbeat_lock_acquired(scheduler: RedBeatScheduler, fence: Fence | None) -> None:
     _exporter(scheduler).metrics.record_lock_acquired(None if fence is None else fence.epoch)
 
 
 @hookimpl
-def redbeat_lock_lost(scheduler: Any) -> None:
+def redbeat_lock_lost(scheduler: RedBeatScheduler) -> None:
     _exporter(scheduler).metrics.record_lock_lost()

@@ -13,6 +13,7 @@ from redbeat_core.urls import mask_url
 from redbeat_redis.connection import client_for
 from redbeat_redis.lock import RedisLock
 from redbeat_redis.retry import RetryingConnection
+from redbeat_redis.settings import REPLICA_ACK_TIMEOUT_SETTING, RedisSettings
 from redbeat_redis.store import RedisKeys, RedisStore
 
 
@@ -47,14 +48,15 @@ class RedisBackend:
         """The Redis store and lock on any redis-py-compatible client: the Sentinel and Cluster
         backends differ from plain Redis only in how they build that client (and, for Cluster,
         which errors the retry policy counts as an outage)."""
-        retry = retry or RetryingConnection(config.retry_period, client)
-        check_replica_ack_timeout(config, client)
+        redis = RedisSettings.of(config)
+        retry = retry or RetryingConnection(redis.retry_period, client)
+        check_replica_ack_timeout(redis, client)
         store = RedisStore(
             client=client,
             keys=RedisKeys.from_config(config),
             retry=retry,
-            replica_acks=config.replica_acks,
-            replica_ack_timeout=config.replica_ack_timeout,
+            replica_acks=redis.replica_acks,
+            replica_ack_timeout=redis.replica_ack_timeout,
         )
         return cls(config=config, client=client, retry=retry, store=store)
 
@@ -68,18 +70,18 @@ class RedisBackend:
         return f"redis -> {mask_url(self.config.url)}"
 
 
-def check_replica_ack_timeout(config: RedBeatConfig, client: Any) -> None:
+def check_replica_ack_timeout(redis: RedisSettings, client: Any) -> None:
     """Refuse an ack timeout the client's ``socket_timeout`` would cut short: a WAIT that
     blocks past it fails as a lost connection, so while a replica is away every busy tick
     would fail, and with at-most-once delivery nothing would be published at all."""
-    if not config.replica_acks:
+    if not redis.replica_acks:
         return
     pool = getattr(client, "connection_pool", None)
     socket_timeout = getattr(pool, "connection_kwargs", {}).get("socket_timeout")
-    if socket_timeout is not None and socket_timeout <= config.replica_ack_timeout:
+    if socket_timeout is not None and socket_timeout <= redis.replica_ack_timeout:
         raise ConfigurationError(
-            "redbeat_replica_ack_timeout",
-            config.replica_ack_timeout,
+            REPLICA_ACK_TIMEOUT_SETTING,
+            redis.replica_ack_timeout,
             f"shorter than the client's socket_timeout ({socket_timeout:g}s): WAIT blocks on "
             "the socket for that long. Lower this setting or raise socket_timeout",
         )

@@ -17,6 +17,7 @@ import redis
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import ConfigurationError
 from redbeat_core.urls import mask_url, url_scheme
+from redbeat_redis.settings import OPTIONS_SETTING, RedisSettings
 
 #: Where celery-redbeat kept the client; a client assigned there by the user is used as is.
 APP_CLIENT_ATTRIBUTE: Final = "redbeat_redis"
@@ -24,10 +25,11 @@ APP_CLIENT_ATTRIBUTE: Final = "redbeat_redis"
 
 def client_kwargs(config: RedBeatConfig) -> dict[str, Any]:
     """Keyword arguments for ``redis.Redis.from_url`` derived from the settings."""
-    options = config.client_options
-    if config.redbeat_redis_options.get("cluster"):
+    redis_settings = RedisSettings.of(config)
+    options = redis_settings.client_options
+    if redis_settings.options.get("cluster"):
         raise ConfigurationError(
-            "redbeat_redis_options['cluster']",
+            f"{OPTIONS_SETTING}['cluster']",
             True,
             "Redis Cluster needs the extra `redbeat[cluster]` (which then handles this form) or a "
             "redis+cluster:// URL",
@@ -35,8 +37,8 @@ def client_kwargs(config: RedBeatConfig) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"decode_responses": True}
     if url_scheme(config.url) == "rediss":
         kwargs["ssl_cert_reqs"] = ssl.CERT_REQUIRED
-        if isinstance(config.redis_use_ssl, dict):
-            kwargs.update(config.redis_use_ssl)
+        if isinstance(redis_settings.use_ssl, dict):
+            kwargs.update(redis_settings.use_ssl)
     kwargs.update(options)
     return kwargs
 

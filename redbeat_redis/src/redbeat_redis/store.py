@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import attrs
 import redis.exceptions
 
-from redbeat_core.config import DEFAULT_REPLICA_ACK_TIMEOUT, RedBeatConfig
+from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import StoreUnavailableError
 from redbeat_core.typing import (
     ClaimResult,
@@ -34,10 +34,16 @@ from redbeat_core.typing import (
 )
 from redbeat_redis import scripts
 from redbeat_redis.retry import TRANSIENT_ERRORS
+from redbeat_redis.settings import DEFAULT_REPLICA_ACK_TIMEOUT
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+#: How to make a beat wait for Redis at start-up rather than stop (see StoreUnavailableError).
+WAIT_HINT = (
+    "To wait for the storage at start-up instead, give the Redis backends a retry period: "
+    "redbeat_redis_options = {'retry_period': seconds} (-1: forever)."
+)
 _CLAIM_HEADER = 4
 _CLAIM_STRIDE = 5
 
@@ -57,7 +63,7 @@ def call_translated(client: Any, retry: RetryPolicy, operation: Callable[[], T])
             pool.disconnect()
         raise StoreUnavailableError(f"Redis answered READONLY (demoted master?): {exc}") from exc
     except TRANSIENT_ERRORS as exc:
-        raise StoreUnavailableError(f"Redis unreachable: {exc}") from exc
+        raise StoreUnavailableError(f"Redis unreachable: {exc}", hint=WAIT_HINT) from exc
 
 
 def disconnect(client: Any) -> None:

@@ -40,6 +40,7 @@ from redis.connection import URL_QUERY_ARGUMENT_PARSERS
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import ConfigurationError
 from redbeat_core.urls import mask_url, url_scheme
+from redbeat_redis.settings import RedisSettings
 
 logger = logging.getLogger("celery.beat")
 
@@ -112,6 +113,7 @@ def _format_host(host: str, port: int) -> str:
 def read_settings(config: RedBeatConfig, *, warn: bool = True) -> SentinelSettings:
     """The Sentinel settings of ``config``, for any of the three schemes. With ``warn``, options
     that are ignored are logged (once per start-up: the backend reads them again quietly)."""
+    redis = RedisSettings.of(config)
     scheme = url_scheme(config.url)
     if scheme not in SCHEMES:
         raise ConfigurationError(
@@ -119,19 +121,19 @@ def read_settings(config: RedBeatConfig, *, warn: bool = True) -> SentinelSettin
             mask_url(config.url),
             f"the Sentinel backend handles {', '.join(s + '://' for s in SCHEMES)} only",
         )
-    if config.redbeat_redis_options.get("cluster"):
+    if redis.options.get("cluster"):
         raise ConfigurationError(
             "redbeat_redis_options['cluster']",
-            config.redbeat_redis_options.get("cluster"),
+            redis.options.get("cluster"),
             "a Sentinel URL and cluster mode exclude each other: drop 'cluster' for Sentinel, "
             "or use a redis+cluster:// URL (the extra `redbeat[cluster]`) for Redis Cluster",
         )
     if scheme == CELERY_REDBEAT_SCHEME:
         # celery-redbeat reads these keys even from broker_transport_options.
-        sentinel_kwargs = _sentinel_kwargs(config.redbeat_redis_options)
+        sentinel_kwargs = _sentinel_kwargs(redis.options)
         return _celery_redbeat_form(config, sentinel_kwargs, warn=warn)
     # Like redis://: options inherited from broker_transport_options belong to the broker.
-    explicit = config.redbeat_redis_options if config.redis_options_explicit else {}
+    explicit = redis.options if redis.options_explicit else {}
     return _url_form(config, _sentinel_kwargs(explicit), tls=scheme == "rediss+sentinel", warn=warn)
 
 
@@ -249,8 +251,9 @@ def _check_db(value: Any, setting: str) -> int:
 def _tls_kwargs(config: RedBeatConfig) -> dict[str, Any]:
     """TLS to the data nodes: verified by default, ``redbeat_redis_use_ssl`` (a dict) adjusts."""
     kwargs: dict[str, Any] = {"ssl": True, "ssl_cert_reqs": ssl.CERT_REQUIRED}
-    if isinstance(config.redis_use_ssl, dict):
-        kwargs.update(config.redis_use_ssl)
+    redis = RedisSettings.of(config)
+    if isinstance(redis.use_ssl, dict):
+        kwargs.update(redis.use_ssl)
     return kwargs
 
 
@@ -275,8 +278,9 @@ def _url_form(
         )
 
     query = _query(parts.query, config)
-    options = config.redbeat_redis_options
-    if warn and config.redis_options_explicit:
+    redis = RedisSettings.of(config)
+    options = redis.options
+    if warn and redis.options_explicit:
         ignored = sorted({"sentinels", "service_name"} & set(options))
         if ignored:
             logger.warning(
@@ -289,7 +293,7 @@ def _url_form(
     kwargs: dict[str, Any] = {"decode_responses": True}
     if tls:
         kwargs.update(_tls_kwargs(config))
-    kwargs.update(config.client_options)  # explicit options only, minus RedBeat's own keys
+    kwargs.update(redis.client_options)  # explicit options only, minus RedBeat's own keys
     kwargs.update(query)  # the URL wins, as redis-py's from_url does
     if at:
         username, colon, password = userinfo.partition(":")
@@ -312,7 +316,8 @@ def _url_form(
 def _celery_redbeat_form(
     config: RedBeatConfig, sentinel_kwargs: Mapping[str, Any] | None, *, warn: bool
 ) -> SentinelSettings:
-    options = config.redbeat_redis_options
+    redis = RedisSettings.of(config)
+    options = redis.options
     if "sentinels" not in options:
         raise ConfigurationError(
             "redbeat_redis_options['sentinels']",
@@ -339,19 +344,19 @@ def _celery_redbeat_form(
         "decode_responses": True,
         "credential_provider": options.get("credential_provider"),
     }
-    if isinstance(config.redis_use_ssl, dict):
+    if isinstance(redis.use_ssl, dict):
         kwargs.update(_tls_kwargs(config))
-    elif config.redis_use_ssl and warn:
+    elif redis.use_ssl and warn:
         logger.warning(
             "beat: redbeat_redis_use_ssl=%r does not turn TLS on for redis-sentinel:// (as in "
             "celery-redbeat, only a dict of ssl options does); use a rediss+sentinel:// URL or "
             "a dict such as {'ssl_cert_reqs': 'required'}",
-            config.redis_use_ssl,
+            redis.use_ssl,
         )
     if options.get("username") is not None:
         kwargs["username"] = options["username"]
 
-    if warn and config.redis_options_explicit:
+    if warn and redis.options_explicit:
         ignored = sorted(set(options) - CELERY_REDBEAT_KEYS)
         if ignored:
             logger.warning(

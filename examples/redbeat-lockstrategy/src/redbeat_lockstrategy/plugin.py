@@ -21,9 +21,10 @@ import redis.cluster
 
 from redbeat_core import hookimpl
 from redbeat_core.config import RedBeatConfig
+from redbeat_core.settings import SettingRegistry
 from redbeat_core.typing import Backend, Lock, RetryPolicy
 from redbeat_lockstrategy.lock import NamespacedRedisLock
-from redbeat_lockstrategy.settings import LockStrategySettings, is_enabled
+from redbeat_lockstrategy.settings import LockStrategySettings, is_enabled, register
 
 logger = logging.getLogger("celery.beat")
 
@@ -41,6 +42,11 @@ def retry_of(backend: Backend) -> RetryPolicy | None:
     """The backend's retry policy (``backend.retry``), when it has one."""
     retry = getattr(backend, "retry", None)
     return retry if callable(getattr(retry, "call", None)) else None
+
+
+@hookimpl
+def redbeat_register_settings(registry: SettingRegistry) -> None:
+    register(registry)
 
 
 @hookimpl

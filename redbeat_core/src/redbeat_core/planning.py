@@ -1,0 +1,221 @@
+"""The tick's pure steps: plan what the claimed entries need, then settle the decisions.
+
+``plan_tick`` is a function of the claimed records, the codec, the app and the tick's clock:
+it decodes each entry with the tick's clock, asks Celery's schedule whether it is due, and says
+what each entry needs (a run, a new due time, leaving the schedule, quarantine). ``settle``
+turns a plan and the plugins' decisions into what to store and what to publish. Neither does
+I/O, reads a clock or changes anything it was given, so both are tested without a server; the
+scheduler does the I/O at the two ends (claim, commit, publish).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from redbeat_core import records
+from redbeat_core.exceptions import EntryDecodeError
+from redbeat_core.runs import Decision, DueRun, Skipped
+from redbeat_core.typing import EntryUpdate, Quarantine, StoredEntry
+
+if TYPE_CHECKING:
+    from redbeat_core.codec import Codec
+    from redbeat_core.entry import RedBeatSchedulerEntry
+
+__all__ = ["Plan", "PlannedRun", "Settled", "TickTime", "plan_tick", "settle"]
+
+
+@attrs.frozen
+class TickTime:
+    """The tick's two clocks, each read once before planning.
+
+    :ivar now: Unix seconds when the tick claimed (``time.time()``): entries with a score up to
+        ``now + redbeat_prepare_ahead`` were claimed.
+    :ivar schedule_now: the app's clock (``app.now()``) read once for the whole tick: what
+        Celery's schedules compare with (reading it per entry was a fifth of planning).
+    """
+
+    now: float
+    schedule_now: datetime
+    _schedule_at: float = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_schedule_at", self.schedule_now.timestamp())
+
+    def clock_at(self, moment: float) -> Callable[[], datetime]:
+        """The schedule clock stopped at Unix time ``moment``: an entry prepared ahead is
+        judged at its due time, as if the beat had woken exactly then, so it keeps its phase.
+        Placed relative to ``schedule_now``'s reading, not to ``now`` (read before the claim's
+        round trip): otherwise every run would land that much late, and the ms rounding of the
+        score would make it 1 ms of drift per run."""
+        if moment == self.now:
+            at = self.schedule_now
+        else:
+            at = self.schedule_now + timedelta(seconds=moment - self._schedule_at)
+        return lambda: at
+
+
+@attrs.frozen
+class PlannedRun:
+    """A due run and what ``is_due`` said about it.
+
+    :ivar name: the entry's name as stored (its key), which the commit addresses whatever
+        name the definition claims.
+    :ivar run: the run, as plugins see it.
+    :ivar next_in: seconds from the run to the next check, as ``is_due`` answered.
+    :ivar ran_at: the schedule-clock instant the run counts as (its due time when prepared
+        ahead, the tick's instant otherwise): the entry's ``last_run_at`` after it.
+    """
+
+    name: str
+    run: DueRun
+    next_in: float | None
+    ran_at: datetime
+
+
+@attrs.frozen
+class Plan:
+    """What the claimed entries need, before any plugin decides.
+
+    :ivar runs: the due runs, in due order.
+    :ivar updates: changes for the entries that do not run now (not yet due, disabled,
+        finished, deleted behind our back, a next run that could not be computed).
+    :ivar quarantine: entries that cannot be scheduled, with the reason.
+    :ivar missing: names that were scheduled but are not stored (removed from the schedule).
+    :ivar unschedulable: entries whose next run could not be computed, with the error (retried
+        after ``retry_after`` seconds).
+    """
+
+    runs: tuple[PlannedRun, ...] = ()
+    updates: tuple[EntryUpdate, ...] = ()
+    quarantine: tuple[Quarantine, ...] = ()
+    missing: tuple[str, ...] = ()
+    unschedulable: tuple[tuple[str, BaseException], ...] = ()
+
+
+def plan_tick(
+    claimed: Sequence[StoredEntry],
+    *,
+    app: Any,
+    codec: Codec,
+    time: TickTime,
+    entry_class: type[RedBeatSchedulerEntry],
+    strict_tasks: bool = False,
+    retry_after: float = 300.0,
+) -> Plan:
+    """Decode the claimed entries and decide, for each, what it needs.
+
+    :param claimed: what the store's claim returned, in due order.
+    :param app: the Celery app (entries belong to it; ``strict_tasks`` checks its tasks).
+    :param codec: the app's codec.
+    :param time: the tick's clocks.
+    :param entry_class: the entry class to build (the scheduler's ``Entry``).
+    :param strict_tasks: quarantine an entry whose task the app does not know
+        (``redbeat_unknown_task = "quarantine"``).
+    :param retry_after: seconds until an entry whose next run could not be computed is tried
+        again (``beat_max_loop_interval``).
+    """
+    runs: list[PlannedRun] = []
+    updates: list[EntryUpdate] = []
+    quarantine: list[Quarantine] = []
+    missing: list[str] = []
+    unschedulable: list[tuple[str, BaseException]] = []
+    now = time.now
+    for stored in claimed:
+        # Updates address the stored key's name, whatever name the definition claims.
+        name = stored.name
+        due_at = stored.score if stored.score is not None else now
+        run_at = max(now, due_at)
+        if stored.definition is None:
+            missing.append(name)  # scheduled but deleted behind our back
+            updates.append(EntryUpdate(name, None, None))
+            continue
+        clock = time.clock_at(run_at)
+        try:
+            entry = records.decode_entry(
+                stored, app=app, codec=codec, entry_class=entry_class, clock=clock
+            )
+            if strict_tasks and entry.task not in app.tasks:
+                raise EntryDecodeError(
+                    name,
+                    f"task {entry.task!r} is not registered in this beat's app "
+                    "(redbeat_unknown_task='quarantine')",
+                )
+        except EntryDecodeError as exc:
+            quarantine.append(Quarantine(name, exc.reason))
+            continue
+        except Exception as exc:  # anything else building the entry: still this entry's fault
+            quarantine.append(Quarantine(name, f"cannot build the entry: {exc!r}"))
+            continue
+        if not entry.enabled:
+            updates.append(EntryUpdate(name, None, None))
+            continue
+        try:
+            is_due, next_time_to_run = entry.is_due()
+        except Exception as exc:
+            unschedulable.append((name, exc))
+            updates.append(EntryUpdate(name, None, run_at + retry_after))
+            continue
+        if not is_due:
+            # The score said due but the schedule says "not yet" (a whole-second score
+            # written by celery-redbeat, or clock skew): store the precise due time.
+            retry_at = None if next_time_to_run is None else run_at + next_time_to_run
+            updates.append(EntryUpdate(name, None, retry_at))
+            continue
+        run = DueRun(entry, due_at)
+        runs.append(PlannedRun(name, run, next_time_to_run, entry.default_now()))
+    return Plan(
+        runs=tuple(runs),
+        updates=tuple(updates),
+        quarantine=tuple(quarantine),
+        missing=tuple(missing),
+        unschedulable=tuple(unschedulable),
+    )
+
+
+@attrs.frozen
+class Settled:
+    """A plan with the plugins' decisions applied: what to store and what to publish.
+
+    :ivar publish: the entries to publish, stamped with their run, and their due times (Unix
+        seconds), in due order.
+    :ivar updates: every change the tick commits (the plan's, the runs', the skips').
+    :ivar skipped: the runs a plugin skipped or postponed.
+    """
+
+    publish: tuple[tuple[RedBeatSchedulerEntry, float], ...] = ()
+    updates: tuple[EntryUpdate, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+
+
+def settle(plan: Plan, decisions: Mapping[int, Decision], *, codec: Codec) -> Settled:
+    """Apply ``decisions`` (by ``id(run)``, from :class:`~redbeat_core.runs.DueRuns`) to
+    ``plan``.
+
+    A run goes ahead: its entry is stamped (``last_run_at`` = the run, one more run) and its
+    next due time follows. A skipped run advances the schedule the same way but is not counted
+    (``last_run_at`` is the schedule's anchor: the last due time dealt with). A postponed run
+    keeps its meta and is due again at the time the plugin gave.
+    """
+    publish: list[tuple[RedBeatSchedulerEntry, float]] = []
+    updates = list(plan.updates)
+    skipped: list[Skipped] = []
+    for planned in plan.runs:
+        run = planned.run
+        entry = run.entry
+        decision = decisions.get(id(run))
+        if decision is not None:
+            skipped.append(Skipped(entry, run.due_at, decision))
+            if decision.action == "postpone":
+                updates.append(EntryUpdate(planned.name, None, decision.until))
+                continue
+        stamped = entry.with_run(planned.ran_at, counted=decision is None)
+        meta = records.encode_meta(codec, stamped.last_run_at, stamped.total_run_count)
+        score = entry.score_after_run(planned.next_in, ran_at=planned.ran_at)
+        updates.append(EntryUpdate(planned.name, meta, score))
+        if decision is None:
+            publish.append((stamped, run.due_at))
+    return Settled(publish=tuple(publish), updates=tuple(updates), skipped=tuple(skipped))

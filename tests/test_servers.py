@@ -1,4 +1,4 @@
-"""Tests of ``redbeat_core.testing``: real server processes and the ``redbeat_*`` fixtures.
+"""Tests of ``redbeat_redis.testing``: real server processes and the ``redbeat_*`` fixtures.
 
 Everything here starts real processes; nothing waits with a fixed sleep (the module polls with
 deadlines), and every process is checked by its pid.
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from redbeat_core.testing import servers
-from redbeat_core.testing.servers import (
+from redbeat_redis.testing import servers
+from redbeat_redis.testing.servers import (
     KINDS,
     ServerNotFoundError,
     ServerProcess,
@@ -342,7 +342,7 @@ def run_inner(
     pytester.makepyfile(_INNER_TEST)
     # Installed, the entry point loads the plugin; from a source tree it must be named.
     installed = importlib.metadata.entry_points(group="pytest11", name="redbeat")
-    args = ["-rsE"] if installed else ["-rsE", "-p", "redbeat_core.testing.pytest_plugin"]
+    args = ["-rsE"] if installed else ["-rsE", "-p", "redbeat_redis.testing.pytest_plugin"]
     return lambda: pytester.runpytest_inprocess(*args)
 
 

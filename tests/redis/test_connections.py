@@ -15,9 +15,9 @@ from redis.credentials import UsernamePasswordCredentialProvider
 
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
 from redbeat_core.exceptions import ConfigurationError, StoreUnavailableError
-from redbeat_core.testing.servers import ServerStartError, free_port
-from redbeat_core.testing.tls import TLSFiles, make_certificates
 from redbeat_redis.retry import RetryingConnection
+from redbeat_redis.testing.servers import ServerStartError, free_port
+from redbeat_redis.testing.tls import TLSFiles, make_certificates
 
 
 def make_app(url: str, **conf: Any) -> Celery:

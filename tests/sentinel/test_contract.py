@@ -21,10 +21,10 @@ from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
 from redbeat_core.exceptions import StoreUnavailableError
 from redbeat_core.runtime import get_runtime
 from redbeat_core.testing.contract import LockContract, StoreContract, entry
-from redbeat_core.testing.sentinel import SentinelTopology
-from redbeat_core.testing.servers import free_port
 from redbeat_core.typing import Lock
 from redbeat_redis.backend import RedisBackend
+from redbeat_redis.testing.sentinel import SentinelTopology
+from redbeat_redis.testing.servers import free_port
 
 NOW = 1_700_000_000.0
 

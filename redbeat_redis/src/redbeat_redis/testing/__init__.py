@@ -14,27 +14,29 @@ from __future__ import annotations
 from redbeat_redis.testing.servers import (
     INSTALL_HINTS,
     KINDS,
+    ServerConnectionError,
     ServerError,
     ServerNotFoundError,
     ServerProcess,
     ServerReplyError,
     ServerStartError,
+    connect,
     find_server_binaries,
     free_port,
-    send_command,
     start_server,
 )
 
 __all__ = [
     "INSTALL_HINTS",
     "KINDS",
+    "ServerConnectionError",
     "ServerError",
     "ServerNotFoundError",
     "ServerProcess",
     "ServerReplyError",
     "ServerStartError",
+    "connect",
     "find_server_binaries",
     "free_port",
-    "send_command",
     "start_server",
 ]

@@ -85,7 +85,8 @@ def redbeat_url(redbeat_server: servers.ServerProcess) -> str:
     if not redbeat_server.is_running():
         # A test stopped the shared server by mistake: later tests still get a working one.
         redbeat_server.restart()
-    redbeat_server.call("FLUSHALL")
+    with redbeat_server.client() as client:
+        client.flushall()
     return redbeat_server.url
 
 

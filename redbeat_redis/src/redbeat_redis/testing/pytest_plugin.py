@@ -1,7 +1,8 @@
 """pytest fixtures that run tests against real Valkey and Redis servers.
 
 ``redbeat-redis`` registers this module as the pytest11 entry point ``redbeat``, so it is loaded
-into every pytest run where ``redbeat-redis`` is installed, including users' own test suites.
+into every pytest run where ``redbeat-redis`` is installed, including users' own test suites
+(its extra ``redbeat-redis[testing]`` brings pytest).
 It therefore only defines fixtures: nothing is autouse, nothing starts at import, and every
 name starts with ``redbeat_`` so that it never shadows a user's fixture. A server starts only
 when a test asks for one of these fixtures.

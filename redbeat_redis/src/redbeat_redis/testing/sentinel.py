@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, TypeVar
 
 import attrs
+import redis
 
 from redbeat_redis.testing.servers import (
     INSTALL_HINTS,
@@ -58,6 +59,13 @@ _START_ATTEMPTS: Final = 3
 
 Address = tuple[str, int]
 T = TypeVar("T")
+
+
+def _sentinel_command(client: redis.Redis, subcommand: str, *args: str) -> Any:
+    """``SENTINEL <subcommand> ...``, its reply parsed by redis-py. Not through the
+    ``sentinel_*`` methods: before redis-py 8 those pass options (``once``,
+    ``return_responses``) that a plain client's reply parsers reject, or answer just True."""
+    return client.execute_command(f"SENTINEL {subcommand}", *args)  # type: ignore[no-untyped-call]
 
 
 def _poll(condition: Callable[[], T | None], timeout: float) -> T | None:
@@ -241,7 +249,7 @@ class SentinelTopology:
     def _ask_master(self, sentinel: ServerProcess, *, timeout: float) -> Address | None:
         """What ``sentinel`` reports as the master (None: no master known, or no answer)."""
         with contextlib.suppress(*TRANSIENT_ERRORS), sentinel.client(timeout=timeout) as client:
-            reply = client.sentinel_get_master_addr_by_name(self.service)
+            reply = _sentinel_command(client, "GET-MASTER-ADDR-BY-NAME", self.service)
             if reply is not None:
                 host, port = reply
                 return str(host), int(port)
@@ -263,8 +271,8 @@ class SentinelTopology:
     def _sentinel_ready(self, sentinel: ServerProcess, master: Address) -> bool:
         with sentinel.client() as client:
             # redis-py parses both replies into dicts, ports and counts as int.
-            state = client.sentinel_master(self.service)
-            replicas = client.sentinel_slaves(self.service)
+            state = _sentinel_command(client, "MASTER", self.service)
+            replicas = _sentinel_command(client, "SLAVES", self.service)
         if (state.get("ip"), state.get("port")) != master:
             return False
         if state.get("flags") != "master":  # nothing else: not s_down, not disconnected, ...
@@ -431,5 +439,5 @@ class SentinelTopology:
         for sentinel in self.sentinels:
             if sentinel.is_running():
                 with sentinel.client() as client:
-                    states.append(client.sentinel_master(self.service))
+                    states.append(_sentinel_command(client, "MASTER", self.service))
         return states

@@ -164,19 +164,19 @@ def free_port(*, cluster: bool = False) -> int:
 
 
 def _connection_settings() -> dict[str, Any]:
-    """How the harness talks to its servers: no retries, no client-library handshake, RESP2
-    (see :func:`connect`). A new ``Retry`` each time: it is a mutable object."""
-    return {"retry": Retry(NoBackoff(), 0), "driver_info": None, "protocol": 2}
+    """How the harness talks to its servers: no retries, RESP2 (see :func:`connect`). A new
+    ``Retry`` each time: it is a mutable object."""
+    return {"retry": Retry(NoBackoff(), 0), "protocol": 2}
 
 
 def connect(host: str, port: int, *, timeout: float = 5.0, **options: Any) -> redis.Redis:
     """A redis-py client for one test server; close it when done (it is a context manager).
 
     It never retries (redis-py's retries would stretch every poll of a server that is not up
-    yet by their backoff: the caller's deadline decides), sends no ``CLIENT SETINFO`` (which
-    Redis < 7.2 refuses and ``CLIENT LIST`` would show), speaks RESP2 (every server version
+    yet by their backoff: the caller's deadline decides), speaks RESP2 (every server version
     does; redis-py 8 would ask for RESP3 with ``HELLO``) and decodes replies to ``str``.
     ``options`` go to ``redis.Redis`` and win over these (``decode_responses=False``, ...).
+    Only arguments that redis-py 5.0 (our lowest) knows are passed.
     """
     settings: dict[str, Any] = {**_connection_settings(), "decode_responses": True, **options}
     return redis.Redis(

@@ -40,7 +40,7 @@ if __package__ in (None, ""):  # `python benchmarks/run.py`
 
 from benchmarks import report
 from benchmarks import worker as bench_worker
-from redbeat_core.testing.servers import ServerProcess, start_server
+from redbeat_redis.testing.servers import ServerProcess, start_server
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

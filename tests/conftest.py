@@ -1,5 +1,6 @@
 """Shared fixtures. Real servers come from the ``redbeat`` pytest plugin shipped in
-``redbeat_core.testing`` (fixtures ``redbeat_server`` and ``redbeat_url``)."""
+``redbeat_redis.testing`` (fixtures ``redbeat_server`` and ``redbeat_url``); the ``tests(core)``
+nox session has no such plugin and none of its tests asks for them."""
 
 from __future__ import annotations
 

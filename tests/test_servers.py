@@ -1,4 +1,4 @@
-"""Tests of ``redbeat_core.testing``: real server processes and the ``redbeat_*`` fixtures.
+"""Tests of ``redbeat_redis.testing``: real server processes and the ``redbeat_*`` fixtures.
 
 Everything here starts real processes; nothing waits with a fixed sleep (the module polls with
 deadlines), and every process is checked by its pid.
@@ -10,21 +10,26 @@ import importlib.metadata
 import os
 import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
+from redbeat_test_support import wait_for
 
-from redbeat_core.testing import servers
-from redbeat_core.testing.servers import (
+from redbeat_redis.testing import servers
+from redbeat_redis.testing.servers import (
     KINDS,
+    ServerConnectionError,
     ServerNotFoundError,
     ServerProcess,
     ServerReplyError,
     ServerStartError,
+    connect,
     find_server_binaries,
     free_port,
-    send_command,
     start_server,
 )
 
@@ -91,7 +96,7 @@ def test_server_starts_and_answers_ping(server: ServerProcess) -> None:
     assert server.is_running()
     assert server.pid is not None
     assert server.url == f"redis://127.0.0.1:{server.port}/0"
-    assert server.call("PING") == "PONG"
+    assert server.call("PING") == b"PONG"
     info = server.call("INFO", "server")
     assert isinstance(info, bytes)
     assert f"process_id:{server.pid}\r\n".encode() in info
@@ -102,15 +107,39 @@ def test_server_starts_and_answers_ping(server: ServerProcess) -> None:
     assert server.call("CONFIG", "GET", "dir") == [b"dir", str(server.workdir).encode()]
 
 
-def test_send_command_round_trips_values_and_raises_error_replies(server: ServerProcess) -> None:
-    assert send_command(server.host, server.port, "SET", "k", b"v\r\nx") == "OK"
+def test_call_round_trips_raw_values_and_raises_error_replies(server: ServerProcess) -> None:
+    assert server.call("SET", "k", b"v\r\nx") == b"OK"
     assert server.call("GET", "k") == b"v\r\nx"
     assert server.call("GET", "missing") is None
     assert server.call("INCRBY", "n", 5) == 5
     assert server.call("RPUSH", "l", "a", "b") == 2
     assert server.call("LRANGE", "l", 0, -1) == [b"a", b"b"]
-    with pytest.raises(ServerReplyError, match="WRONGTYPE"):
+    with pytest.raises(ServerReplyError, match="WRONGTYPE") as info:
         server.call("INCR", "l")
+    assert isinstance(info.value, redis.ResponseError), "code written for redis-py catches it"
+
+
+def test_call_uses_a_fresh_connection_each_time(server: ServerProcess) -> None:
+    assert server.call("CLIENT", "SETNAME", "first") == b"OK"
+    assert server.call("CLIENT", "GETNAME") is None, "the name died with its connection"
+
+    def only_the_asking_connection() -> bool:
+        listed = server.call("CLIENT", "LIST")
+        assert isinstance(listed, bytes)
+        return len(listed.splitlines()) == 1
+
+    # The server notices a closed connection in its own time: poll, with a deadline.
+    wait_for(only_the_asking_connection, 5, "call() to leave no connection open behind it")
+
+
+def test_client_is_a_decoding_redis_py_client(server: ServerProcess) -> None:
+    with server.client() as client:
+        assert client.ping() is True
+        assert client.info("server")["process_id"] == server.pid
+        client.set("k", "v")
+        assert client.get("k") == "v"
+    with connect(server.host, server.port, decode_responses=False) as raw:
+        assert raw.get("k") == b"v"
 
 
 def test_stop_ends_the_process_and_removes_its_folder(server: ServerProcess) -> None:
@@ -125,8 +154,9 @@ def test_stop_ends_the_process_and_removes_its_folder(server: ServerProcess) -> 
     assert not server.is_running()
     assert server.pid is None
     assert not workdir.exists()
-    with pytest.raises(ConnectionRefusedError):
-        send_command(server.host, server.port, "PING", timeout=1.0)
+    with pytest.raises(ServerConnectionError) as refused:
+        server.call("PING", timeout=1.0)
+    assert isinstance(refused.value, ConnectionError), "still an OSError, as before redis-py"
     server.stop()  # a second stop is harmless
 
 
@@ -144,12 +174,12 @@ def test_kill_then_restart_on_the_same_port(server: ServerProcess) -> None:
     old_pid = server.pid
     workdir = server.workdir
     assert old_pid is not None
-    assert server.call("SET", "k", "v") == "OK"
+    assert server.call("SET", "k", "v") == b"OK"
 
     server.kill()
     assert not _pid_exists(old_pid)
     assert not server.is_running()
-    with pytest.raises(ConnectionRefusedError):
+    with pytest.raises(ServerConnectionError):
         server.call("PING", timeout=1.0)
     assert workdir is not None
     assert workdir.is_dir(), "kill() keeps the folder so that a node can restart from it"
@@ -158,7 +188,7 @@ def test_kill_then_restart_on_the_same_port(server: ServerProcess) -> None:
     assert server.port == port
     assert server.workdir == workdir
     assert server.pid not in (None, old_pid)
-    assert server.call("PING") == "PONG"
+    assert server.call("PING") == b"PONG"
     assert server.call("GET", "k") is None, "nothing persists across a restart"
 
 
@@ -168,7 +198,7 @@ def test_restart_of_a_running_server_replaces_its_process(server: ServerProcess)
     server.restart()
     assert not _pid_exists(old_pid)
     assert server.pid != old_pid
-    assert server.call("PING") == "PONG"
+    assert server.call("PING") == b"PONG"
 
 
 def test_context_manager_starts_and_stops(redbeat_server_kind: str) -> None:
@@ -176,7 +206,7 @@ def test_context_manager_starts_and_stops(redbeat_server_kind: str) -> None:
     with ServerProcess(redbeat_server_kind, binary, free_port()) as proc:
         pid = proc.pid
         assert pid is not None
-        assert proc.call("PING") == "PONG"
+        assert proc.call("PING") == b"PONG"
     assert not _pid_exists(pid)
 
 
@@ -277,7 +307,7 @@ def test_port_answered_by_another_server_is_detected(server: ServerProcess) -> N
         intruder.stop()
     assert info.value.port_in_use
     assert not intruder.is_running()
-    assert server.call("PING") == "PONG", "the server already on the port is left alone"
+    assert server.call("PING") == b"PONG", "the server already on the port is left alone"
 
 
 def test_start_server_retries_when_its_port_is_taken(
@@ -288,7 +318,7 @@ def test_start_server_retries_when_its_port_is_taken(
     other = start_server(server.kind)
     try:
         assert other.port != server.port
-        assert other.call("PING") == "PONG"
+        assert other.call("PING") == b"PONG"
     finally:
         other.stop()
 
@@ -302,7 +332,7 @@ def test_redbeat_url_starts_each_test_empty(
 ) -> None:
     assert redbeat_url == redbeat_server.url
     assert redbeat_server.call("DBSIZE") == 0, "a previous test's keys leaked"
-    assert redbeat_server.call("SET", "leak", round_) == "OK"
+    assert redbeat_server.call("SET", "leak", round_) == b"OK"
 
 
 def test_redbeat_url_works_with_a_redis_client(redbeat_url: str) -> None:
@@ -323,7 +353,7 @@ def test_redbeat_server_factory_servers_are_private(
     private = redbeat_server_factory()
     assert private.port != redbeat_server.port
     private.kill()
-    assert redbeat_server.call("PING") == "PONG"
+    assert redbeat_server.call("PING") == b"PONG"
 
 
 _INNER_TEST = """
@@ -342,7 +372,7 @@ def run_inner(
     pytester.makepyfile(_INNER_TEST)
     # Installed, the entry point loads the plugin; from a source tree it must be named.
     installed = importlib.metadata.entry_points(group="pytest11", name="redbeat")
-    args = ["-rsE"] if installed else ["-rsE", "-p", "redbeat_core.testing.pytest_plugin"]
+    args = ["-rsE"] if installed else ["-rsE", "-p", "redbeat_redis.testing.pytest_plugin"]
     return lambda: pytester.runpytest_inprocess(*args)
 
 
@@ -382,3 +412,26 @@ def test_servers_env_with_an_unknown_kind_fails(
     result = run_inner()
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(["*unknown server kinds*valky*"])
+
+
+def test_the_harness_imports_without_pytest() -> None:
+    """``redbeat demo`` and the benchmarks start servers without pytest: only the fixtures'
+    module may import it."""
+    modules = ["servers", "sentinel", "cluster", "tls"]
+    script = (
+        "import importlib, sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('pytest', '_pytest'):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "importlib.import_module('redbeat_redis.testing')\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module('redbeat_redis.testing.' + name)\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "ok\n"

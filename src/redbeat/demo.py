@@ -278,7 +278,7 @@ class _Demo:
     # ---------------------------------------------------------------- start-up
 
     def start(self) -> None:
-        from redbeat_core.testing.servers import ServerError, start_server
+        from redbeat_redis.testing.servers import ServerError, start_server
 
         display = self.display
         display.say(

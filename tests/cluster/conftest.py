@@ -1,6 +1,6 @@
 """Fixtures for the Redis Cluster tests: one real six-node cluster per server kind.
 
-The cluster (three primaries, three replicas; see ``redbeat_core.testing.cluster``) is started
+The cluster (three primaries, three replicas; see ``redbeat_redis.testing.cluster``) is started
 once per session and kind, because building it takes seconds. Every test that asks for
 ``cluster`` gets it healthy (a node a failover test killed is started again and rejoins as a
 replica) and empty (FLUSHALL on every primary). The kinds follow the ``redbeat`` pytest plugin's
@@ -16,7 +16,7 @@ from celery import Celery
 from redis.cluster import RedisCluster
 
 from redbeat_core.testing.apps import celery_apps
-from redbeat_core.testing.cluster import ClusterTopology, start_cluster
+from redbeat_redis.testing.cluster import ClusterTopology, start_cluster
 
 
 @pytest.fixture(scope="session")

@@ -24,12 +24,12 @@ from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import ConfigurationError, StoreUnavailableError
 from redbeat_core.registry import BackendRegistry
 from redbeat_core.runtime import get_runtime
-from redbeat_core.testing.cluster import ClusterTopology
-from redbeat_core.testing.servers import ServerProcess, ServerReplyError, free_port
 from redbeat_core.typing import StoredEntry
 from redbeat_redis import RetryingConnection
 from redbeat_redis import plugin as redis_plugin
 from redbeat_redis.settings import redis_config
+from redbeat_redis.testing.cluster import ClusterTopology
+from redbeat_redis.testing.servers import ServerProcess, ServerReplyError, free_port
 
 MakeApp = Callable[..., Celery]
 

@@ -13,10 +13,10 @@ from redis.cluster import RedisCluster
 from redbeat_cluster.backend import ClusterBackend, with_client
 from redbeat_cluster.keys import adjust_config
 from redbeat_core.config import RedBeatConfig
-from redbeat_core.testing.cluster import ClusterTopology
 from redbeat_core.testing.contract import LockContract, StoreContract
 from redbeat_core.typing import Lock, StoredEntry
 from redbeat_redis import RedisLock, RedisStore
+from redbeat_redis.testing.cluster import ClusterTopology
 
 
 def cluster_backend(cluster: ClusterTopology, client: Any) -> ClusterBackend:

@@ -36,8 +36,8 @@ from celery.signals import before_task_publish
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
 from redbeat_core import hookimpl
 from redbeat_core.runtime import get_runtime
-from redbeat_core.testing.cluster import ClusterError, ClusterTopology
 from redbeat_core.typing import StoredEntry
+from redbeat_redis.testing.cluster import ClusterError, ClusterTopology
 
 RESULTS = Path(
     os.environ.get("REDBEAT_CLUSTER_FAILOVER_RESULTS", "/tmp/redbeat-cluster-failover.json")

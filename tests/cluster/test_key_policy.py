@@ -14,9 +14,9 @@ from redbeat_cluster.keys import CLUSTER_KEY_PREFIX, adjust_config, hash_tag, ta
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import ConfigurationError
 from redbeat_core.runtime import get_runtime
-from redbeat_core.testing.cluster import key_slot
 from redbeat_redis import RedisKeys, RedisLock
 from redbeat_redis.settings import redis_config
+from redbeat_redis.testing.cluster import key_slot
 
 URL = "redis+cluster://127.0.0.1:7000,127.0.0.1:7001"
 

@@ -16,7 +16,7 @@ from redis.cluster import RedisCluster
 
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
 from redbeat_cluster.migrate import MigrationError, MigrationReport, copy_schedule
-from redbeat_core.testing.cluster import ClusterTopology, key_slot
+from redbeat_redis.testing.cluster import ClusterTopology, key_slot
 
 GOLDEN = Path(__file__).parents[1] / "core" / "data" / "celery_redbeat_golden.json"
 

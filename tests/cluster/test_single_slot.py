@@ -20,9 +20,9 @@ from redis.cluster import RedisCluster
 from redbeat_cluster.backend import ClusterBackend, with_client
 from redbeat_cluster.keys import adjust_config
 from redbeat_core.config import RedBeatConfig
-from redbeat_core.testing.cluster import ClusterTopology, key_slot
 from redbeat_core.typing import EntryUpdate, Quarantine, StoredEntry
 from redbeat_redis import RedisKeys, RedisLock, RedisStore, RetryingConnection
+from redbeat_redis.testing.cluster import ClusterTopology, key_slot
 
 PREFIXES = ["{redbeat}:", "{myapp}:", "app{x}:"]
 NAMES = ["a", "with space", "{other}", "}{", "ünïcode", "x:y", "celery.backend_cleanup"]

@@ -19,9 +19,9 @@ from redis.connection import SSLConnection
 
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
 from redbeat_core.exceptions import StoreUnavailableError
-from redbeat_core.testing.cluster import ClusterTLS, ClusterTopology, start_cluster
-from redbeat_core.testing.servers import ServerStartError
-from redbeat_core.testing.tls import make_certificates, openssl_available
+from redbeat_redis.testing.cluster import ClusterTLS, ClusterTopology, start_cluster
+from redbeat_redis.testing.servers import ServerStartError
+from redbeat_redis.testing.tls import make_certificates, openssl_available
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import pkgutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ import redbeat_core
 
 CORE_SOURCES = Path(redbeat_core.__file__).parent
 FORBIDDEN = {"redis", "valkey", "redbeat_redis"}
+#: Words that name a Redis server or its topologies: core's testing kit serves every backend.
+STORAGE_WORDS = re.compile(r"redis|valkey|sentinel", re.IGNORECASE)
 
 
 def test_no_core_module_imports_a_redis_client() -> None:
@@ -54,3 +57,23 @@ def test_every_core_module_imports_with_redis_unavailable() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ok")
+
+
+def test_core_testing_kit_names_no_redis() -> None:
+    """Core's testing kit (contract suite, ``celery_apps``) is for every backend: Redis servers,
+    their fixtures and their settings live in ``redbeat_redis.testing``, not here. Every file
+    is read, not only imports: a setting name or a docstring counts too."""
+    testing = CORE_SOURCES / "testing"
+    files = sorted(
+        path
+        for path in testing.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    )
+    assert {"__init__.py", "apps.py", "contract.py"} <= {path.name for path in files}
+    hits = [
+        f"{path.relative_to(CORE_SOURCES.parent)}:{number}: {line.strip()}"
+        for path in files
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1)
+        if STORAGE_WORDS.search(line)
+    ]
+    assert hits == [], "redbeat_core/testing names Redis:\n" + "\n".join(hits)

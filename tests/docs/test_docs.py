@@ -21,7 +21,7 @@ import pytest
 
 from redbeat_core import hookspecs
 from redbeat_core.plugins import BLOCK_ENV, DISABLE_AUTOLOAD_ENV
-from redbeat_core.testing import pytest_plugin
+from redbeat_redis.testing import pytest_plugin
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"

@@ -452,7 +452,7 @@ def test_an_unreachable_server_is_a_storage_outage(
 @pytest.fixture(scope="module")
 def small_cluster(redbeat_server_kind: str) -> Iterator[Any]:
     """Three primaries, no replicas: enough for slots, quick to build; stopped by pids."""
-    from redbeat_core.testing.cluster import start_cluster
+    from redbeat_redis.testing.cluster import start_cluster
 
     topology = start_cluster(redbeat_server_kind, primaries=3, replicas_per_primary=0)
     try:

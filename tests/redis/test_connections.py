@@ -15,9 +15,10 @@ from redis.credentials import UsernamePasswordCredentialProvider
 
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
 from redbeat_core.exceptions import ConfigurationError, StoreUnavailableError
-from redbeat_core.testing.servers import ServerStartError, free_port
-from redbeat_core.testing.tls import TLSFiles, make_certificates
+from redbeat_core.testing.apps import celery_apps
 from redbeat_redis.retry import RetryingConnection
+from redbeat_redis.testing.servers import ServerStartError, free_port
+from redbeat_redis.testing.tls import TLSFiles, make_certificates
 
 
 def make_app(url: str, **conf: Any) -> Celery:
@@ -168,3 +169,27 @@ def test_a_wrong_password_is_not_retried(redbeat_server_factory: Any) -> None:
         policy.call(client.ping)
     assert waits == []  # ...but never on a wrong password
     client.close()
+
+
+def test_celery_apps_leaves_no_connection_open(redbeat_server_factory: Any) -> None:
+    """``celery_apps`` closes each app's RedBeat runtime and knows nothing of Redis: the Redis
+    store's close must drop every connection the apps opened (the client RedBeat keeps on
+    ``app.redbeat_redis`` included)."""
+    server = redbeat_server_factory()
+
+    def others() -> int:
+        listed = server.call("CLIENT", "LIST")
+        assert isinstance(listed, bytes)
+        return len(listed.splitlines()) - 1  # every connection but the asking one
+
+    alive: list[Any] = []  # held, so that no garbage collection closes a client for us
+    with celery_apps(server.url) as make:
+        for _ in range(2):
+            app = make(beat_schedule={"static": {"task": "tasks.static", "schedule": 60.0}})
+            scheduler = RedBeatScheduler(app=app)  # left open: celery_apps must clean up
+            scheduler.tick()
+            RedBeatSchedulerEntry("probe", "tasks.probe", schedule(60), app=app).save()
+            alive += [app, scheduler]
+        assert others() >= 2, "each app holds a connection while it lives"
+    wait_for(lambda: others() == 0, 5, "the apps' connections to close")
+    assert all(app.redbeat_redis is not None for app in alive[::2])

@@ -14,7 +14,7 @@ import pytest
 from celery import Celery
 
 from redbeat_core.testing.apps import celery_apps
-from redbeat_core.testing.sentinel import SentinelTopology
+from redbeat_redis.testing.sentinel import SentinelTopology
 
 
 @pytest.fixture(scope="session")

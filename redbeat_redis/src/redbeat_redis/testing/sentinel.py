@@ -2,13 +2,13 @@
 
 Every node is a real ``valkey-server`` or ``redis-server`` process (sentinels are the same
 binary with ``--sentinel`` and their own writable config file) listening on 127.0.0.1, started
-and stopped by its own pid through :class:`~redbeat_core.testing.servers.ServerProcess`.
+and stopped by its own pid through :class:`~redbeat_redis.testing.servers.ServerProcess`.
 Sentinels are configured for quick failover (``down-after-milliseconds 1000``,
 ``failover-timeout 3000``), so a killed master is replaced within a few seconds.
 
-Everything waits by polling with a deadline, never by a fixed sleep, and talks RESP over a raw
-socket (:func:`~redbeat_core.testing.servers.send_command`): ``redbeat_core`` must import without
-a Redis client.
+Everything waits by polling with a deadline, never by a fixed sleep, and asks the nodes and
+sentinels through redis-py (:func:`~redbeat_redis.testing.servers.connect`: a fresh connection,
+no retries of its own).
 
 Typical use::
 
@@ -27,21 +27,23 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import attrs
+import redis
 
-from redbeat_core.testing.servers import (
+from redbeat_redis.testing.servers import (
     INSTALL_HINTS,
     KINDS,
+    TRANSIENT_ERRORS,
     RespValue,
     ServerError,
     ServerNotFoundError,
     ServerProcess,
     ServerStartError,
+    connect,
     find_server_binaries,
     free_port,
-    send_command,
 )
 
 __all__ = ["DEFAULT_SERVICE", "Address", "SentinelTopology"]
@@ -59,32 +61,18 @@ Address = tuple[str, int]
 T = TypeVar("T")
 
 
-def _text(value: RespValue) -> str:
-    if isinstance(value, bytes):
-        return value.decode(errors="replace")
-    return "" if value is None else str(value)
-
-
-def _pairs(reply: RespValue) -> dict[str, str]:
-    """A flat RESP array ``[k1, v1, k2, v2, ...]`` as a dict of strings."""
-    items = reply if isinstance(reply, list) else []
-    return {_text(items[i]): _text(items[i + 1]) for i in range(0, len(items) - 1, 2)}
-
-
-def _info(text: RespValue) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for line in _text(text).splitlines():
-        key, sep, value = line.partition(":")
-        if sep and not key.startswith("#"):
-            fields[key.strip()] = value.strip()
-    return fields
+def _sentinel_command(client: redis.Redis, subcommand: str, *args: str) -> Any:
+    """``SENTINEL <subcommand> ...``, its reply parsed by redis-py. Not through the
+    ``sentinel_*`` methods: before redis-py 8 those pass options (``once``,
+    ``return_responses``) that a plain client's reply parsers reject, or answer just True."""
+    return client.execute_command(f"SENTINEL {subcommand}", *args)  # type: ignore[no-untyped-call]
 
 
 def _poll(condition: Callable[[], T | None], timeout: float) -> T | None:
     """Call ``condition`` until it returns something other than None, or the deadline passes."""
     deadline = time.monotonic() + timeout
     while True:
-        with contextlib.suppress(OSError, ServerError):
+        with contextlib.suppress(*TRANSIENT_ERRORS):
             result = condition()
             if result is not None:
                 return result
@@ -253,10 +241,18 @@ class SentinelTopology:
         for sentinel in self.sentinels:
             if not sentinel.is_running():
                 continue
-            with contextlib.suppress(OSError, ServerError):
-                reply = sentinel.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service)
-                if isinstance(reply, list) and len(reply) == 2:
-                    return _text(reply[0]), int(_text(reply[1]))
+            address = self._ask_master(sentinel, timeout=5.0)
+            if address is not None:
+                return address
+        return None
+
+    def _ask_master(self, sentinel: ServerProcess, *, timeout: float) -> Address | None:
+        """What ``sentinel`` reports as the master (None: no master known, or no answer)."""
+        with contextlib.suppress(*TRANSIENT_ERRORS), sentinel.client(timeout=timeout) as client:
+            reply = _sentinel_command(client, "GET-MASTER-ADDR-BY-NAME", self.service)
+            if reply is not None:
+                host, port = reply
+                return str(host), int(port)
         return None
 
     def node_at(self, address: Address) -> ServerProcess:
@@ -273,22 +269,19 @@ class SentinelTopology:
     # ----------------------------------------------------------------- health
 
     def _sentinel_ready(self, sentinel: ServerProcess, master: Address) -> bool:
-        state = _pairs(sentinel.call("SENTINEL", "MASTER", self.service))
-        if (state.get("ip"), state.get("port")) != (master[0], str(master[1])):
+        with sentinel.client() as client:
+            # redis-py parses both replies into dicts, ports and counts as int.
+            state = _sentinel_command(client, "MASTER", self.service)
+            replicas = _sentinel_command(client, "SLAVES", self.service)
+        if (state.get("ip"), state.get("port")) != master:
             return False
-        flags = state.get("flags", "").split(",")
-        if flags != ["master"]:
+        if state.get("flags") != "master":  # nothing else: not s_down, not disconnected, ...
             return False
-        if int(state.get("num-other-sentinels", "0")) < len(self.sentinels) - 1:
+        if state.get("num-other-sentinels", 0) < len(self.sentinels) - 1:
             return False
-        replicas = sentinel.call("SENTINEL", "REPLICAS", self.service)
-        healthy = set()
-        for item in replicas if isinstance(replicas, list) else []:
-            replica = _pairs(item)
-            # Not down in the sentinel's eyes. Its view of the replica's link comes from INFO,
-            # refreshed only every 10 s; the node's own INFO (checked by _nodes_ready) is live.
-            if replica.get("flags") == "slave":
-                healthy.add(int(replica.get("port", "0")))
+        # Not down in the sentinel's eyes. Its view of the replica's link comes from INFO,
+        # refreshed only every 10 s; the node's own INFO (checked by _nodes_ready) is live.
+        healthy = {replica["port"] for replica in replicas if replica.get("flags") == "slave"}
         wanted = {n.port for n in self.nodes if n.is_running() and n.port != master[1]}
         return wanted <= healthy
 
@@ -296,7 +289,8 @@ class SentinelTopology:
         for node in self.nodes:
             if not node.is_running():
                 return False
-            info = _info(node.call("INFO", "replication"))
+            with node.client() as client:
+                info = client.info("replication")
             if node.port == master[1]:
                 if info.get("role") != "master":
                     return False
@@ -304,7 +298,7 @@ class SentinelTopology:
             following = (info.get("master_host"), info.get("master_port"))
             if info.get("role") != "slave" or info.get("master_link_status") != "up":
                 return False
-            if following != (master[0], str(master[1])):
+            if following != master:
                 return False
         return True
 
@@ -333,7 +327,7 @@ class SentinelTopology:
             return False
         try:
             return self._ready() is not None
-        except (OSError, ServerError):
+        except TRANSIENT_ERRORS:
             return False
 
     def _logs(self) -> str:
@@ -358,7 +352,8 @@ class SentinelTopology:
 
     def _accepts_writes(self, address: Address) -> bool:
         # DEL is rejected with READONLY by a replica: a reply at all means "master now".
-        send_command(address[0], address[1], "DEL", _WRITE_PROBE_KEY, timeout=1.0)
+        with connect(address[0], address[1], timeout=1.0) as client:
+            client.delete(_WRITE_PROBE_KEY)
         return True
 
     def _reports(self) -> list[Address | None]:
@@ -367,14 +362,7 @@ class SentinelTopology:
         for sentinel in self.sentinels:
             if not sentinel.is_running():
                 continue
-            address: Address | None = None
-            with contextlib.suppress(OSError, ServerError):
-                reply = sentinel.call(
-                    "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service, timeout=1.0
-                )
-                if isinstance(reply, list) and len(reply) == 2:
-                    address = (_text(reply[0]), int(_text(reply[1])))
-            reports.append(address)
+            reports.append(self._ask_master(sentinel, timeout=1.0))
         return reports
 
     def wait_for_failover(
@@ -399,7 +387,7 @@ class SentinelTopology:
             if agreed and (len(candidates) != 1 or None in reports or old in reports):
                 return None
             for address in sorted(candidates):
-                with contextlib.suppress(OSError, ServerError):
+                with contextlib.suppress(*TRANSIENT_ERRORS):
                     if self._accepts_writes(address):
                         return address
             return None
@@ -432,21 +420,24 @@ class SentinelTopology:
 
     def flush(self) -> None:
         """Empty every database on the master (replicated to the replicas)."""
-        self.master().call("FLUSHALL")
+        with self.master().client() as client:
+            client.flushall()
 
     def replicas_of_master(self) -> list[ServerProcess]:
         """The running data nodes other than the current master."""
         master = self.master_address()
         return [n for n in self.nodes if n.is_running() and (n.host, n.port) != master]
 
-    def call_on_master(self, *args: str | bytes | int) -> RespValue:
-        """Send one command to the current master."""
+    def call_on_master(self, *args: str | bytes | int | float) -> RespValue:
+        """Send one command to the current master (see :meth:`ServerProcess.call`)."""
         return self.master().call(*args)
 
-    def sentinel_state(self) -> list[Mapping[str, str]]:
-        """``SENTINEL MASTER <service>`` from every running sentinel (for diagnostics)."""
-        return [
-            _pairs(s.call("SENTINEL", "MASTER", self.service))
-            for s in self.sentinels
-            if s.is_running()
-        ]
+    def sentinel_state(self) -> list[Mapping[str, Any]]:
+        """``SENTINEL MASTER <service>`` from every running sentinel, as redis-py parses it
+        (for diagnostics)."""
+        states = []
+        for sentinel in self.sentinels:
+            if sentinel.is_running():
+                with sentinel.client() as client:
+                    states.append(_sentinel_command(client, "MASTER", self.service))
+        return states

@@ -1,7 +1,8 @@
 """pytest fixtures that run tests against real Valkey and Redis servers.
 
-``redbeat_core`` registers this module as the pytest11 entry point ``redbeat``, so it is loaded
-into every pytest run where ``redbeat_core`` is installed, including users' own test suites.
+``redbeat-redis`` registers this module as the pytest11 entry point ``redbeat``, so it is loaded
+into every pytest run where ``redbeat-redis`` is installed, including users' own test suites
+(its extra ``redbeat-redis[testing]`` brings pytest).
 It therefore only defines fixtures: nothing is autouse, nothing starts at import, and every
 name starts with ``redbeat_`` so that it never shadows a user's fixture. A server starts only
 when a test asks for one of these fixtures.
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import pytest
 
-from redbeat_core.testing import servers
+from redbeat_redis.testing import servers
 
 __all__ = [
     "SERVERS_ENV",
@@ -85,7 +86,8 @@ def redbeat_url(redbeat_server: servers.ServerProcess) -> str:
     if not redbeat_server.is_running():
         # A test stopped the shared server by mistake: later tests still get a working one.
         redbeat_server.restart()
-    redbeat_server.call("FLUSHALL")
+    with redbeat_server.client() as client:
+        client.flushall()
     return redbeat_server.url
 
 

@@ -1,5 +1,8 @@
-"""RedBeat's storage-agnostic core: the Celery scheduler, entry model, codec, interfaces and
-plugin hooks. Nothing here imports a storage client."""
+"""RedBeat's storage-agnostic core: the Celery scheduler, entry model, codec, interfaces,
+settings and plugin hooks. Nothing here imports a storage client.
+
+Every type a hook receives is importable from here.
+"""
 
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import (
@@ -11,14 +14,39 @@ from redbeat_core.exceptions import (
     UnknownBackendError,
 )
 from redbeat_core.hookspecs import hookimpl, hookspec
+from redbeat_core.registry import BackendRegistry
+from redbeat_core.settings import InvalidValue, Setting, SettingRegistry, Settings
+from redbeat_core.typing import Backend, Fence, Lock, ScheduleStore, StoredEntry
+
+# Last: these import Celery's beat machinery and the modules above.
+from redbeat_core.entry import RedBeatSchedulerEntry  # isort: skip
+from redbeat_core.runs import Decision, Dispatched, DueRun, DueRuns, Skipped  # isort: skip
+from redbeat_core.scheduler import RedBeatScheduler  # isort: skip
 
 __all__ = [
+    "Backend",
+    "BackendRegistry",
     "ConfigurationError",
+    "Decision",
+    "Dispatched",
+    "DueRun",
+    "DueRuns",
     "EntryDecodeError",
+    "Fence",
+    "InvalidValue",
+    "Lock",
     "PluginError",
     "RedBeatConfig",
     "RedBeatError",
+    "RedBeatScheduler",
+    "RedBeatSchedulerEntry",
+    "ScheduleStore",
+    "Setting",
+    "SettingRegistry",
+    "Settings",
+    "Skipped",
     "StoreUnavailableError",
+    "StoredEntry",
     "UnknownBackendError",
     "hookimpl",
     "hookspec",

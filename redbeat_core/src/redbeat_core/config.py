@@ -211,8 +211,8 @@ class RedBeatConfig:
     Build it with :meth:`from_app` (or :meth:`from_settings`). The core's settings are fields;
     every other declared setting (a backend's, a plugin's) is in :attr:`settings`, read by its
     owner. celery-redbeat's attribute names (``key_prefix``, ``schedule_key``, ``statics_key``,
-    ``lock_key``, ``lock_timeout``, ``schedule``, and those its backends declare, such as
-    ``redis_url``) still read the same values, for code that reads ``app.redbeat_conf``.
+    ``lock_key``, ``lock_timeout``, ``schedule``, and those the backends declare with their
+    settings) still read the same values, for code that reads ``app.redbeat_conf``.
     """
 
     url: str = ""
@@ -239,8 +239,8 @@ class RedBeatConfig:
     if not TYPE_CHECKING:
 
         def __getattr__(self, name: str) -> Any:
-            """celery-redbeat's attribute for a value a backend or plugin declared (e.g.
-            ``redis_url``). Hidden from type checkers: typed code reads ``settings``."""
+            """celery-redbeat's attribute for a value a backend or plugin declared (its
+            ``Setting.attribute``). Hidden from type checkers: typed code reads ``settings``."""
             if name.startswith("_") or name == "settings":
                 raise AttributeError(name)
             try:

@@ -3,7 +3,7 @@
 ``RedBeatSchedulerEntry`` is a :class:`celery.beat.ScheduleEntry` that can save itself to, and
 load itself from, the app's storage. Its methods and their meaning are celery-redbeat 2.4's, so
 code that creates entries at runtime keeps working; storage goes through the backend-neutral
-:class:`~redbeat_core.typing.ScheduleStore`, never through a Redis client.
+:class:`~redbeat_core.typing.ScheduleStore`, never through a storage client.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ class BackendRegistry:
         naming both registrants, unless the same factory is registered again.
 
         ``adjust_config`` lets a backend settle settings that depend on it before any key is
-        computed (Redis Cluster puts a hash tag in the default prefix, and rejects a custom
+        computed (a clustered store may need a hash tag in the default prefix, and reject a custom
         prefix without one). It gets the checked config and returns it, changed or not; it
         must not do I/O."""
         key = scheme.lower()
@@ -70,14 +70,14 @@ class BackendRegistry:
         """Let a backend claim configs of another scheme by their options.
 
         ``router(config)`` returns the scheme that should handle the config, or None. It exists
-        for celery-redbeat's ``redis://`` URL with ``redbeat_redis_options={'cluster': True}``,
-        which means Redis Cluster although its scheme is plain Redis's. No I/O.
+        for URLs whose options, not their scheme, say which backend they need (celery-redbeat
+        selects its cluster client by an option of an ordinary URL). No I/O.
         """
         self._routers.append((router, owner or str(getattr(router, "__module__", router))))
 
     def hint(self, scheme: str, provider: str) -> None:
         """Say what provides ``scheme`` when it is not installed (``"the extra
-        `redbeat[sentinel]`"``), for the error an unknown scheme raises."""
+        `redbeat[extra]`"``), for the error an unknown scheme raises."""
         self._hints.setdefault(scheme.lower(), provider)
 
     def scheme_for(self, config: RedBeatConfig) -> str:

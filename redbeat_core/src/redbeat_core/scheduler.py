@@ -51,7 +51,8 @@ _gc_frozen = False
 
 
 class RedBeatScheduler(Scheduler):  # type: ignore[misc]
-    """Celery beat scheduler keeping its schedule in Redis (or any registered backend).
+    """Celery beat scheduler keeping its schedule in the storage its URL names (any registered
+    backend).
 
     Use it with ``celery beat -S redbeat.RedBeatScheduler`` (or ``-S redbeat``).
     """

@@ -94,10 +94,10 @@ class Setting:
     :param none_is_value: ``None`` set explicitly is a value of its own, passed to ``parse``,
         rather than "not set".
     :param alias_of: this name is another name for that setting, read when that one is not set
-        (celery-redbeat's ``redbeat_redis_url`` for ``redbeat_url``). Type, default and parser
-        are the target's.
+        (a backend's own, older name for ``redbeat_url``, say). Type, default and parser are the
+        target's.
     :param attribute: the attribute of ``RedBeatConfig`` under which celery-redbeat code reads
-        this value (``redis_url``), for compatibility.
+        this value, for compatibility with code that reads ``app.redbeat_conf``.
     :param keys: documented keys of a dict-valued setting, shown as rows of their own.
     :param owner: the distribution that declared it; set by :meth:`SettingRegistry.add`.
     """

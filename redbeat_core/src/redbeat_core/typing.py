@@ -1,7 +1,7 @@
 """The interfaces between the scheduler and its storage.
 
-Everything the Celery-facing layer knows about storage is in this module. A backend (Redis,
-Sentinel, Cluster, the SQLite example) implements these Protocols; the scheduler calls nothing
+Everything the Celery-facing layer knows about storage is in this module. A backend (RedBeat's
+own, the SQLite example, a third party's) implements these Protocols; the scheduler calls nothing
 else. Values crossing the boundary are plain strings (the entry's stored JSON) and floats (Unix
 seconds), so a store never needs to know Celery or the codec, and the codec never needs to know
 the store.
@@ -51,7 +51,7 @@ class Fence:
     token, checked atomically with each read and write; the epoch is for observers (logs, the
     ``redbeat_lock_acquired`` hook, task headers a plugin may add), not checked by stores.
 
-    The store checks a fence against its *own* lock storage (a Redis key, a SQLite lease row):
+    The store checks a fence against its *own* lock storage (a key, a lease row):
     a lock strategy that replaces the backend's lock must keep its lease where the store looks,
     under ``key``; it may change the key, the TTL policy or how the lease is taken.
     """
@@ -238,16 +238,6 @@ class RetryPolicy(Protocol):
     def call(self, operation: Callable[[], T]) -> T:
         """Run ``operation``, retrying transient failures as the policy allows."""
         ...
-
-
-class Connector(Protocol):
-    """Builds a backend's client from the settings: the connection strategy.
-
-    Backends that share a store differ only here (the Redis store runs on a plain, a Sentinel
-    or a Cluster client). No I/O is required: clients may connect lazily.
-    """
-
-    def __call__(self, config: RedBeatConfig, app: Any) -> Any: ...
 
 
 class Backend(Protocol):

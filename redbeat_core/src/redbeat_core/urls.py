@@ -6,7 +6,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 
 def url_scheme(url: str) -> str:
-    """The scheme of a storage URL, lower case (``redis+sentinel`` for ``redis+sentinel://``)."""
+    """The scheme of a storage URL, lower case (``db+replicas`` for ``DB+Replicas://``)."""
     return urlsplit(url).scheme.lower()
 
 

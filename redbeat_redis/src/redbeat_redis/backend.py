@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import attrs
 
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import ConfigurationError
-from redbeat_core.typing import BackendFactory, Connector, Lock
+from redbeat_core.typing import BackendFactory, Lock
 from redbeat_core.urls import mask_url
 from redbeat_redis.connection import client_for
 from redbeat_redis.lock import RedisLock
 from redbeat_redis.retry import RetryingConnection
 from redbeat_redis.settings import REPLICA_ACK_TIMEOUT_SETTING, RedisSettings
 from redbeat_redis.store import RedisKeys, RedisStore
+
+
+class Connector(Protocol):
+    """Builds the Redis client from the settings: the connection strategy. The Redis, Sentinel
+    and Cluster backends differ only here (and Cluster in its key policy). No I/O is
+    required: clients connect lazily."""
+
+    def __call__(self, config: RedBeatConfig, app: Any) -> Any: ...
 
 
 @attrs.define

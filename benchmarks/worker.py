@@ -440,6 +440,7 @@ def op_profile(p: dict[str, Any]) -> dict[str, Any]:
 def breakdown(app: Any, admin: Any, scheduler: Any, indexes: range, every: float) -> list[Any]:
     """The steps of our busy tick timed one by one without a profiler (RedBeat's own internals:
     this is a profile of our code, not a comparison). Seconds for the whole slice per step."""
+    from redbeat_core import records
     from redbeat_core.entry import RedBeatSchedulerEntry
     from redbeat_core.typing import EntryUpdate
 
@@ -492,14 +493,14 @@ def breakdown(app: Any, admin: Any, scheduler: Any, indexes: range, every: float
     )
 
     def advance(entry: Any, next_in: float) -> Any:
-        # What the scheduler's _advance does (its signature is internal and may change).
-        entry.last_run_at = entry.default_now()
-        entry.total_run_count = (entry.total_run_count or 0) + 1
-        meta = codec.encode_meta(entry.to_meta())
-        return EntryUpdate(entry.name, meta, entry.score_after_run(next_in))
+        # What planning.settle does per run (its signature is internal and may change).
+        ran_at = entry.default_now()
+        stamped = entry.with_run(ran_at)
+        meta = records.encode_meta(codec, stamped.last_run_at, stamped.total_run_count)
+        return EntryUpdate(entry.name, meta, entry.score_after_run(next_in, ran_at=ran_at))
 
     updates = step(
-        "advance: last_run_at = now, next score, encode meta",
+        "settle: stamp the run, next score, encode meta",
         lambda: [advance(e, next_in) for e, (_, next_in) in zip(entries, answers, strict=True)],
     )
     step("  app.now() alone, once per entry", lambda: [app.now() for _ in stored], repeat=3)

@@ -26,8 +26,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-#: The generated blocks: name -> (the page holding it, the function generating it; below).
-BLOCKS = {"settings": "configuration.md", "hooks": "hooks.md"}
+#: The generated blocks: name -> the page holding it (the generators are at the end).
+BLOCKS = {"settings": "configuration.md", "hooks": "hooks.md", "hook-types": "hooks.md"}
 
 
 def block(name: str) -> re.Pattern[str]:
@@ -392,9 +392,101 @@ def hooks_markdown(module: ModuleType | None = None) -> str:
 # ------------------------------------------------------------------------------ pages
 
 
+# ------------------------------------------------------------------------------ hook types
+
+#: The values hooks receive, documented field by field (the classes are in ``redbeat_core``).
+HOOK_TYPES = ("Dispatched", "DueRun", "DueRuns", "Decision", "Skipped", "Fence")
+_IVAR = re.compile(r"^:ivar (?P<name>\w+):\s*(?P<text>.*)$")
+
+
+@dataclass(frozen=True)
+class TypeDoc:
+    """One class a hook receives, as the reference shows it."""
+
+    name: str
+    summary: tuple[str, ...]
+    fields: tuple[tuple[str, str, str], ...]  # (name, type, meaning)
+    methods: tuple[tuple[str, str], ...]  # (signature, first paragraph)
+
+
+def _ivars(doc: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    name = None
+    for line in doc.splitlines():
+        match = _IVAR.match(line.strip())
+        if match:
+            name = match["name"]
+            found[name] = match["text"]
+        elif name and line.startswith(" ") and line.strip():
+            found[name] += " " + line.strip()
+        else:
+            name = None
+    return found
+
+
+def type_doc(cls: type) -> TypeDoc:
+    """Fields (attrs classes, from their ``:ivar`` lines) or public methods of ``cls``."""
+    import attrs
+
+    doc = inspect.getdoc(cls) or ""
+    summary = tuple(
+        " ".join(line.strip() for line in p)
+        for p in _paragraphs(doc)
+        if not p[0].lstrip().startswith(":ivar ")
+    )
+    ivars = _ivars(doc)
+    fields: list[tuple[str, str, str]] = []
+    methods: list[tuple[str, str]] = []
+    if attrs.has(cls):
+        for field in attrs.fields(cls):
+            if field.name.startswith("_"):
+                continue
+            shown = field.type if isinstance(field.type, str) else _annotation(field.type)
+            fields.append((field.name, str(shown), ivars.get(field.name, "")))
+    for name, member in vars(cls).items():
+        if name.startswith("_") or not (inspect.isfunction(member) or isinstance(member, property)):
+            continue
+        func = member.fget if isinstance(member, property) else member
+        text = _paragraphs(inspect.getdoc(func) or "")
+        first = " ".join(line.strip() for line in text[0]) if text else ""
+        if isinstance(member, property):
+            ret = inspect.signature(func).return_annotation
+            fields.append((name, _annotation(ret), first))
+        elif not attrs.has(cls):
+            methods.append((hook_signature(func).removeprefix("def "), first))
+    return TypeDoc(cls.__name__, summary, tuple(fields), tuple(methods))
+
+
+def hook_types_markdown() -> str:
+    """The classes hooks receive, field by field with units (their docstrings say them)."""
+    import redbeat_core
+
+    out: list[str] = []
+    for name in HOOK_TYPES:
+        doc = type_doc(getattr(redbeat_core, name))
+        out += [f"### `{doc.name}`", ""]
+        out += [f"{rst_to_markdown(p)}\n" for p in doc.summary]
+        if doc.fields:
+            out += ["| Field | Type | Meaning |", "| --- | --- | --- |"]
+            out += [
+                f"| `{field}` | {_cell(f'`{kind}`')} | {_cell(rst_to_markdown(text))} |"
+                for field, kind, text in doc.fields
+            ]
+            out.append("")
+        if doc.methods:
+            out += ["| Method | What it does |", "| --- | --- |"]
+            out += [
+                f"| {_cell(f'`{sig}`')} | {_cell(rst_to_markdown(text))} |"
+                for sig, text in doc.methods
+            ]
+            out.append("")
+    return "\n".join(out)
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
     "settings": settings_markdown,
     "hooks": hooks_markdown,
+    "hook-types": hook_types_markdown,
 }
 
 

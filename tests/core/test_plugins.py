@@ -173,3 +173,24 @@ def test_an_unknown_scheme_names_what_provides_it() -> None:
 def test_an_unknown_scheme_without_a_hint_says_what_to_do() -> None:
     with pytest.raises(UnknownBackendError, match="Install the plugin that provides it"):
         BackendRegistry().create(RedBeatConfig(url="memcached://h"), app=None)
+
+
+def test_hook_arguments_are_typed_and_their_types_exported() -> None:
+    """No hook argument is typed ``Any``, and every RedBeat type a hook receives can be
+    imported from ``redbeat_core`` (where plugin authors look)."""
+    import inspect
+    import re
+
+    import redbeat_core
+    from redbeat_core import hookspecs
+
+    outside = {"Celery", "Sequence", "None", "BaseException", "str", "int", "float", "bool"}
+    for name, spec in vars(hookspecs).items():
+        if not name.startswith("redbeat_") or not callable(spec):
+            continue
+        for param in inspect.signature(spec).parameters.values():
+            annotation = str(param.annotation)
+            assert "Any" not in annotation, f"{name}({param.name}: {annotation})"
+            for word in re.findall(r"[A-Za-z_]\w*", annotation):
+                if word not in outside:
+                    assert hasattr(redbeat_core, word), f"{name}: {word} not in redbeat_core"

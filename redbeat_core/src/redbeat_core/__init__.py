@@ -4,6 +4,7 @@ settings and plugin hooks. Nothing here imports a storage client.
 Every type a hook receives is importable from here.
 """
 
+from redbeat_core.codec import Codec
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import (
     ConfigurationError,
@@ -26,6 +27,7 @@ from redbeat_core.scheduler import RedBeatScheduler  # isort: skip
 __all__ = [
     "Backend",
     "BackendRegistry",
+    "Codec",
     "ConfigurationError",
     "Decision",
     "Dispatched",

@@ -21,8 +21,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Decision", "Dispatched", "DueRun", "DueRuns", "Skipped"]
 
-Action = Literal["skip", "postpone"]
-
 
 @attrs.frozen
 class Dispatched:
@@ -56,6 +54,7 @@ class DueRun:
 
     @property
     def name(self) -> str:
+        """The entry's name (what ``maint-*``-style rules match)."""
         return self.entry.name
 
 
@@ -70,7 +69,7 @@ class Decision:
     :ivar until: for ``"postpone"``, the new due time, Unix seconds; None for ``"skip"``.
     """
 
-    action: Action
+    action: Literal["skip", "postpone"]
     reason: str
     plugin: str | None
     until: float | None = None
@@ -93,7 +92,8 @@ class Skipped:
 
 
 class DueRuns(Sequence[DueRun]):
-    """The runs due in one tick, in due order: what ``redbeat_decide_runs`` receives.
+    """The runs due in one tick, in due order: what ``redbeat_decide_runs`` receives. A
+    sequence of :class:`DueRun` (iterate, index, ``len``).
 
     A plugin calls :meth:`skip` or :meth:`postpone` for runs that must not be published now.
     The first decision about a run stands (a later one is ignored and the call returns False),
@@ -104,9 +104,13 @@ class DueRuns(Sequence[DueRun]):
     def __init__(self, runs: Sequence[DueRun], *, now: float) -> None:
         self._runs = tuple(runs)
         self._ids = {id(run) for run in self._runs}
-        #: The tick's clock, Unix seconds: a postponed run must be due after it.
-        self.now = now
+        self._now = now
         self._decisions: dict[int, Decision] = {}
+
+    @property
+    def now(self) -> float:
+        """The tick's clock, Unix seconds: a postponed run must be due after it."""
+        return self._now
 
     # ------------------------------------------------------------------ Sequence
 
@@ -146,7 +150,7 @@ class DueRuns(Sequence[DueRun]):
 
     @property
     def decided(self) -> dict[int, Decision]:
-        """Decisions by ``id(run)`` (for the scheduler)."""
+        """Every decision so far, by ``id(run)`` (what the scheduler settles the tick with)."""
         return dict(self._decisions)
 
     def _decide(self, run: DueRun, decision: Decision) -> bool:

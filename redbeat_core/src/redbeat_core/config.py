@@ -43,6 +43,9 @@ DEFAULT_BATCH_SIZE: Final = 1000
 #: (decode, next run, commit) takes a few ms; this covers a few hundred.
 DEFAULT_PREPARE_AHEAD: Final = 0.05
 MAX_PREPARE_AHEAD: Final = 1.0
+#: Seconds one entry may take to plan (decode, is_due, next run). A healthy one takes tens of
+#: microseconds; a second is far beyond any schedule worth keeping and short of the lease.
+DEFAULT_ENTRY_TIME_BUDGET: Final = 1.0
 
 Delivery = Literal["at-most-once", "at-least-once"]
 DELIVERY_MODES: Final[tuple[Delivery, ...]] = ("at-most-once", "at-least-once")
@@ -145,6 +148,19 @@ CORE_SETTINGS: Final[tuple[Setting, ...]] = (
         parse=seconds(allow_zero=True, maximum=MAX_PREPARE_AHEAD),
     ),
     Setting(
+        "redbeat_entry_time_budget",
+        "float (s)",
+        DEFAULT_ENTRY_TIME_BUDGET,
+        "The longest one entry may take to plan (decode it, ask its schedule whether it is "
+        "due and when it runs next): an entry that takes longer is quarantined with the "
+        "reason, so one schedule that needs too much work (a recurrence rule that never "
+        "matches, a plugin's bug) cannot stall the tick for everyone. A tick also stops "
+        "planning after half the lock's renew interval and leaves the rest to the next tick, "
+        "whose claim renews the lease first. 0: no limit. Enforced with SIGVTALRM (a CPU-time "
+        "timer) in the beat's main thread, when nothing else uses it.",
+        parse=seconds(allow_zero=True),
+    ),
+    Setting(
         "redbeat_gc_freeze",
         "bool",
         True,
@@ -226,6 +242,7 @@ class RedBeatConfig:
     max_interval: float = DEFAULT_MAX_INTERVAL
     batch_size: int = DEFAULT_BATCH_SIZE
     prepare_ahead: float = DEFAULT_PREPARE_AHEAD
+    entry_time_budget: float = DEFAULT_ENTRY_TIME_BUDGET
     gc_freeze: bool = True
     delivery: Delivery = "at-most-once"
     #: What to do with an entry whose task this beat's app does not know. Celery (and
@@ -322,6 +339,7 @@ class RedBeatConfig:
             max_interval=float(max_interval) if max_interval else DEFAULT_MAX_INTERVAL,
             batch_size=settings["redbeat_batch_size"],
             prepare_ahead=float(settings["redbeat_prepare_ahead"]),
+            entry_time_budget=float(settings["redbeat_entry_time_budget"]),
             gc_freeze=settings["redbeat_gc_freeze"],
             delivery=settings["redbeat_delivery"],
             unknown_task=settings["redbeat_unknown_task"],

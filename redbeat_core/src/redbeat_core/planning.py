@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from redbeat_core import records
+from redbeat_core.budget import BudgetExceeded, PlanningBudget
 from redbeat_core.exceptions import EntryDecodeError
 from redbeat_core.runs import Decision, DueRun, Skipped
 from redbeat_core.typing import EntryUpdate, Quarantine, StoredEntry
@@ -86,12 +87,15 @@ class Plan:
         finished, deleted behind our back, a next run that could not be computed).
     :ivar quarantine: entries that cannot be scheduled, with the reason.
     :ivar missing: names that were scheduled but are not stored (removed from the schedule).
+    :ivar unplanned: how many claimed entries, the last ones, were left unplanned because the
+        tick's planning budget ran out (still due: the next tick claims them again).
     """
 
     runs: tuple[PlannedRun, ...] = ()
     updates: tuple[EntryUpdate, ...] = ()
     quarantine: tuple[Quarantine, ...] = ()
     missing: tuple[str, ...] = ()
+    unplanned: int = 0
 
 
 def plan_tick(
@@ -102,6 +106,7 @@ def plan_tick(
     time: TickTime,
     entry_class: type[RedBeatSchedulerEntry],
     strict_tasks: bool = False,
+    budget: PlanningBudget | None = None,
 ) -> Plan:
     """Decode the claimed entries and decide, for each, what it needs.
 
@@ -112,66 +117,116 @@ def plan_tick(
     :param entry_class: the entry class to build (the scheduler's ``Entry``).
     :param strict_tasks: quarantine an entry whose task the app does not know
         (``redbeat_unknown_task = "quarantine"``).
+    :param budget: time limits (:class:`~redbeat_core.budget.PlanningBudget`): an entry that
+        takes longer than its share is quarantined, and planning stops once the tick's share is
+        used (:attr:`Plan.unplanned` entries are left as they are, still due, for the next
+        tick). None: no limit.
 
     Anything that fails while one entry is planned (decoding, its schedule's arithmetic, its
-    next due time) quarantines that entry with the error as the reason: the schedule is pure
-    computation, so what failed once fails every time, and retrying it would only repeat the
-    traceback while the entry never runs.
+    next due time, running out of time) quarantines that entry with the reason: the schedule
+    is pure computation, so what failed once fails every time, and retrying it would only
+    repeat the failure while the entry never runs.
     """
     runs: list[PlannedRun] = []
     updates: list[EntryUpdate] = []
     quarantine: list[Quarantine] = []
     missing: list[str] = []
-    now = time.now
-    for stored in claimed:
-        # Updates address the stored key's name, whatever name the definition claims.
-        name = stored.name
-        due_at = stored.score if stored.score is not None else now
-        run_at = max(now, due_at)
-        if stored.definition is None:
-            missing.append(name)  # scheduled but deleted behind our back
-            updates.append(EntryUpdate(name, None, None))
-            continue
-        clock = time.clock_at(run_at)
+    unplanned = 0
+    for index, stored in enumerate(claimed):
+        if budget is not None and index and budget.exhausted():
+            unplanned = len(claimed) - index
+            break
         try:
-            entry = records.decode_entry(
-                stored, app=app, codec=codec, entry_class=entry_class, clock=clock
+            if budget is not None:
+                budget.start_entry()
+            outcome = _plan_entry(stored, app, codec, time, entry_class, strict_tasks)
+            if budget is not None:
+                budget.end_entry()
+        except BudgetExceeded as exc:
+            if budget is not None:
+                budget.end_entry()
+            outcome = Quarantine(
+                stored.name,
+                f"planning it {exc} (redbeat_entry_time_budget): its schedule needs too much "
+                "work to find its next run (a rule that never matches?)",
             )
-            if strict_tasks and entry.task not in app.tasks:
-                raise EntryDecodeError(
-                    name,
-                    f"task {entry.task!r} is not registered in this beat's app "
-                    "(redbeat_unknown_task='quarantine')",
-                )
-        except EntryDecodeError as exc:
-            quarantine.append(Quarantine(name, exc.reason))
-            continue
-        except Exception as exc:  # anything else building the entry: still this entry's fault
-            quarantine.append(Quarantine(name, f"cannot build the entry: {exc!r}"))
-            continue
-        if not entry.enabled:
-            updates.append(EntryUpdate(name, None, None))
-            continue
-        try:
-            is_due, next_time_to_run = entry.is_due()
-            ran_at = entry.default_now()
-            next_score = entry.score_after_run(next_time_to_run, ran_at=ran_at) if is_due else None
-        except Exception as exc:  # the schedule's own arithmetic: this entry's fault alone
-            quarantine.append(Quarantine(name, f"cannot compute its next run: {exc!r}"))
-            continue
-        if not is_due:
-            # The score said due but the schedule says "not yet" (a whole-second score
-            # written by celery-redbeat, or clock skew): store the precise due time.
-            retry_at = None if next_time_to_run is None else run_at + next_time_to_run
-            updates.append(EntryUpdate(name, None, retry_at))
-            continue
-        runs.append(PlannedRun(name, DueRun(entry, due_at), ran_at, next_score))
+        if isinstance(outcome, PlannedRun):
+            runs.append(outcome)
+        elif isinstance(outcome, Quarantine):
+            quarantine.append(outcome)
+        else:
+            updates.append(outcome)
+            if stored.definition is None:
+                missing.append(stored.name)
     return Plan(
         runs=tuple(runs),
         updates=tuple(updates),
         quarantine=tuple(quarantine),
         missing=tuple(missing),
+        unplanned=unplanned,
     )
+
+
+def _plan_entry(
+    stored: StoredEntry,
+    app: Any,
+    codec: Codec,
+    time: TickTime,
+    entry_class: type[RedBeatSchedulerEntry],
+    strict_tasks: bool,
+) -> PlannedRun | EntryUpdate | Quarantine:
+    """What one claimed entry needs: a run, an update, or quarantine (see :func:`plan_tick`)."""
+    # Updates address the stored key's name, whatever name the definition claims.
+    name = stored.name
+    now = time.now
+    due_at = stored.score if stored.score is not None else now
+    run_at = max(now, due_at)
+    if stored.definition is None:
+        return EntryUpdate(name, None, None)  # scheduled but deleted behind our back
+    entry = _decode(stored, app, codec, time.clock_at(run_at), entry_class, strict_tasks)
+    if isinstance(entry, Quarantine):
+        return entry
+    if not entry.enabled:
+        return EntryUpdate(name, None, None)
+    try:
+        is_due, next_time_to_run = entry.is_due()
+        ran_at = entry.default_now()
+        next_score = entry.score_after_run(next_time_to_run, ran_at=ran_at) if is_due else None
+    except Exception as exc:  # the schedule's own arithmetic: this entry's fault alone
+        return Quarantine(name, f"cannot compute its next run: {exc!r}")
+    if not is_due:
+        # The score said due but the schedule says "not yet" (a whole-second score written
+        # by celery-redbeat, or clock skew): store the precise due time.
+        retry_at = None if next_time_to_run is None else run_at + next_time_to_run
+        return EntryUpdate(name, None, retry_at)
+    return PlannedRun(name, DueRun(entry, due_at), ran_at, next_score)
+
+
+def _decode(
+    stored: StoredEntry,
+    app: Any,
+    codec: Codec,
+    clock: Callable[[], datetime],
+    entry_class: type[RedBeatSchedulerEntry],
+    strict_tasks: bool,
+) -> RedBeatSchedulerEntry | Quarantine:
+    """The claimed entry, judged by ``clock``, or why it must be quarantined."""
+    name = stored.name
+    try:
+        entry = records.decode_entry(
+            stored, app=app, codec=codec, entry_class=entry_class, clock=clock
+        )
+    except EntryDecodeError as exc:
+        return Quarantine(name, exc.reason)
+    except Exception as exc:  # anything else building the entry: still this entry's fault
+        return Quarantine(name, f"cannot build the entry: {exc!r}")
+    if strict_tasks and entry.task not in app.tasks:
+        return Quarantine(
+            name,
+            f"task {entry.task!r} is not registered in this beat's app "
+            "(redbeat_unknown_task='quarantine')",
+        )
+    return entry
 
 
 @attrs.frozen

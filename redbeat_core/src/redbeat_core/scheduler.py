@@ -30,6 +30,7 @@ from celery.beat import Scheduler
 from celery.utils.time import humanize_seconds
 
 from redbeat_core import dispatch, statics
+from redbeat_core.budget import PlanningBudget
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.entry import RedBeatSchedulerEntry
 from redbeat_core.exceptions import EntryDecodeError, StoreUnavailableError
@@ -242,14 +243,17 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         again)."""
         runtime = self._runtime
         config = self.config
-        plan = plan_tick(
-            claim.entries,
-            app=self.app,
-            codec=runtime.codec,
-            time=TickTime(now=now, schedule_now=self.app.now()),
-            entry_class=self.Entry,
-            strict_tasks=config.unknown_task == "quarantine",
-        )
+        budget = PlanningBudget(config.entry_time_budget, total=config.lock_renew_interval / 2)
+        with budget.planning():
+            plan = plan_tick(
+                claim.entries,
+                app=self.app,
+                codec=runtime.codec,
+                time=TickTime(now=now, schedule_now=self.app.now()),
+                entry_class=self.Entry,
+                strict_tasks=config.unknown_task == "quarantine",
+                budget=budget,
+            )
         settled = settle(plan, self._decide(plan, now), codec=runtime.codec)
         at_most_once = config.delivery == "at-most-once"
         try:
@@ -264,8 +268,8 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
                 self._report_stored(plan, settled)
         except StoreUnavailableError as exc:
             return self._unreachable(exc)
-        if len(claim.entries) >= config.batch_size:
-            return 0.0  # more are due: claim the next batch at once
+        if len(claim.entries) >= config.batch_size or plan.unplanned:
+            return 0.0  # more are due: claim (and so renew the lease) and go on at once
         return self._sleep_for(claim, settled.updates)
 
     def _decide(self, plan: Plan, now: float) -> dict[int, Any]:

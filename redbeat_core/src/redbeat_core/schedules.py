@@ -11,9 +11,10 @@ stored ``last_run_at`` to :meth:`~celery.schedules.BaseSchedule.is_due` and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from datetime import datetime, timedelta, timezone
+from typing import Any, ClassVar, Final
 
 from celery.schedules import BaseSchedule, schedstate, solar
 from dateutil.rrule import DAILY, HOURLY, MINUTELY, MONTHLY, SECONDLY, WEEKLY, YEARLY, weekday
@@ -37,6 +38,34 @@ def _as_set(value: Any) -> frozenset[Any] | None:
     if isinstance(value, int | weekday):
         value = (value,)
     return frozenset(_weekday_key(v) if isinstance(v, weekday) else v for v in value)
+
+
+#: The period of one step of each frequency that divides time evenly (months and years do not).
+_STEP: Final = {
+    SECONDLY: timedelta(seconds=1),
+    MINUTELY: timedelta(minutes=1),
+    HOURLY: timedelta(hours=1),
+    DAILY: timedelta(days=1),
+    WEEKLY: timedelta(weeks=1),
+}
+_BY_FIELDS: Final = (
+    "bysetpos", "bymonth", "bymonthday", "byyearday", "byeaster", "byweekno", "byweekday",
+    "byhour", "byminute", "bysecond",
+)  # fmt: skip
+
+
+#: Longer than any daylight-saving change (an hour almost everywhere, two in a few places).
+_DST_MARGIN: Final = timedelta(hours=3)
+
+
+def _fixed_offset(tz: Any) -> bool:
+    """Whether ``tz`` has one UTC offset all year (naive, UTC, a ``timezone``)."""
+    return tz is None or isinstance(tz, timezone)
+
+
+def _wall(moment: datetime, tz: Any) -> datetime:
+    """``moment`` as a naive wall-clock time in ``tz``: dateutil steps a rule in wall time."""
+    return moment.astimezone(tz).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _weekday_key(day: weekday) -> Any:
@@ -170,11 +199,49 @@ class rrule(BaseSchedule):  # type: ignore[misc,unused-ignore]
         if last_run_at is None:
             next_run = self.rrule.after(self.dtstart, inc=True)
         else:
-            next_run = self.rrule.after(self.maybe_make_aware(last_run_at))
+            next_run = self.after(self.maybe_make_aware(last_run_at))
         if next_run is None:
             return None
         delta: timedelta = self.maybe_make_aware(next_run) - self.maybe_make_aware(self.now())
         return delta
+
+    def after(self, moment: datetime) -> datetime | None:
+        """The first occurrence after ``moment``, or None when the rule has no more.
+
+        dateutil finds it by stepping from ``dtstart``: a ``MINUTELY`` rule that started in 2020
+        takes millions of steps (seconds of work per call, every tick), a ``SECONDLY`` one from
+        1970 never finishes. For the frequencies that divide time evenly (``SECONDLY`` to
+        ``WEEKLY``), a rule that is not counted by position (``bysetpos``) repeats exactly every
+        ``interval`` steps, so it is asked from a start moved up to just before ``moment``
+        instead: the same occurrences, found in a few steps. With ``count``, the occurrences
+        skipped over are counted too, which only works for a rule without ``by*`` filters
+        (every step an occurrence); other counted rules are stepped as dateutil does.
+        """
+        return self._rule_near(moment).after(moment)
+
+    def _rule_near(self, moment: datetime) -> dateutil_rrule:
+        """This rule, restarted at the last step at least one whole period before ``moment``
+        (itself when that saves nothing or would change the occurrences)."""
+        step = _STEP.get(self.freq)
+        if step is None or self.bysetpos is not None:
+            return self.rrule
+        filtered = any(getattr(self, name) is not None for name in _BY_FIELDS)
+        if self.count is not None and filtered:
+            return self.rrule
+        period = step * max(int(self.interval or 1), 1)
+        tz = self.dtstart.tzinfo
+        # dateutil steps in wall time and compares instants: around a daylight-saving change
+        # the two orders differ by up to the change (it even yields the skipped hour's wall
+        # times). Stopping that far short of ``moment`` keeps every occurrence it could pick.
+        margin = timedelta(0) if _fixed_offset(tz) else _DST_MARGIN
+        span = _wall(moment, tz) - _wall(self.dtstart, tz) - margin
+        skipped = math.floor(span / period) - 1
+        if skipped <= 0:
+            return self.rrule
+        count = None if self.count is None else self.count - skipped
+        if count is not None and count <= 0:
+            return self.rrule.replace(count=None, until=self.dtstart - step)  # none left
+        return self.rrule.replace(dtstart=self.dtstart + skipped * period, count=count)
 
     def is_due(self, last_run_at: datetime | None) -> schedstate:  # type: ignore[override,unused-ignore]
         """``(is_due, seconds until the next check)``; ``(False, None)`` once finished."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from celery.schedules import crontab
 
+from redbeat_core.budget import BudgetExceeded, PlanningBudget
 from redbeat_core.entry import has_own_clock
 from redbeat_core.exceptions import EntryDecodeError
 from redbeat_core.schedules import clocked
@@ -93,26 +94,33 @@ def sync_statics(runtime: Runtime, entry_class: type[RedBeatSchedulerEntry]) -> 
     to_save: list[StoredEntry] = []
     unreadable: list[StoredEntry] = []
     unchanged = 0
-    for name, current in zip(names, stored, strict=True):
-        try:
-            entry = build_entry(entry_class, app, name, wanted[name], now=now)
-            if current is not None and _stored_as_is(runtime, entry, current):
+    budget = PlanningBudget(runtime.config.entry_time_budget)
+    with budget.planning():
+        for name, current in zip(names, stored, strict=True):
+            try:
+                budget.start_entry()
+                new, readable = _sync_one(runtime, entry_class, name, wanted[name], current, now)
+                budget.end_entry()
+            except (Exception, BudgetExceeded) as exc:
+                budget.end_entry()
+                reason = (
+                    f"computing its next run {exc} (redbeat_entry_time_budget)"
+                    if isinstance(exc, BudgetExceeded)
+                    else str(exc)
+                )
+                logger.error(
+                    "beat: cannot add static entry %r from beat_schedule: %s. Fix its "
+                    "definition in beat_schedule; the other entries are stored.",
+                    name,
+                    reason,
+                )
+                continue
+            if new is None:
                 unchanged += 1
                 continue
-            readable = True
-            if current is not None and current.meta:
-                readable = _keep_run_history(runtime, entry, current.meta)
-            new = entry.to_stored(now)  # fails here, named, if it cannot be encoded
             to_save.append(new)
             if not readable:
                 unreadable.append(new)
-        except Exception as exc:
-            logger.error(
-                "beat: cannot add static entry %r from beat_schedule: %s. Fix its definition "
-                "in beat_schedule; the other entries are stored.",
-                name,
-                exc,
-            )
     for name in removed:
         logger.info("beat: removing static entry %r: it left beat_schedule", name)
     store.replace_statics(to_save, removed, statics=sorted(static))
@@ -124,6 +132,26 @@ def sync_statics(runtime: Runtime, entry_class: type[RedBeatSchedulerEntry]) -> 
         unchanged,
         len(removed),
     )
+
+
+def _sync_one(
+    runtime: Runtime,
+    entry_class: type[RedBeatSchedulerEntry],
+    name: str,
+    fields: Any,
+    current: StoredEntry | None,
+    now: datetime,
+) -> tuple[StoredEntry | None, bool]:
+    """What to write for one static: (None, True) when it is stored exactly as configured,
+    else its record and whether the stored meta was readable (its run history kept). Raises
+    when the static cannot be built or encoded."""
+    entry = build_entry(entry_class, runtime.app, name, fields, now=now)
+    if current is not None and _stored_as_is(runtime, entry, current):
+        return None, True
+    readable = True
+    if current is not None and current.meta:
+        readable = _keep_run_history(runtime, entry, current.meta)
+    return entry.to_stored(now), readable
 
 
 def _stored_as_is(runtime: Runtime, entry: RedBeatSchedulerEntry, current: StoredEntry) -> bool:

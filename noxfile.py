@@ -51,7 +51,11 @@ def lint(session: nox.Session) -> None:
 
 #: Plugins written the way a third party would: their own distributions, installed from their
 #: folders into the test environment (never part of the workspace lock).
-EXAMPLES = ["./examples/redbeat-sqlite", "./examples/redbeat-lockstrategy"]
+EXAMPLES = [
+    "./examples/redbeat-sqlite",
+    "./examples/redbeat-lockstrategy",
+    "./examples/redbeat-blackout",
+]
 
 
 @nox.session(python=PYTHON)

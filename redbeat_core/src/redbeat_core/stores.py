@@ -18,8 +18,8 @@ and gets every other method with the round trips the protocol promises::
         def close(self): ...
 
 ``count`` and ``rank`` are derived from ``scheduled``, which reads the whole schedule: correct
-for any store, slow for a big one. Override them where the storage can answer directly (Redis:
-``ZCARD``, ``ZRANK``; SQL: ``COUNT(*)``).
+for any store, slow for a big one. Override them where the storage counts and ranks by itself
+(a sorted set's own commands, SQL's ``COUNT(*)``).
 
 Subclassing is optional: a store may implement the protocol itself. The contract suite
 (:mod:`redbeat_core.testing.contract`) tests the protocol, whichever way it was built.
@@ -121,7 +121,8 @@ class StoreBase(abc.ABC):
     @abc.abstractmethod
     def scheduled(self, start: int = 0, stop: int = -1) -> list[tuple[str, float]]:
         """Names and scores in due order (ties by name), the slice ``start``..``stop``
-        inclusive, negative indices counting from the end (``ZRANGE``'s rule; -1 = the last).
+        inclusive, negative indices counting from the end (-1 = the last), out-of-range ones
+        clipped.
 
         Required because it is the only listing of the schedule; ``count`` and ``rank`` are
         derived from it.

@@ -97,8 +97,9 @@ STORE = DeclaredFixture(
 MAKE_STORE = DeclaredFixture(
     "make_store",
     "a callable () -> ScheduleStore returning, at every call, another store on the same storage "
-    "as 'store' with connections of its own, as a second beat process would have one (close "
-    "what it made when the test ends)",
+    "as 'store' with connections of its own, as a second beat process would have one; the first "
+    "call may be the first use of the storage, and two calls at once must both work (close what "
+    "it made when the test ends)",
 )
 STORE_OUTAGE = DeclaredFixture(
     "store_outage",

@@ -75,7 +75,7 @@ def tests(session: nox.Session, backends: str) -> None:
     if backends == "core":
         # Only redbeat-core: the tests that need a backend are not collected, and the
         # no-redis test proves the core imports and runs without a Redis client.
-        session.install("./redbeat_core", *TEST_DEPS)
+        session.install("./redbeat_core[testing]", *TEST_DEPS)
         session.run("pytest", "tests/core", "-p", "no:cacheprovider", *args)
         return
     _sync(session, "--group", "docs")  # the docs tests build the site for real

@@ -13,10 +13,10 @@ from redis.cluster import RedisCluster
 from redbeat_cluster.backend import ClusterBackend, with_client
 from redbeat_cluster.keys import adjust_config
 from redbeat_core.config import RedBeatConfig
-from redbeat_core.testing.contract import LockContract, StoreContract
+from redbeat_core.testing.contract import LockContract, Outage, StoreContract
 from redbeat_core.typing import Lock, StoredEntry
 from redbeat_redis import RedisLock, RedisStore
-from redbeat_redis.testing.cluster import ClusterTopology
+from redbeat_redis.testing.cluster import ClusterTopology, start_cluster
 
 
 def cluster_backend(cluster: ClusterTopology, client: Any) -> ClusterBackend:
@@ -33,6 +33,59 @@ def backend(cluster: ClusterTopology, cluster_client: RedisCluster) -> ClusterBa
 def store(backend: ClusterBackend) -> RedisStore:
     assert backend.store.keys.prefix == "{redbeat}:"
     return backend.store
+
+
+@pytest.fixture
+def make_store(cluster: ClusterTopology) -> Iterator[Callable[[], RedisStore]]:
+    """Each store on a ``RedisCluster`` client of its own, as another beat process has."""
+    clients: list[RedisCluster] = []
+
+    def make() -> RedisStore:
+        host, port = cluster.startup_nodes[0]
+        clients.append(RedisCluster(host=host, port=port, decode_responses=True))
+        return cluster_backend(cluster, clients[-1]).store
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def outage_cluster(redbeat_server_kind: str) -> Iterator[ClusterTopology]:
+    """Three primaries and no replica, so that a primary that stops answering is an outage
+    of its slots, not a failover; stopped by pids at the end of the module."""
+    topology = start_cluster(redbeat_server_kind, primaries=3, replicas_per_primary=0)
+    try:
+        yield topology
+    finally:
+        topology.stop()
+
+
+@pytest.fixture
+def store_outage(outage_cluster: ClusterTopology) -> Iterator[Outage]:
+    """The primary of the schedule's slot crashes (SIGKILL, by its pid) after a snapshot, and
+    starts again from its nodes.conf and that snapshot. With no replica to take over, the
+    other primaries mark it failed and the whole cluster answers CLUSTERDOWN until it is
+    back."""
+    outage_cluster.ensure_healthy()
+    outage_cluster.flushall()
+    node = outage_cluster.node_for_key("{redbeat}::schedule")
+    host, port = outage_cluster.startup_nodes[0]
+    client = RedisCluster(host=host, port=port, decode_responses=True)
+
+    def begin() -> None:
+        node.call("SAVE")  # the data the test wrote, kept through the crash
+        node.kill()
+
+    try:
+        yield Outage(
+            cluster_backend(outage_cluster, client).store,
+            begin=begin,
+            end=lambda: outage_cluster.restart_node(node),
+        )
+    finally:
+        client.close()
+        outage_cluster.ensure_healthy()
 
 
 class TestClusterStore(StoreContract):

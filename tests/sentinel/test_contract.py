@@ -41,8 +41,16 @@ def store(backend: RedisBackend) -> Any:
     return backend.store
 
 
+@pytest.fixture
+def make_store(make_sentinel_app: Callable[..., Celery]) -> Callable[[], Any]:
+    """Each store from an app of its own: its own Sentinel manager and master pool."""
+    return lambda: get_runtime(make_sentinel_app()).store
+
+
 class TestSentinelStore(StoreContract):
-    pass
+    #: A Sentinel topology whose master goes away fails over rather than going down: the
+    #: store through a failover is tested in test_failover.py.
+    supports_outage = False
 
 
 class TestSentinelLock(LockContract):

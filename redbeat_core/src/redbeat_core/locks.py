@@ -1,10 +1,107 @@
-"""Storage-independent lock strategies."""
+"""Lock strategies and the base every leased lock shares.
+
+:class:`LeaseLock` is what a lock on a lease (a value with an expiry, held by one token at a
+time) always needs: its key and TTL, this beat's token, the fencing epoch, whether it believes
+it holds the lease, and the :class:`~redbeat_core.typing.Lock` methods on top of them. A
+backend writes only the two operations that touch its storage: take-or-extend and
+release-if-ours. Renewal is not among them: the store extends the lease in every fenced
+``claim_due`` and ``commit``, so holding the lock costs no round trip of its own.
+
+:class:`NullLock` excludes nothing, for a single beat.
+"""
 
 from __future__ import annotations
+
+import abc
+import uuid
 
 import attrs
 
 from redbeat_core.typing import Fence
+
+__all__ = ["LeaseLock", "NullLock"]
+
+
+def new_token() -> str:
+    """A random owner token (uuid4, hex): what the lease holds and the store's fence checks."""
+    return uuid.uuid4().hex
+
+
+@attrs.define
+class LeaseLock(abc.ABC):
+    """A :class:`~redbeat_core.typing.Lock` on a lease kept in the store's own storage.
+
+    :param key: where the lease lives in the store's namespace; the fence carries it, and the
+        store checks and extends the lease under it.
+    :param ttl: how long a lease lasts, in seconds, from its last take or extension.
+    :param token: this contender's value in the lease; a new random one by default, so every
+        lock object is a contender of its own.
+    :param epoch: the fencing number of the last acquisition (0 before the first).
+
+    Subclasses implement :meth:`_take_or_extend` and :meth:`_release_if_ours`; every field
+    here is keyword-only, so a subclass may put its own (a client, a database) first.
+    """
+
+    key: str = attrs.field(kw_only=True)
+    ttl: float = attrs.field(kw_only=True)
+    token: str = attrs.field(factory=new_token, kw_only=True)
+    epoch: int = attrs.field(default=0, kw_only=True)
+    _held: bool = attrs.field(default=False, init=False)
+
+    # ----------------------------------------------------------------- what a backend writes
+
+    @abc.abstractmethod
+    def _take_or_extend(self) -> int:
+        """Take the lease for ``token`` for ``ttl`` seconds when it is free or expired, or
+        extend it when ``token`` already holds it, atomically, in one round trip.
+
+        Return the fencing epoch (>= 1) when ``token`` holds the lease afterwards, 0 when
+        another token does. The epoch grows by one at every acquisition by anyone and stays
+        the same when the holder extends its own lease. Storage errors are raised as
+        :class:`~redbeat_core.exceptions.StoreUnavailableError`; a retry must be safe (taking
+        again with the same token only extends).
+        """
+
+    @abc.abstractmethod
+    def _release_if_ours(self) -> None:
+        """Free the lease only if ``token`` still holds it, atomically: a beat that lost its
+        lease must never free the one another beat took since. Storage errors are raised as
+        :class:`~redbeat_core.exceptions.StoreUnavailableError`."""
+
+    # ----------------------------------------------------------------- the Lock protocol
+
+    @property
+    def fence(self) -> Fence | None:
+        """What the store checks with every claim and commit while the lease is held."""
+        if not self._held:
+            return None
+        return Fence(key=self.key, token=self.token, ttl=self.ttl, epoch=self.epoch)
+
+    @property
+    def held(self) -> bool:
+        """Whether the last acquire succeeded and nothing since said the lease was lost."""
+        return self._held
+
+    def acquire(self) -> bool:
+        """Try once, never block: take the lease (or extend our own)."""
+        epoch = self._take_or_extend()
+        self._held = epoch > 0
+        if self._held:
+            self.epoch = epoch
+        return self._held
+
+    def release(self) -> None:
+        """Give the lease up if it is still ours, so a standby takes over at once. The local
+        state is dropped first: even if the storage cannot be reached, this beat no longer
+        leads (the lease then lapses by itself)."""
+        if not self._held:
+            return
+        self._held = False
+        self._release_if_ours()
+
+    def forget(self) -> None:
+        """Drop the local state after the store reported the lease lost (no round trip)."""
+        self._held = False
 
 
 @attrs.define

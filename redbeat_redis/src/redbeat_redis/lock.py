@@ -10,12 +10,12 @@ holding the lock costs no extra round trip.
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 import attrs
 
-from redbeat_core.typing import Fence, RetryPolicy
+from redbeat_core.locks import LeaseLock
+from redbeat_core.typing import RetryPolicy
 from redbeat_redis import scripts
 from redbeat_redis.store import call_translated
 
@@ -23,31 +23,21 @@ logger = logging.getLogger("celery.beat")
 
 
 @attrs.define
-class RedisLock:
-    """The :class:`~redbeat_core.typing.Lock` for Redis."""
+class RedisLock(LeaseLock):
+    """The :class:`~redbeat_core.typing.Lock` for Redis: a
+    :class:`~redbeat_core.locks.LeaseLock` whose lease is the string at ``key``."""
 
     client: Any
+    # Declared again (the base has them keyword-only) to keep the positional order
+    # ``RedisLock(client, key, ttl, retry)``.
     key: str
     ttl: float
     retry: RetryPolicy
-    token: str = attrs.field(factory=lambda: uuid.uuid4().hex)
-    epoch: int = 0
-    _held: bool = False
     _scripts: dict[str, Any] = attrs.field(factory=dict, init=False, repr=False)
 
     @property
     def epoch_key(self) -> str:
         return self.key + ":epoch"
-
-    @property
-    def fence(self) -> Fence | None:
-        if not self._held:
-            return None
-        return Fence(key=self.key, token=self.token, ttl=self.ttl, epoch=self.epoch)
-
-    @property
-    def held(self) -> bool:
-        return self._held
 
     def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         script = self._scripts.get(name)
@@ -55,19 +45,9 @@ class RedisLock:
             script = self._scripts[name] = scripts.register(self.client, name)
         return call_translated(self.client, self.retry, lambda: script(keys=keys, args=args))
 
-    def acquire(self) -> bool:
+    def _take_or_extend(self) -> int:
         ttl_ms = max(1, round(self.ttl * 1000))
-        epoch = int(self._run("acquire_lock", [self.key, self.epoch_key], [self.token, ttl_ms]))
-        self._held = epoch > 0
-        if self._held:
-            self.epoch = epoch
-        return self._held
+        return int(self._run("acquire_lock", [self.key, self.epoch_key], [self.token, ttl_ms]))
 
-    def release(self) -> None:
-        if not self._held:
-            return
-        self._held = False
+    def _release_if_ours(self) -> None:
         self._run("release_lock", [self.key], [self.token])
-
-    def forget(self) -> None:
-        self._held = False

@@ -16,7 +16,7 @@ knows.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -24,6 +24,7 @@ import redis.exceptions
 
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import StoreUnavailableError
+from redbeat_core.stores import StoreBase
 from redbeat_core.typing import (
     ClaimResult,
     EntryUpdate,
@@ -134,8 +135,12 @@ class RedisKeys:
 
 
 @attrs.define
-class RedisStore:
-    """The :class:`~redbeat_core.typing.ScheduleStore` for Redis and Valkey."""
+class RedisStore(StoreBase):
+    """The :class:`~redbeat_core.typing.ScheduleStore` for Redis and Valkey.
+
+    The required methods of :class:`~redbeat_core.stores.StoreBase`, each one command (a
+    script or a single read), plus ``count`` and ``rank`` answered by the server.
+    """
 
     client: Any
     keys: RedisKeys
@@ -260,7 +265,7 @@ class RedisStore:
 
     # ----------------------------------------------------------------- writes
 
-    def _write(
+    def write(
         self,
         saves: Sequence[StoredEntry] = (),
         deletes: Sequence[str] = (),
@@ -269,7 +274,9 @@ class RedisStore:
         statics: Sequence[str] | None = None,
     ) -> None:
         """``write.lua``: saves, deletes and (when ``statics`` is given) the new set of static
-        names, as one command whatever their number."""
+        names, as one command whatever their number. The base class derives ``save``,
+        ``save_many``, ``replace_statics``, ``delete``, ``delete_many`` and ``set_statics``
+        from it, one round trip each."""
         args: list[Any] = [
             "1" if keep_meta else "0",
             len(saves),
@@ -293,37 +300,7 @@ class RedisStore:
         script = self._script("write")
         self._call(lambda: script(keys=keys, args=args))
 
-    def save(self, entry: StoredEntry, *, keep_meta: bool = True) -> None:
-        self._write([entry], keep_meta=keep_meta)
-
-    def save_many(self, entries: Sequence[StoredEntry], *, keep_meta: bool = True) -> None:
-        if entries:
-            self._write(entries, keep_meta=keep_meta)
-
-    def replace_statics(
-        self, entries: Sequence[StoredEntry], removed: Sequence[str], *, statics: Sequence[str]
-    ) -> None:
-        self._write(entries, removed, statics=statics)
-
-    def update_meta(self, name: str, meta: str, score: float | None) -> None:
-        # The commit script without a fence: it never recreates a deleted entry.
-        self.commit(None, [EntryUpdate(name, meta, score)])
-
-    def delete(self, name: str) -> None:
-        self._write(deletes=[name])
-
-    def delete_many(self, names: Iterable[str]) -> None:
-        names = list(names)
-        if names:
-            self._write(deletes=names)
-
-    def set_statics(self, names: Iterable[str]) -> None:
-        self._write(statics=list(names))
-
     # ----------------------------------------------------------------- reads
-
-    def load(self, name: str) -> StoredEntry | None:
-        return self.load_many([name])[0]
 
     def load_many(self, names: Sequence[str]) -> list[StoredEntry | None]:
         if not names:
@@ -350,6 +327,7 @@ class RedisStore:
         return result
 
     def rank(self, name: str) -> int | None:
+        """``ZRANK``: faster than the base class's scan of the whole schedule."""
         key = self.keys.entry(name)
         rank = self._call(lambda: self.client.zrank(self.keys.schedule, key))
         return None if rank is None else int(rank)
@@ -361,6 +339,7 @@ class RedisStore:
         return [(self.keys.name(_text(key) or ""), float(score)) for key, score in pairs]
 
     def count(self) -> int:
+        """``ZCARD``: faster than the base class's read of the whole schedule."""
         return int(self._call(lambda: self.client.zcard(self.keys.schedule)))
 
     def statics(self) -> set[str]:

@@ -11,7 +11,6 @@ and the store would find the lock lost at the first tick.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
@@ -19,7 +18,8 @@ import attrs
 import redis.exceptions
 
 from redbeat_core.exceptions import StoreUnavailableError
-from redbeat_core.typing import Fence, RetryPolicy
+from redbeat_core.locks import LeaseLock
+from redbeat_core.typing import RetryPolicy
 
 T = TypeVar("T")
 
@@ -59,8 +59,12 @@ def _ms(seconds: float) -> int:
 
 
 @attrs.define
-class NamespacedRedisLock:
+class NamespacedRedisLock(LeaseLock):
     """A :class:`~redbeat_core.typing.Lock` on any redis-py client (plain, Sentinel or Cluster).
+
+    RedBeat's :class:`~redbeat_core.locks.LeaseLock` holds the token, the epoch and whether
+    the lease is held, and implements the lock's methods; this class only says how the lease
+    is taken and released in Redis.
 
     :param client: the backend's Redis client.
     :param key: the lease key (the fence's key).
@@ -71,44 +75,19 @@ class NamespacedRedisLock:
     """
 
     client: Any = attrs.field(repr=False)
-    key: str
-    ttl: float
-    retry: RetryPolicy | None = attrs.field(default=None, repr=False)
-    token: str = attrs.field(factory=lambda: uuid.uuid4().hex)
-    epoch: int = 0
-    _held: bool = False
+    retry: RetryPolicy | None = attrs.field(default=None, repr=False, kw_only=True)
     _scripts: dict[str, Any] = attrs.field(factory=dict, init=False, repr=False)
 
     @property
     def epoch_key(self) -> str:
         return self.key + ":epoch"
 
-    @property
-    def fence(self) -> Fence | None:
-        if not self._held:
-            return None
-        return Fence(key=self.key, token=self.token, ttl=self.ttl, epoch=self.epoch)
-
-    @property
-    def held(self) -> bool:
-        return self._held
-
-    def acquire(self) -> bool:
+    def _take_or_extend(self) -> int:
         keys = [self.key, self.epoch_key]
-        epoch = int(self._run("acquire", ACQUIRE_SCRIPT, keys, [self.token, _ms(self.ttl)]))
-        self._held = epoch > 0
-        if self._held:
-            self.epoch = epoch
-        return self._held
+        return int(self._run("acquire", ACQUIRE_SCRIPT, keys, [self.token, _ms(self.ttl)]))
 
-    def release(self) -> None:
-        if not self._held:
-            return
-        self._held = False
+    def _release_if_ours(self) -> None:
         self._run("release", RELEASE_SCRIPT, [self.key], [self.token])
-
-    def forget(self) -> None:
-        self._held = False
 
     def _run(self, name: str, source: str, keys: list[str], args: list[Any]) -> Any:
         script = self._scripts.get(name)

@@ -28,6 +28,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
@@ -41,6 +42,8 @@ SCHEME: Final = "sqlite"
 DEFAULT_TIMEOUT: Final = 5.0
 #: ``PRAGMA user_version`` of the schema below; a newer file is refused rather than misread.
 SCHEMA_VERSION: Final = 1
+#: Seconds between two tries of a statement that does not wait for the busy timeout by itself.
+_BUSY_POLL: Final = 0.005
 #: SQLite's clock as Unix seconds (millisecond precision). Evaluated once per statement.
 NOW: Final = "((julianday('now') - 2440587.5) * 86400.0)"
 ACCEPTED_URLS: Final = (
@@ -174,7 +177,7 @@ class Database:
             check_same_thread=False,  # shared by threads, serialised by self._lock
         )
         try:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = self._enable_wal(conn)
             if str(mode).lower() != "wal":
                 raise sqlite3.OperationalError(
                     f"journal_mode is {mode!r}, WAL could not be enabled for {self.path}"
@@ -184,6 +187,24 @@ class Database:
             conn.close()
             raise
         return conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> str:
+        """``PRAGMA journal_mode = WAL``, waiting up to ``timeout`` for another process.
+
+        Converting a new file to WAL takes an exclusive lock and, unlike other statements,
+        does not wait for SQLite's busy timeout: when two processes open a new file at the
+        same moment (beats deployed together), one got "database is locked" at once and
+        failed to start. Nothing signals when the other is done, so this polls, with the
+        same deadline a write has.
+        """
+        deadline = time.monotonic() + self.location.timeout
+        while True:
+            try:
+                return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+            time.sleep(_BUSY_POLL)
 
     @staticmethod
     def _ensure_schema(conn: sqlite3.Connection) -> None:

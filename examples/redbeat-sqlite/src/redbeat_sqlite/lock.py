@@ -14,12 +14,11 @@ for why that is one clock for every process. Renewal happens in the store's ``cl
 
 from __future__ import annotations
 
-import uuid
 from typing import Final
 
 import attrs
 
-from redbeat_core.typing import Fence
+from redbeat_core.locks import LeaseLock
 from redbeat_sqlite.database import NOW, Database
 
 _ACQUIRE: Final = f"""
@@ -36,42 +35,20 @@ _RELEASE: Final = "UPDATE lease SET token = NULL, expires_at = 0 WHERE key = ? A
 
 
 @attrs.define
-class SqliteLock:
-    """The :class:`~redbeat_core.typing.Lock` on a SQLite lease row."""
+class SqliteLock(LeaseLock):
+    """The :class:`~redbeat_core.typing.Lock` on a SQLite lease row: RedBeat's
+    :class:`~redbeat_core.locks.LeaseLock` (token, epoch, held, fence, acquire, release) with
+    its two storage operations written as one statement each."""
 
     database: Database
-    key: str
-    ttl: float
-    token: str = attrs.field(factory=lambda: uuid.uuid4().hex)
-    epoch: int = 0
-    _held: bool = False
 
-    @property
-    def fence(self) -> Fence | None:
-        if not self._held:
-            return None
-        return Fence(key=self.key, token=self.token, ttl=self.ttl, epoch=self.epoch)
-
-    @property
-    def held(self) -> bool:
-        return self._held
-
-    def acquire(self) -> bool:
+    def _take_or_extend(self) -> int:
         with self.database.transaction(write=True) as conn:
             rows = conn.execute(
                 _ACQUIRE, {"key": self.key, "token": self.token, "ttl": self.ttl}
             ).fetchall()
-        self._held = bool(rows)
-        if self._held:
-            self.epoch = int(rows[0][0])
-        return self._held
+        return int(rows[0][0]) if rows else 0
 
-    def release(self) -> None:
-        if not self._held:
-            return
-        self._held = False
+    def _release_if_ours(self) -> None:
         with self.database.transaction(write=True) as conn:
             conn.execute(_RELEASE, (self.key, self.token))
-
-    def forget(self) -> None:
-        self._held = False

@@ -22,6 +22,7 @@ from typing import Final
 
 import attrs
 
+from redbeat_core.stores import StoreBase
 from redbeat_core.typing import ClaimResult, EntryUpdate, Fence, Quarantine, StoredEntry
 from redbeat_sqlite.database import NOW, Database
 
@@ -69,8 +70,14 @@ def _chunks(names: Sequence[str]) -> Iterable[Sequence[str]]:
 
 
 @attrs.define
-class SqliteStore:
-    """The :class:`~redbeat_core.typing.ScheduleStore` in a SQLite file."""
+class SqliteStore(StoreBase):
+    """The :class:`~redbeat_core.typing.ScheduleStore` in a SQLite file.
+
+    It writes the required methods of :class:`~redbeat_core.stores.StoreBase` (``claim_due``,
+    ``commit``, ``write``, ``load_many``, ``scheduled``, ``statics``, ``quarantined``,
+    ``close``) and overrides ``count`` and ``rank``, which SQL answers without reading the
+    whole schedule; the base class supplies the rest.
+    """
 
     database: Database
 
@@ -119,70 +126,36 @@ class SqliteStore:
 
     # ----------------------------------------------------------------- writes
 
-    @staticmethod
-    def _save(conn: sqlite3.Connection, entries: Sequence[StoredEntry], keep_meta: bool) -> None:
-        conn.executemany(
-            _SAVE,
-            [
-                (e.name, e.definition or "", e.meta, e.policy, _score(e.score), keep_meta)
-                for e in entries
-            ],
-        )
-        # Saving is how a fixed entry leaves the quarantine.
-        conn.executemany("DELETE FROM quarantine WHERE name = ?", [(e.name,) for e in entries])
-
-    @staticmethod
-    def _delete(conn: sqlite3.Connection, names: Sequence[str]) -> None:
-        params = [(name,) for name in names]
-        conn.executemany("DELETE FROM entries WHERE name = ?", params)
-        conn.executemany("DELETE FROM quarantine WHERE name = ?", params)
-
-    @staticmethod
-    def _set_statics(conn: sqlite3.Connection, names: Iterable[str]) -> None:
-        conn.execute("DELETE FROM statics")
-        conn.executemany("INSERT OR IGNORE INTO statics (name) VALUES (?)", [(n,) for n in names])
-
-    def save(self, entry: StoredEntry, *, keep_meta: bool = True) -> None:
-        self.save_many([entry], keep_meta=keep_meta)
-
-    def save_many(self, entries: Sequence[StoredEntry], *, keep_meta: bool = True) -> None:
-        if entries:
-            with self.database.transaction(write=True) as conn:
-                self._save(conn, entries, keep_meta)
-
-    def replace_statics(
-        self, entries: Sequence[StoredEntry], removed: Sequence[str], *, statics: Sequence[str]
+    def write(
+        self,
+        saves: Sequence[StoredEntry] = (),
+        deletes: Sequence[str] = (),
+        *,
+        keep_meta: bool = True,
+        statics: Sequence[str] | None = None,
     ) -> None:
+        """Every write outside the tick in one ``BEGIN IMMEDIATE`` transaction: the base class
+        derives save, save_many, replace_statics, delete, delete_many and set_statics from it.
+        Saves are upserts, so two beats syncing the same statics at once never collide."""
         with self.database.transaction(write=True) as conn:
-            self._save(conn, entries, True)
-            self._delete(conn, removed)
-            self._set_statics(conn, statics)
-
-    def update_meta(self, name: str, meta: str, score: float | None) -> None:
-        # Only an entry that exists is updated: meta alone never creates one.
-        with self.database.transaction(write=True) as conn:
-            conn.execute(
-                "UPDATE entries SET meta = ?, score = ? WHERE name = ?", (meta, _score(score), name)
+            conn.executemany(
+                _SAVE,
+                [
+                    (e.name, e.definition or "", e.meta, e.policy, _score(e.score), keep_meta)
+                    for e in saves
+                ],
             )
-
-    def delete(self, name: str) -> None:
-        self.delete_many([name])
-
-    def delete_many(self, names: Iterable[str]) -> None:
-        names = list(names)
-        if names:
-            with self.database.transaction(write=True) as conn:
-                self._delete(conn, names)
-
-    def set_statics(self, names: Iterable[str]) -> None:
-        names = list(names)
-        with self.database.transaction(write=True) as conn:
-            self._set_statics(conn, names)
+            # Saving is how a fixed entry leaves the quarantine; deleting clears it too.
+            touched = [(e.name,) for e in saves] + [(name,) for name in deletes]
+            conn.executemany("DELETE FROM quarantine WHERE name = ?", touched)
+            conn.executemany("DELETE FROM entries WHERE name = ?", [(n,) for n in deletes])
+            if statics is not None:
+                conn.execute("DELETE FROM statics")
+                conn.executemany(
+                    "INSERT OR IGNORE INTO statics (name) VALUES (?)", [(n,) for n in statics]
+                )
 
     # ----------------------------------------------------------------- reads
-
-    def load(self, name: str) -> StoredEntry | None:
-        return self.load_many([name])[0]
 
     def load_many(self, names: Sequence[str]) -> list[StoredEntry | None]:
         if not names:
@@ -202,6 +175,7 @@ class SqliteStore:
         return [found.get(name) for name in names]
 
     def rank(self, name: str) -> int | None:
+        """Counted by SQLite, rather than the base class's read of the whole schedule."""
         with self.database.transaction(write=False) as conn:
             row = conn.execute(
                 "SELECT score FROM entries WHERE name = ? AND score IS NOT NULL", (name,)
@@ -232,6 +206,7 @@ class SqliteStore:
         return [(name, float(score)) for name, score in rows]
 
     def count(self) -> int:
+        """Counted by SQLite, rather than the base class's read of the whole schedule."""
         with self.database.transaction(write=False) as conn:
             return _count(conn)
 

@@ -3,31 +3,64 @@
 A backend's test module subclasses these classes and provides fixtures; every test then runs
 against that backend, unchanged::
 
-    from redbeat_core.testing.contract import LockContract, StoreContract
+    from redbeat_core.testing.contract import LockContract, Outage, StoreContract
+
+    @pytest.fixture
+    def store(my_server):
+        return MyStore(...)                      # empty, isolated per test
+
+    @pytest.fixture
+    def make_store(my_server):
+        return lambda: MyStore(...)              # another store on the same storage
 
     class TestMyStore(StoreContract):
         @pytest.fixture
-        def store(self, my_server):
-            return MyStore(...)          # empty, isolated per test
+        def store_outage(self, my_private_server):
+            store = MyStore(my_private_server.url)
+            return Outage(store, begin=my_private_server.stop, end=my_private_server.start)
 
     class TestMyLock(LockContract):
         @pytest.fixture
         def make_lock(self, store):
             return lambda ttl: MyLock(..., ttl=ttl)   # every call: a new contender
 
-Required fixtures: ``store`` (an empty store, isolated per test) for ``StoreContract``;
-``store`` and ``make_lock(ttl: float) -> Lock`` for ``LockContract``. Optional capabilities are
-declared as class attributes and the tests that need them are skipped when they are False:
-``supports_fencing_epoch`` (the lock hands out growing epochs).
+Each class declares the fixtures it needs in ``fixtures`` (see :data:`STORE`,
+:data:`MAKE_STORE`, :data:`STORE_OUTAGE`, :data:`MAKE_LOCK`): a missing one fails the test
+with its name and what it must return. Module-level and class-level fixtures both work.
+
+Optional capabilities are boolean class attributes, True by default where the protocols
+promise them; a test that needs one is skipped, naming the flag, when it is False:
+``supports_threads``, ``supports_fork`` and ``supports_outage`` (``StoreContract``),
+``supports_fencing_epoch`` (``LockContract``).
+
+Beyond the single-store cases, the store contract races two stores on the same storage (the
+start-up sync of two beats started at once, saves of the same names), runs a real
+``RedBeatScheduler`` on the store through an outage, takes the storage itself away when the
+backend can (``store_outage``), and uses the store from a second thread and from a forked
+child.
 """
 
 from __future__ import annotations
 
+import functools
+import json
+import os
+import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
 
+import attrs
 import pytest
 
+from redbeat_core.exceptions import StoreUnavailableError
+from redbeat_core.testing.concurrency import fork_and_wait, run_together
+from redbeat_core.testing.declared import DeclaredFixture, check_declared, needs
+from redbeat_core.testing.interruptible import InterruptibleStore
+from redbeat_core.testing.served import scheduler_app
 from redbeat_core.typing import (
     EntryUpdate,
     Fence,
@@ -37,7 +70,70 @@ from redbeat_core.typing import (
     StoredEntry,
 )
 
+__all__ = [
+    "MAKE_LOCK",
+    "MAKE_STORE",
+    "NOW",
+    "STORE",
+    "STORE_OUTAGE",
+    "LockContract",
+    "Outage",
+    "StoreContract",
+    "entry",
+    "poll",
+]
+
 NOW = 1_700_000_000.0
+#: Entries each writer of a race writes: enough that a store writing them one by one is still
+#: writing when the other starts, so a write that is not atomic shows.
+RACE_ENTRIES = 100
+
+# ----------------------------------------------------------------------------- declared fixtures
+
+STORE = DeclaredFixture(
+    "store",
+    "an empty ScheduleStore, isolated per test (a flushed server, a new file, a unique prefix)",
+)
+MAKE_STORE = DeclaredFixture(
+    "make_store",
+    "a callable () -> ScheduleStore returning, at every call, another store on the same storage "
+    "as 'store' with connections of its own, as a second beat process would have one; the first "
+    "call may be the first use of the storage, and two calls at once must both work (close what "
+    "it made when the test ends)",
+)
+STORE_OUTAGE = DeclaredFixture(
+    "store_outage",
+    "an Outage(store, begin, end): a store on storage that begin() makes unreachable (stop the "
+    "server, lock the file) and end() makes reachable again with its data",
+    flag="supports_outage",
+)
+MAKE_LOCK = DeclaredFixture(
+    "make_lock",
+    "a callable (ttl: float) -> Lock returning, at every call, a new contender for the same "
+    "lock on the storage of 'store'",
+)
+
+
+@attrs.frozen
+class Outage:
+    """Storage that a test can take away and give back: what ``store_outage`` returns.
+
+    :param store: a store on that storage (it may be another than the ``store`` fixture's,
+        e.g. on a private server the test may stop).
+    :param begin: makes the storage unreachable: stop or kill the server, hold the database's
+        write lock, cut the network. The store's calls must then raise
+        :class:`~redbeat_core.exceptions.StoreUnavailableError` (and nothing else) once the
+        backend's own retries gave up, so keep them short in this fixture.
+    :param end: makes the storage reachable again, with the data it held (a server restarted
+        with persistence); ``store`` must work again without being rebuilt.
+    """
+
+    store: ScheduleStore
+    begin: Callable[[], None]
+    end: Callable[[], None]
+
+
+# ----------------------------------------------------------------------------- helpers
 
 
 def entry(name: str, score: float | None, *, meta: str | None = '{"m": 1}') -> StoredEntry:
@@ -61,8 +157,180 @@ def poll(condition: Callable[[], bool], *, timeout: float = 10.0, every: float =
     return condition()
 
 
+def _by(name: str, writer: int) -> StoredEntry:
+    """An entry as ``writer`` saves it: every part says who wrote it (the score too: writer
+    ``w`` schedules at ``NOW + w``), so a mix of two writes in one entry shows."""
+    mark = f'"writer": {writer}'
+    return StoredEntry(
+        name=name,
+        definition=f'{{"name": "{name}", "task": "t", {mark}}}',
+        meta=f"{{{mark}}}",
+        policy=f"{{{mark}}}",
+        score=NOW + writer,
+    )
+
+
+def _writer_of(stored: StoredEntry) -> int:
+    """Who wrote ``stored`` whole; fails when its parts come from different writes."""
+    parts = {
+        "definition": json.loads(stored.definition or "{}").get("writer"),
+        "policy": json.loads(stored.policy or "{}").get("writer"),
+        "score": None if stored.score is None else round(stored.score - NOW),
+    }
+    writers = set(parts.values())
+    assert len(writers) == 1, f"entry {stored.name!r} mixes two writes: {parts}"
+    (writer,) = writers
+    assert isinstance(writer, int), f"entry {stored.name!r} was not written whole: {parts}"
+    return writer
+
+
+def _answers(store: ScheduleStore, name: str) -> bool:
+    """Whether the store takes a write and reads it back (False while it is unreachable)."""
+    try:
+        store.save(entry(name, NOW))
+        return store.load(name) is not None
+    except StoreUnavailableError:
+        return False
+
+
+@contextmanager
+def _published() -> Iterator[list[str]]:
+    """The names of the tasks published while the block runs (Celery's own signal)."""
+    from celery.signals import before_task_publish
+
+    tasks: list[str] = []
+
+    def record(headers: Any = None, **_: Any) -> None:
+        tasks.append(str((headers or {}).get("task")))
+
+    before_task_publish.connect(record, weak=False)
+    try:
+        yield tasks
+    finally:
+        before_task_publish.disconnect(record)
+
+
+def _save_due(app: Any, task: str) -> str:
+    """Save an interval entry (every minute) that last ran two minutes ago: due now."""
+    from celery.schedules import schedule
+
+    from redbeat_core.entry import RedBeatSchedulerEntry
+
+    name = f"contract-{uuid.uuid4().hex[:8]}"
+    item = RedBeatSchedulerEntry(name, task, schedule(60.0), app=app)
+    item.last_run_at = datetime.now(UTC) - timedelta(minutes=2)
+    item.save()
+    return name
+
+
+def _every_call(store: ScheduleStore) -> list[tuple[str, Callable[[], object]]]:
+    """One call of each ScheduleStore method but ``close``, for the outage cases."""
+    return [
+        ("claim_due", lambda: store.claim_due(None, NOW, 10)),
+        ("commit", lambda: store.commit(None, [EntryUpdate("kept", '{"m": 2}', NOW)])),
+        ("save", lambda: store.save(entry("x", NOW))),
+        ("save_many", lambda: store.save_many([entry("y", NOW)])),
+        ("replace_statics", lambda: store.replace_statics([entry("z", NOW)], [], statics=["z"])),
+        ("update_meta", lambda: store.update_meta("kept", '{"m": 3}', NOW)),
+        ("delete", lambda: store.delete("gone")),
+        ("delete_many", lambda: store.delete_many(["gone"])),
+        ("load", lambda: store.load("kept")),
+        ("load_many", lambda: store.load_many(["kept"])),
+        ("rank", lambda: store.rank("kept")),
+        ("scheduled", store.scheduled),
+        ("count", store.count),
+        ("statics", store.statics),
+        ("set_statics", lambda: store.set_statics(["z"])),
+        ("quarantined", store.quarantined),
+    ]
+
+
+def _refused_calls(store: ScheduleStore, when: str) -> list[str]:
+    """Call every method (``_every_call``); the names of those that raised
+    ``StoreUnavailableError``. Any other error fails the test, naming the method."""
+    refused: list[str] = []
+    for method, call in _every_call(store):
+        try:
+            call()
+        except StoreUnavailableError:
+            refused.append(method)
+        except Exception as exc:
+            pytest.fail(
+                f"{method} raised {type(exc).__module__}.{type(exc).__qualname__} ({exc}) "
+                f"{when}; a backend must raise redbeat_core.exceptions.StoreUnavailableError, "
+                "the one storage error the scheduler survives"
+            )
+    return refused
+
+
+def _sync_statics(store: ScheduleStore, writer: int, wanted: list[str]) -> Callable[[], None]:
+    """What a beat's start-up does to the store: read the previous statics, then replace them
+    with ``wanted`` (every entry marked as ``writer``'s)."""
+
+    def sync() -> None:
+        removed = sorted(store.statics() - set(wanted))
+        store.replace_statics([_by(name, writer) for name in wanted], removed, statics=wanted)
+
+    return sync
+
+
+def _save_one_by_one(store: ScheduleStore, names: list[str], writer: int) -> None:
+    for name in names:
+        store.save(_by(name, writer))
+
+
+def _save_all_at_once(store: ScheduleStore, names: list[str], writer: int) -> None:
+    store.save_many([_by(name, writer) for name in names])
+
+
+def _start_beat(make_store: Callable[[], ScheduleStore], beat_schedule: dict[str, Any]) -> None:
+    """What a beat process does at start-up: connect to the storage, then build the scheduler
+    (which syncs ``beat_schedule`` into the store); then stop."""
+    from redbeat_core.scheduler import RedBeatScheduler
+
+    with scheduler_app(make_store(), beat_schedule=beat_schedule) as app:
+        RedBeatScheduler(app=app).close()
+
+
+def _race_for(contenders: list[Lock]) -> list[bool]:
+    """Every contender tries the lock at the same moment; who got it."""
+    won = [False] * len(contenders)
+
+    def take(index: int) -> None:
+        won[index] = contenders[index].acquire()
+
+    run_together([functools.partial(take, i) for i in range(len(contenders))])
+    return won
+
+
+# ----------------------------------------------------------------------------- the store
+
+
 class StoreContract:
-    """What every :class:`~redbeat_core.typing.ScheduleStore` must do."""
+    """What every :class:`~redbeat_core.typing.ScheduleStore` must do.
+
+    Fixtures (see :attr:`fixtures`): ``store`` and ``make_store``, required; ``store_outage``,
+    unless ``supports_outage`` is False.
+    """
+
+    fixtures: ClassVar[tuple[DeclaredFixture, ...]] = (STORE, MAKE_STORE, STORE_OUTAGE)
+
+    #: The store may be used from several threads at once: the protocol promises it (a web
+    #: process's threads save entries while its other threads read them).
+    supports_threads: ClassVar[bool] = True
+    #: The store keeps working in a child forked after it was used, and in the parent: the
+    #: protocol promises it (prefork workers and web servers fork after the app was built).
+    supports_fork: ClassVar[bool] = True
+    #: The test can make the storage unreachable (fixture ``store_outage``), to check that the
+    #: store reports it as ``StoreUnavailableError`` and recovers.
+    supports_outage: ClassVar[bool] = True
+    #: How many times each race runs: one run proves little about an interleaving. Raise it
+    #: to hunt a rare one.
+    race_rounds: ClassVar[int] = 10
+
+    @pytest.fixture(autouse=True)
+    def _declared_fixtures(self, request: pytest.FixtureRequest) -> None:
+        check_declared(self, request, self.fixtures)
 
     # ------------------------------------------------------------------ save / load
 
@@ -130,6 +398,16 @@ class StoreContract:
         assert store.rank("early") == 0
         assert store.rank("late") == 2
         assert store.count() == 3
+
+    def test_scheduled_slices_with_an_inclusive_stop(self, store: ScheduleStore) -> None:
+        """``start``..``stop`` inclusive, negative indices counting from the end."""
+        store.save_many([entry(f"e{i}", NOW + i) for i in range(5)])
+        assert [n for n, _ in store.scheduled(1, 2)] == ["e1", "e2"]
+        assert [n for n, _ in store.scheduled(-2, -1)] == ["e3", "e4"]
+        assert [n for n, _ in store.scheduled(3)] == ["e3", "e4"]
+        assert [n for n, _ in store.scheduled(-100, 0)] == ["e0"]
+        assert store.scheduled(4, 2) == []
+        assert store.scheduled(7, 9) == []
 
     def test_scores_keep_millisecond_precision(self, store: ScheduleStore) -> None:
         store.save_many([entry("b", NOW + 0.002), entry("a", NOW + 0.001)])
@@ -221,12 +499,228 @@ class StoreContract:
         store.replace_statics([], [], statics=[])
         assert store.statics() == set()
 
+    # ------------------------------------------------------------------ two stores racing
+
+    @pytest.mark.parametrize("overlap", ["same", "overlapping"])
+    def test_two_stores_racing_on_replace_statics(
+        self, store: ScheduleStore, make_store: Callable[[], ScheduleStore], overlap: str
+    ) -> None:
+        """Two beats started at once both sync ``beat_schedule``. Neither may fail (a unique
+        key hit by the other's insert), and what is left is one sync's complete result: its
+        set of statics, every one of its entries as it wrote them."""
+        stores = (store, make_store())
+        for race in range(self.race_rounds):
+            old = [f"r{race}-old{i}" for i in range(3)]
+            store.replace_statics([entry(n, NOW) for n in old], [], statics=old)
+            first = [f"r{race}-s{i}" for i in range(RACE_ENTRIES)]
+            half = RACE_ENTRIES // 2
+            second = (
+                first
+                if overlap == "same"
+                else [f"r{race}-s{i}" for i in range(half, RACE_ENTRIES + half)]
+            )
+            run_together([_sync_statics(stores[0], 0, first), _sync_statics(stores[1], 1, second)])
+            statics = store.statics()
+            # The writers whose set of statics is the final one (both, when they wrote the same).
+            finished = {w for w, names in enumerate((first, second)) if set(names) == statics}
+            assert finished, f"race {race}: statics {sorted(statics)} are nobody's set"
+            loaded = store.load_many(sorted(statics))
+            assert None not in loaded, f"race {race}: a static of the final set is missing"
+            writers = {_writer_of(e) for e in loaded if e is not None}
+            assert len(writers) == 1, f"race {race}: the statics mix both syncs' entries"
+            assert writers <= finished, f"race {race}: statics of {finished}, entries of {writers}"
+            assert store.load_many(old) == [None, None, None]
+
+    def test_two_stores_racing_on_save(
+        self, store: ScheduleStore, make_store: Callable[[], ScheduleStore]
+    ) -> None:
+        """Two processes saving the same names at once: neither fails, and every entry is one
+        save's whole (definition, policy and score from the same writer), its meta the first
+        one stored (saves keep a stored meta)."""
+        other = make_store()
+        for race in range(self.race_rounds):
+            names = [f"r{race}-e{i}" for i in range(RACE_ENTRIES)]
+            run_together(
+                [
+                    functools.partial(_save_one_by_one, store, names, 0),
+                    functools.partial(_save_all_at_once, other, names, 1),
+                ]
+            )
+            loaded = store.load_many(names)
+            assert None not in loaded, f"race {race}: a saved entry is missing"
+            for stored in loaded:
+                assert stored is not None
+                _writer_of(stored)
+                assert stored.meta in ('{"writer": 0}', '{"writer": 1}'), stored
+
+    def test_two_beats_starting_at_once(self, make_store: Callable[[], ScheduleStore]) -> None:
+        """Two real schedulers with the same ``beat_schedule``, each on a store made at that
+        moment (the first time on storage nobody used yet, as at a first deployment), started
+        together: both start, and the statics are stored complete. Then again, twice, with
+        changed definitions."""
+        for race in range(3):
+            beat_schedule = {
+                f"static-{i}": {"task": f"contract.r{race}.static{i}", "schedule": 60.0}
+                for i in range(20)
+            }
+            run_together([functools.partial(_start_beat, make_store, beat_schedule)] * 2)
+            check = make_store()
+            assert check.statics() == set(beat_schedule)
+            stored = check.load_many(list(beat_schedule))
+            assert [json.loads(e.definition or "{}").get("task") for e in stored if e] == [
+                f"contract.r{race}.static{i}" for i in range(20)
+            ]
+
+    # ------------------------------------------------------------------ outages
+
+    def test_the_scheduler_survives_an_unreachable_store(self, store: ScheduleStore) -> None:
+        """A real scheduler on this store, cut off from it (every call raises
+        ``StoreUnavailableError``, as the backend does once its retries gave up): ``tick()``
+        never raises and returns a wait, and once the store answers again it dispatches."""
+        from redbeat_core.scheduler import RedBeatScheduler
+
+        cut = InterruptibleStore(store)
+        task = f"contract.outage.{uuid.uuid4().hex[:8]}"
+        with scheduler_app(cut) as app, _published() as published:
+            scheduler = RedBeatScheduler(app=app)
+            try:
+                _save_due(app, task)
+                cut.unreachable = True
+                for _ in range(3):
+                    wait = scheduler.tick()
+                    assert wait > 0, "a tick during an outage must wait before the next one"
+                assert cut.refused >= 3, "the ticks did not try the store"
+                assert task not in published
+                cut.unreachable = False
+                assert poll(lambda: scheduler.tick() is not None and task in published)
+                assert published.count(task) == 1
+            finally:
+                scheduler.close()
+
+    def test_an_outage_is_reported_as_store_unavailable(self, store_outage: Outage) -> None:
+        """While the storage is unreachable every call either still works (a read a local
+        file can serve) or raises ``StoreUnavailableError``: never the client's own error,
+        which the scheduler would not survive. ``close`` never fails. Afterwards the same
+        store works again."""
+        store = store_outage.store
+        store.save(entry("kept", NOW))
+        store_outage.begin()
+        try:
+            refused = _refused_calls(store, "while the storage was unreachable")
+            assert refused, "no call failed: store_outage's begin() left the storage reachable"
+            store.close()  # connecting again during the outage must be reported the same way
+            _refused_calls(store, "after close(), while the storage was unreachable")
+        finally:
+            store_outage.end()
+        assert poll(lambda: _answers(store, "after"), timeout=15.0), "no recovery after end()"
+        assert store.load("kept") is not None
+
+    def test_the_scheduler_survives_a_real_outage(self, store_outage: Outage) -> None:
+        """A real scheduler through a real outage of the backend's storage: ticks during it
+        return a wait and publish nothing; once it is over, the due entry is dispatched."""
+        from redbeat_core.scheduler import RedBeatScheduler
+
+        task = f"contract.real-outage.{uuid.uuid4().hex[:8]}"
+        with scheduler_app(store_outage.store) as app, _published() as published:
+            scheduler = RedBeatScheduler(app=app)
+            try:
+                _save_due(app, task)
+                store_outage.begin()
+                try:
+                    for _ in range(3):
+                        assert scheduler.tick() >= 0
+                    assert task not in published
+                finally:
+                    store_outage.end()
+                assert poll(lambda: scheduler.tick() is not None and task in published, timeout=15)
+                assert published.count(task) == 1
+            finally:
+                scheduler.close()
+
+    # ------------------------------------------------------------------ threads and fork
+
+    def test_a_second_thread_uses_the_store_with_the_main_one(self, store: ScheduleStore) -> None:
+        """One store, two threads at once (a web process's requests): every call works."""
+        needs(self, "supports_threads")
+        rounds = 50
+
+        def use(prefix: str) -> None:
+            for i in range(rounds):
+                name = f"{prefix}-{i}"
+                store.save(entry(name, NOW - 1))
+                loaded = store.load(name)
+                assert loaded is not None
+                assert loaded.definition == entry(name, None).definition
+                assert store.commit(None, [EntryUpdate(name, '{"ran": 1}', NOW + 60)])
+                store.claim_due(None, NOW, 5)
+                store.count()
+
+        helper_errors: list[BaseException] = []
+        barrier = threading.Barrier(2)
+
+        def helper() -> None:
+            try:
+                barrier.wait(30)
+                use("thread")
+            except BaseException as exc:  # reported in the main thread, below
+                helper_errors.append(exc)
+
+        thread = threading.Thread(target=helper, daemon=True)
+        thread.start()
+        barrier.wait(30)
+        use("main")
+        thread.join(60)
+        assert not thread.is_alive(), "the second thread did not finish"
+        assert helper_errors == []
+        assert store.count() == 2 * rounds
+        assert list(store.claim_due(None, NOW, 10).entries) == []  # every commit landed
+
+    def test_a_forked_child_uses_the_store(self, store: ScheduleStore) -> None:
+        """A child forked after the parent used the store (a prefork worker) closes what it
+        inherited, saves and loads, and exits with a status the parent checks; the parent's
+        store goes on working."""
+        needs(self, "supports_fork")
+        if not hasattr(os, "fork"):
+            pytest.skip("os.fork is not available on this platform")
+        store.save(entry("from-parent", NOW))
+        assert store.load("from-parent") is not None  # the parent's connection is in use
+
+        def child() -> int:
+            store.close()  # what a forked worker does with what it inherited
+            store.save(entry("from-child", NOW + 1))
+            if store.load("from-child") is None:
+                return 2
+            if store.load("from-parent") is None:
+                return 3
+            store.close()
+            return 0 if store.count() == 2 else 4
+
+        assert fork_and_wait(child) == 0, "the child failed (its traceback, if any, is above)"
+        found = store.load_many(["from-parent", "from-child"])
+        assert [e.name if e else None for e in found] == ["from-parent", "from-child"]
+        store.save(entry("parent-again", NOW + 2))
+        assert store.count() == 3
+
+
+# ----------------------------------------------------------------------------- the lock
+
 
 class LockContract:
-    """What every :class:`~redbeat_core.typing.Lock` must do, against its store."""
+    """What every :class:`~redbeat_core.typing.Lock` must do, against its store.
+
+    Fixtures (see :attr:`fixtures`): ``store`` and ``make_lock``, both required.
+    """
+
+    fixtures: ClassVar[tuple[DeclaredFixture, ...]] = (STORE, MAKE_LOCK)
 
     #: Whether the lock hands out a fencing epoch that grows with every acquisition.
-    supports_fencing_epoch = True
+    supports_fencing_epoch: ClassVar[bool] = True
+    #: How many times the contenders race for the lock.
+    race_rounds: ClassVar[int] = 10
+
+    @pytest.fixture(autouse=True)
+    def _declared_fixtures(self, request: pytest.FixtureRequest) -> None:
+        check_declared(self, request, self.fixtures)
 
     def test_is_a_lock(self, make_lock: Callable[[float], Lock]) -> None:
         assert isinstance(make_lock(5.0), Lock)
@@ -321,11 +815,20 @@ class LockContract:
         assert lock.fence is None
 
     def test_epoch_grows_with_each_acquisition(self, make_lock: Callable[[float], Lock]) -> None:
-        if not self.supports_fencing_epoch:
-            pytest.skip("this lock declares no fencing epoch")
+        needs(self, "supports_fencing_epoch")
         first, second = make_lock(5.0), make_lock(5.0)
         assert first.acquire()
         epoch1 = first.fence.epoch  # type: ignore[union-attr]
         first.release()
         assert second.acquire()
         assert second.fence.epoch > epoch1 >= 1  # type: ignore[union-attr]
+
+    def test_contenders_racing_for_it_one_wins(self, make_lock: Callable[[float], Lock]) -> None:
+        """Beats started at the same moment: exactly one takes the lock, every time."""
+        for race in range(self.race_rounds):
+            contenders = [make_lock(5.0) for _ in range(4)]
+            won = _race_for(contenders)
+            assert won.count(True) == 1, f"race {race}: {won.count(True)} contenders won"
+            winner = contenders[won.index(True)]
+            assert [c.held for c in contenders] == won
+            winner.release()

@@ -194,10 +194,16 @@ def test_a_fallback_is_parsed_and_may_warn() -> None:
     assert (values["redbeat_size"], values.source("redbeat_size")) == (5, "broker_size")
     assert not values.is_set("redbeat_size")
     with (
-        pytest.raises(ConfigurationError, match="redbeat_size=0"),
+        pytest.raises(ConfigurationError) as info,
         pytest.warns(DeprecationWarning, match="falls back"),
     ):
         registry.read({"broker_size": 0})
+    # The operator set broker_size, not redbeat_size: the error names what they wrote.
+    assert info.value.setting == "broker_size"
+    assert str(info.value) == (
+        "invalid setting broker_size=0: an integer >= 1 (read as redbeat_size, unset) "
+        "(a setting of the plugin one)"
+    )
 
 
 def test_a_key_inside_a_dict_setting_is_named_in_its_error() -> None:

@@ -24,6 +24,7 @@ import gc
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from celery.beat import Scheduler
@@ -49,6 +50,11 @@ MAX_CLOCK_SKEW = 1.0
 
 #: Whether this process has frozen its start-up objects (see ``_freeze_startup_objects``).
 _gc_frozen = False
+
+
+def _utc(seconds: float) -> str:
+    """Unix seconds as a UTC time an operator reads in a log: ``2026-12-05 07:46:07.008 UTC``."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
 
 
 class RedBeatScheduler(Scheduler):  # type: ignore[misc]
@@ -303,11 +309,11 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         for skipped in settled.skipped:
             decision = skipped.decision
             logger.info(
-                "beat: %s the run of %r due at %.3f%s: %s (plugin %s)",
+                "beat: %s the run of %r due at %s%s: %s (plugin %s)",
                 "skipped" if decision.action == "skip" else "postponed",
                 skipped.entry.name,
-                skipped.due_at,
-                "" if decision.until is None else f" to {decision.until:.3f}",
+                _utc(skipped.due_at),
+                "" if decision.until is None else f" to {_utc(decision.until)}",
                 decision.reason,
                 decision.plugin or "?",
             )

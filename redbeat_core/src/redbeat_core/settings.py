@@ -242,20 +242,24 @@ class SettingRegistry:
             values[setting.name] = self._parse(setting, key, value)
             return
         fallback = _fallback(conf, setting, " or ".join(names))
-        if fallback is not None:
-            sources[setting.name] = setting.fallback or setting.name
-            values[setting.name] = self._parse(setting, setting.name, fallback)
+        if fallback is not None and setting.fallback is not None:
+            sources[setting.name] = setting.fallback
+            # A bad inherited value names the key the operator did set, and why it was read.
+            values[setting.name] = self._parse(
+                setting, setting.fallback, fallback, note=f"read as {setting.name}, unset"
+            )
         else:
             sources[setting.name] = setting.name
             values[setting.name] = setting.default
 
-    def _parse(self, setting: Setting, key: str, value: Any) -> Any:
+    def _parse(self, setting: Setting, key: str, value: Any, *, note: str = "") -> Any:
         try:
             return setting.parse(value)
         except InvalidValue as exc:
             if exc.key is not None:
                 key, value = f"{key}[{exc.key!r}]", exc.value
-            raise invalid(attrs.evolve(setting, name=key), value, exc.accepted) from None
+            accepted = f"{exc.accepted} ({note})" if note else exc.accepted
+            raise invalid(attrs.evolve(setting, name=key), value, accepted) from None
 
     def warn_undeclared(self, conf: Any) -> list[str]:
         """Log a warning for every ``redbeat_*`` key (any case) that nobody declared, with the

@@ -9,15 +9,13 @@ the store.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
 if TYPE_CHECKING:
     from redbeat_core.config import RedBeatConfig
-
-T = TypeVar("T")
 
 
 # ----------------------------------------------------------------------------- values
@@ -228,18 +226,6 @@ class Lock(Protocol):
     @property
     def held(self) -> bool:
         """Whether this beat believes it holds the lock (last acquire/claim succeeded)."""
-        ...
-
-
-class RetryPolicy(Protocol):
-    """How a backend retries an operation that failed on a transient error.
-
-    The policy owns the loop; callers pass the operation. Only idempotent operations are ever
-    given to it, so retrying after an unknown outcome is safe.
-    """
-
-    def call(self, operation: Callable[[], T]) -> T:
-        """Run ``operation``, retrying transient failures as the policy allows."""
         ...
 
 

@@ -15,8 +15,8 @@ from typing import Any
 import attrs
 
 from redbeat_core.locks import LeaseLock
-from redbeat_core.typing import RetryPolicy
 from redbeat_redis import scripts
+from redbeat_redis.retry import RetryPolicy
 from redbeat_redis.store import call_translated
 
 logger = logging.getLogger("celery.beat")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import redis.exceptions
 from redis.backoff import AbstractBackoff, ExponentialWithJitterBackoff
@@ -31,6 +31,18 @@ _READ_ONLY: Final = frozenset(
         "ping", "info", "keys", "scan", "time", "type",
     }
 )  # fmt: skip
+
+
+class RetryPolicy(Protocol):
+    """How the Redis backend retries an operation that failed on a transient error.
+
+    The policy owns the loop; callers pass the operation. Only idempotent operations are ever
+    given to it, so retrying after an unknown outcome is safe.
+    """
+
+    def call(self, operation: Callable[[], T]) -> T:
+        """Run ``operation``, retrying transient failures as the policy allows."""
+        ...
 
 
 class RetryingConnection:

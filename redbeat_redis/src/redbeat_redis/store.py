@@ -30,11 +30,10 @@ from redbeat_core.typing import (
     EntryUpdate,
     Fence,
     Quarantine,
-    RetryPolicy,
     StoredEntry,
 )
 from redbeat_redis import scripts
-from redbeat_redis.retry import TRANSIENT_ERRORS
+from redbeat_redis.retry import TRANSIENT_ERRORS, RetryPolicy
 from redbeat_redis.settings import DEFAULT_REPLICA_ACK_TIMEOUT
 
 logger = logging.getLogger(__name__)

@@ -12,16 +12,23 @@ and the store would find the lock lost at the first tick.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import attrs
 import redis.exceptions
 
 from redbeat_core.exceptions import StoreUnavailableError
 from redbeat_core.locks import LeaseLock
-from redbeat_core.typing import RetryPolicy
 
 T = TypeVar("T")
+
+
+class RetryPolicy(Protocol):
+    """What this lock needs of a backend's retry policy (RedBeat's Redis backends give theirs
+    as ``backend.retry``): ``call(operation)`` runs it, retrying transient failures."""
+
+    def call(self, operation: Callable[[], T]) -> T: ...
+
 
 #: KEYS[1] lease key, KEYS[2] epoch key; ARGV[1] token, ARGV[2] TTL in ms.
 #: Returns the epoch (>= 1) when the lease is ours afterwards, 0 when another beat holds it.

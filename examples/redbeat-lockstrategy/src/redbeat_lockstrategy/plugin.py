@@ -22,8 +22,8 @@ import redis.cluster
 from redbeat_core import hookimpl
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.settings import SettingRegistry
-from redbeat_core.typing import Backend, Lock, RetryPolicy
-from redbeat_lockstrategy.lock import NamespacedRedisLock
+from redbeat_core.typing import Backend, Lock
+from redbeat_lockstrategy.lock import NamespacedRedisLock, RetryPolicy
 from redbeat_lockstrategy.settings import LockStrategySettings, is_enabled, register
 
 logger = logging.getLogger("celery.beat")

@@ -37,7 +37,7 @@ MakeApp = Callable[..., Celery]
 MINIMAL_ACL = (
     "~{redbeat}:*", "-@all", "+cluster|slots", "+command", "+client|setinfo", "+ping",
     "+evalsha", "+script|load", "+get", "+set", "+incr", "+pexpire",
-    "+exists", "+del", "+time", "+hset", "+hsetnx", "+hdel", "+hmget", "+hgetall", "+zadd",
+    "+exists", "+type", "+del", "+time", "+hset", "+hsetnx", "+hdel", "+hmget", "+hgetall", "+zadd",
     "+zrem", "+zrange", "+zrangebyscore", "+zrank", "+zscore", "+zcard", "+sadd", "+smembers",
 )  # fmt: skip
 #: The Redis page's category rule, plus what a cluster client needs (documented).

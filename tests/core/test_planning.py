@@ -171,7 +171,7 @@ def test_planning_is_pure(app: Celery) -> None:
     settled = settle(first, {}, codec=get_runtime(app).codec)
     entry = first.runs[0].run.entry
     assert (entry.last_run_at, entry.total_run_count) == (NOW - timedelta(seconds=61), 0)
-    (stamped, due_at) = settled.publish[0]
+    (_, stamped, due_at) = settled.publish[0]
     assert stamped is not entry
     assert (stamped.last_run_at, stamped.total_run_count, due_at) == (NOW, 1, T - 1)
 
@@ -187,7 +187,7 @@ def test_settle_runs_skips_and_postpones(app: Celery) -> None:
     assert not runs.skip(c, "too late: postponed already")  # the first decision stands
     settled = settle(planned, runs.decided, codec=get_runtime(app).codec)
 
-    assert [(e.name, due) for e, due in settled.publish] == [("a", T - 1)]
+    assert [(name, due) for name, _, due in settled.publish] == [("a", T - 1)]
     updates = {u.name: u for u in settled.updates}
     meta = {name: json.loads(updates[name].meta or "") for name in ("a", "b")}
     assert meta["a"]["total_run_count"] == 1

@@ -7,6 +7,7 @@ Every type a hook receives is importable from here.
 from redbeat_core.codec import Codec
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import (
+    BrokenStoreError,
     ConfigurationError,
     EntryDecodeError,
     PluginError,
@@ -27,6 +28,7 @@ from redbeat_core.scheduler import RedBeatScheduler  # isort: skip
 __all__ = [
     "Backend",
     "BackendRegistry",
+    "BrokenStoreError",
     "Codec",
     "ConfigurationError",
     "Decision",

@@ -4,6 +4,12 @@ Each entry is published at its due time (entries prepared ahead wait for it), th
 scheduler's one producer, so routing, signals and task classes that override ``apply_async``
 all behave as with Celery's own beat. One failed publish never stops the others.
 
+Before each publish the lease is checked against the local monotonic clock: a beat paused
+between its fenced round trip and its publishes (a GC pause, SIGSTOP, a stalled VM) may have
+lost the lock to another beat in the meantime without knowing it, and must not publish then.
+What is not published is returned, for the delivery mode to deal with (at-most-once: the runs
+are committed, so they are lost and logged; at-least-once: they stay due).
+
 A stop (SIGTERM, Ctrl-C: celery beat's handler closes the scheduler, then raises
 ``SystemExit`` wherever the beat is) that arrives during the publishes must not lose runs that
 are already committed: under at-most-once the rest are published first (at once, at most
@@ -16,8 +22,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Final
+
+import attrs
 
 from redbeat_core.runs import Dispatched
 
@@ -27,22 +35,43 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("celery.beat")
 
+#: Publishes failing in a row, under at-least-once, after which the broker is taken to be down
+#: and the tick's other runs are left due rather than each tried (every try waits for Celery's
+#: publish retries: seconds per run, while the lease runs out).
+BROKER_DOWN_AFTER: Final = 3
+
+
+@attrs.frozen
+class Published:
+    """What a dispatch did not publish, by the entries' stored names.
+
+    :ivar failed: runs whose ``apply_async`` raised.
+    :ivar unsent: runs not tried: the lease may have lapsed, or (at-least-once) the broker
+        kept failing.
+    """
+
+    failed: tuple[str, ...] = ()
+    unsent: tuple[str, ...] = ()
+
 
 def publish(
     scheduler: RedBeatScheduler,
-    due: Sequence[tuple[RedBeatSchedulerEntry, float]],
+    due: Sequence[tuple[str, RedBeatSchedulerEntry, float]],
     *,
     at_most_once: bool,
-) -> None:
-    """``apply_async`` for each ``(entry, due time)``, each at its due time; reports every
-    publish to ``redbeat_after_dispatch`` (one call) and every failure to
+    lease_ok: Callable[[], bool],
+) -> Published:
+    """``apply_async`` for each ``(name, entry, due time)``, each at its due time; reports
+    every publish to ``redbeat_after_dispatch`` (one call) and every failure to
     ``redbeat_dispatch_failed``. Raises the stop that arrived meanwhile, once it may."""
     plugins = scheduler.plugins
     observed = bool(plugins.after_dispatch)
     dispatched: list[Dispatched] = []
+    failed: list[str] = []
     producer = scheduler.producer
     stop: BaseException | None = None
-    for index, (entry, due_at) in enumerate(due):
+    failing = 0
+    for index, (name, entry, due_at) in enumerate(due):
         # Prepared ahead (prepare_ahead): never published before its due time. A loop, as
         # sleep keeps the monotonic clock and the due time is on the wall clock.
         try:
@@ -51,6 +80,14 @@ def publish(
         except (SystemExit, KeyboardInterrupt) as exc:
             where = f"{due_at - time.time():.3f}s before a due time"
             stop = _keep_publishing(exc, stop, where, len(due) - index, at_most_once)
+        if not lease_ok():
+            unsent = tuple(n for n, _, _ in due[index:])
+            _log_unsent(unsent, at_most_once, "the lease may have lapsed while this beat waited")
+            return _done(scheduler, observed, dispatched, failed, unsent, stop)
+        if not at_most_once and failing >= BROKER_DOWN_AFTER:
+            unsent = tuple(n for n, _, _ in due[index:])
+            _log_unsent(unsent, at_most_once, f"{failing} publishes failed in a row")
+            return _done(scheduler, observed, dispatched, failed, unsent, stop)
         logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
         try:
             result = scheduler.apply_async(entry, producer=producer, advance=False)
@@ -59,15 +96,51 @@ def publish(
             stop = _keep_publishing(exc, stop, where, len(due) - index - 1, at_most_once)
             continue
         except Exception as exc:
-            logger.exception("beat: cannot publish %r: %s", entry.name, exc)
+            failing += 1
+            failed.append(name)
+            logger.exception(
+                "beat: cannot publish %r: %s%s",
+                entry.name,
+                exc,
+                "; its run is lost (at-most-once: it was stored as run)"
+                if at_most_once
+                else "; it stays due and is tried again (at-least-once)",
+            )
             plugins.dispatch_failed(scheduler=scheduler, entry=entry, exc=exc)
             continue
+        failing = 0
         if observed:
             dispatched.append(Dispatched(entry, due_at, time.time(), result))
+    return _done(scheduler, observed, dispatched, failed, (), stop)
+
+
+def _done(
+    scheduler: RedBeatScheduler,
+    observed: bool,
+    dispatched: list[Dispatched],
+    failed: list[str],
+    unsent: tuple[str, ...],
+    stop: BaseException | None,
+) -> Published:
     if observed:
-        plugins.after_dispatch(scheduler=scheduler, dispatched=dispatched)
+        scheduler.plugins.after_dispatch(scheduler=scheduler, dispatched=dispatched)
     if stop is not None:
         raise stop  # the stop that arrived mid-dispatch, now that no committed run is lost
+    return Published(failed=tuple(failed), unsent=unsent)
+
+
+def _log_unsent(unsent: tuple[str, ...], at_most_once: bool, why: str) -> None:
+    logger.warning(
+        "beat: not publishing the tick's %d remaining runs (%s): %s",
+        len(unsent),
+        ", ".join(map(repr, unsent[:5])) + (", ..." if len(unsent) > 5 else ""),
+        f"{why}; "
+        + (
+            "they were stored as run, so they are lost (at-most-once)"
+            if at_most_once
+            else "they stay due and are tried again (at-least-once)"
+        ),
+    )
 
 
 def _keep_publishing(

@@ -63,6 +63,16 @@ class StoreUnavailableError(RedBeatError):
         self.hint = hint
 
 
+class BrokenStoreError(StoreUnavailableError):
+    """The storage answers but refuses the work: its shared data is not what RedBeat wrote (a
+    key of the wrong type), or the server refuses the command (out of memory, a permission).
+
+    A kind of :class:`StoreUnavailableError`, handled the same way: the beat logs it once and
+    keeps running as a standby that retries, so one broken key never stops every beat in turn.
+    The message names what is broken and the fix.
+    """
+
+
 class PluginError(RedBeatError):
     """A plugin could not be loaded or declares a hook that does not exist."""
 

@@ -233,15 +233,28 @@ def _decode(
 class Settled:
     """A plan with the plugins' decisions applied: what to store and what to publish.
 
-    :ivar publish: the entries to publish, stamped with their run, and their due times (Unix
-        seconds), in due order.
+    :ivar publish: the runs to publish, in due order: the entry's stored name, the entry
+        stamped with its run, and its due time (Unix seconds).
     :ivar updates: every change the tick commits (the plan's, the runs', the skips').
     :ivar skipped: the runs a plugin skipped or postponed.
     """
 
-    publish: tuple[tuple[RedBeatSchedulerEntry, float], ...] = ()
+    publish: tuple[tuple[str, RedBeatSchedulerEntry, float], ...] = ()
     updates: tuple[EntryUpdate, ...] = ()
     skipped: tuple[Skipped, ...] = ()
+
+    def leave_due(self, retry_at: Mapping[str, float]) -> Settled:
+        """The same tick, with the runs named in ``retry_at`` left unrun: their entries keep
+        their meta and are due again at the time given (at-least-once, for runs whose publish
+        failed or never happened: they must run again, not be counted as run)."""
+        if not retry_at:
+            return self
+        updates = tuple(
+            EntryUpdate(u.name, None, retry_at[u.name]) if u.name in retry_at else u
+            for u in self.updates
+        )
+        publish = tuple(item for item in self.publish if item[0] not in retry_at)
+        return Settled(publish=publish, updates=updates, skipped=self.skipped)
 
 
 def settle(plan: Plan, decisions: Mapping[int, Decision], *, codec: Codec) -> Settled:
@@ -253,7 +266,7 @@ def settle(plan: Plan, decisions: Mapping[int, Decision], *, codec: Codec) -> Se
     (``last_run_at`` is the schedule's anchor: the last due time dealt with). A postponed run
     keeps its meta and is due again at the time the plugin gave.
     """
-    publish: list[tuple[RedBeatSchedulerEntry, float]] = []
+    publish: list[tuple[str, RedBeatSchedulerEntry, float]] = []
     updates = list(plan.updates)
     skipped: list[Skipped] = []
     for planned in plan.runs:
@@ -269,5 +282,5 @@ def settle(plan: Plan, decisions: Mapping[int, Decision], *, codec: Codec) -> Se
         meta = records.encode_meta(codec, stamped.last_run_at, stamped.total_run_count)
         updates.append(EntryUpdate(planned.name, meta, planned.next_score))
         if decision is None:
-            publish.append((stamped, run.due_at))
+            publish.append((planned.name, stamped, run.due_at))
     return Settled(publish=tuple(publish), updates=tuple(updates), skipped=tuple(skipped))

@@ -33,8 +33,9 @@ from celery.utils.time import humanize_seconds
 from redbeat_core import dispatch, statics
 from redbeat_core.budget import PlanningBudget
 from redbeat_core.config import RedBeatConfig
+from redbeat_core.dispatch import Published
 from redbeat_core.entry import RedBeatSchedulerEntry
-from redbeat_core.exceptions import EntryDecodeError, StoreUnavailableError
+from redbeat_core.exceptions import BrokenStoreError, EntryDecodeError, StoreUnavailableError
 from redbeat_core.planning import Plan, Settled, TickTime, plan_tick, settle
 from redbeat_core.plugins import PluginManager
 from redbeat_core.runs import Dispatched, DueRuns
@@ -47,6 +48,11 @@ logger = logging.getLogger("celery.beat")
 
 #: Seconds of difference between local and storage clocks worth a warning.
 MAX_CLOCK_SKEW = 1.0
+#: The longest wait before an entry whose publish keeps failing is tried again (at-least-once).
+MAX_PUBLISH_BACKOFF = 60.0
+#: How much of the lease a beat leaves unused before it stops publishing (server and local
+#: clocks run at slightly different rates, and the server extended the lease after we sent).
+LEASE_MARGIN = 0.5
 
 #: Whether this process has frozen its start-up objects (see ``_freeze_startup_objects``).
 _gc_frozen = False
@@ -85,7 +91,11 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         # Settings are read and checked here: a bad one stops start-up with its name.
         self._runtime: Runtime = get_runtime(app, **overrides)
         self._unreachable_since: float | None = None
+        #: When the last fenced round trip that succeeded was sent (monotonic): the lease runs
+        #: from about then (the server extended it when it ran the script, a little later).
         self._last_fence_ok: float = 0.0
+        #: Consecutive failed publishes per entry (at-least-once retries them with backoff).
+        self._publish_failures: dict[str, int] = {}
         self._started = False
         self._skew_warned = False
         #: Set while a tick publishes; a close() meanwhile waits for the end (see close()).
@@ -131,6 +141,11 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         how to wait for it."""
         try:
             statics.sync_statics(self._runtime, self.Entry)
+        except BrokenStoreError as exc:
+            raise BrokenStoreError(
+                f"beat cannot start: its storage ({self._runtime.backend.describe()}) refuses "
+                f"to sync beat_schedule: {exc}"
+            ) from exc
         except StoreUnavailableError as exc:
             reason = str(exc).rstrip(".")
             advice = f" {exc.hint}" if exc.hint else ""
@@ -165,14 +180,17 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
             now = time.time()
             # Entries due within prepare_ahead are claimed and prepared now, published on time.
             horizon = now + self.config.prepare_ahead
+            sent = time.monotonic()
             claim = self._runtime.store.claim_due(lock.fence, horizon, self.config.batch_size)
-        except StoreUnavailableError as exc:
+        except Exception as exc:  # any store error: see _unreachable
             return self._unreachable(exc)
         self._reachable()
         if not claim.owned:
             return self._lost_lock("expired")
-        self._last_fence_ok = time.monotonic()
+        self._last_fence_ok = sent
         self._check_skew(claim.server_time, now)
+        for item in claim.quarantined:
+            self._report_quarantine(item.name, item.reason)
         interval = self._run_claim(claim, now) if claim.entries else self._sleep_for(claim, ())
         if self.plugins.tick:
             self.plugins.tick(
@@ -220,6 +238,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         lock = self._lock()
         if lock.held:
             return True
+        sent = time.monotonic()
         if not lock.acquire():
             return False
         fence = lock.fence
@@ -227,7 +246,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
             "beat: acquired the lock%s; this beat now dispatches",
             f" (fencing epoch {fence.epoch})" if fence is not None else "",
         )
-        self._last_fence_ok = time.monotonic()
+        self._last_fence_ok = sent
         self.plugins.lock_acquired(scheduler=self, fence=fence)
         return True
 
@@ -267,16 +286,46 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
                 if not self._commit(plan, settled):
                     return self._lost_lock("expired")
                 self._report_stored(plan, settled)
-            self._dispatch(settled.publish, at_most_once=at_most_once)
+            published = self._dispatch(settled.publish, at_most_once=at_most_once)
             if not at_most_once:
+                settled = settled.leave_due(self._retry_times(published))
                 if not self._commit(plan, settled):
                     return self._lost_lock("expired")
                 self._report_stored(plan, settled)
         except StoreUnavailableError as exc:
             return self._unreachable(exc)
+        self._count_failures(settled, published)
         if len(claim.entries) >= config.batch_size or plan.unplanned:
             return 0.0  # more are due: claim (and so renew the lease) and go on at once
         return self._sleep_for(claim, settled.updates)
+
+    def _retry_times(self, published: Published) -> dict[str, float]:
+        """When the runs that were not published are due again (at-least-once): a failed
+        publish after a backoff that doubles with each failure of that entry in a row (1 s up
+        to 60 s), one never tried (the lease or the broker) after a second."""
+        now = time.time()
+        retry = {name: now + 1.0 for name in published.unsent}
+        for name in published.failed:
+            failures = self._publish_failures.get(name, 0) + 1
+            retry[name] = now + min(2.0 ** (failures - 1), MAX_PUBLISH_BACKOFF)
+        return retry
+
+    def _count_failures(self, settled: Settled, published: Published) -> None:
+        for name in published.failed:
+            self._publish_failures[name] = self._publish_failures.get(name, 0) + 1
+        if self._publish_failures:
+            for name, _, _ in settled.publish:
+                self._publish_failures.pop(name, None)
+
+    def _lease_ok(self) -> bool:
+        """Whether this beat's lease is surely still running, by the local monotonic clock:
+        less than the lease (less a margin for the server's clock) since the last fenced round
+        trip that succeeded was sent. False means another beat may lead by now."""
+        fence = self._lock().fence
+        if fence is None:
+            return True
+        margin = min(LEASE_MARGIN, fence.ttl / 10)
+        return time.monotonic() - self._last_fence_ok < fence.ttl - margin
 
     def _decide(self, plan: Plan, now: float) -> dict[int, Any]:
         """Ask ``redbeat_decide_runs`` which due runs to skip or postpone (nothing to ask, and
@@ -290,7 +339,11 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
     def _commit(self, plan: Plan, settled: Settled) -> bool:
         if not settled.updates and not plan.quarantine:
             return True
-        return self._runtime.store.commit(self._lock().fence, settled.updates, plan.quarantine)
+        sent = time.monotonic()
+        committed = self._runtime.store.commit(self._lock().fence, settled.updates, plan.quarantine)
+        if committed:
+            self._last_fence_ok = sent
+        return committed
 
     def _report_stored(self, plan: Plan, settled: Settled) -> None:
         """Log and report what the commit just made true: quarantines, skips, entries that
@@ -298,14 +351,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         for name in plan.missing:
             logger.warning("beat: %s is scheduled but not stored; removed it", name)
         for item in plan.quarantine:
-            logger.error(
-                "beat: entry %r cannot be scheduled: %s. It is quarantined (out of the schedule, "
-                "kept in storage) and the other entries go on; fix and save it again to put it "
-                "back.",
-                item.name,
-                item.reason,
-            )
-            self.plugins.entry_quarantined(scheduler=self, name=item.name, reason=item.reason)
+            self._report_quarantine(item.name, item.reason)
         for skipped in settled.skipped:
             decision = skipped.decision
             logger.info(
@@ -320,18 +366,27 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         if settled.skipped and self.plugins.runs_skipped:
             self.plugins.runs_skipped(scheduler=self, skipped=settled.skipped)
 
+    def _report_quarantine(self, name: str, reason: str) -> None:
+        logger.error(
+            "beat: entry %r cannot be scheduled: %s. It is quarantined (out of the schedule, "
+            "kept in storage) and the other entries go on; fix and save it again to put it back.",
+            name,
+            reason,
+        )
+        self.plugins.entry_quarantined(scheduler=self, name=name, reason=reason)
+
     def _dispatch(
-        self, due: Sequence[tuple[RedBeatSchedulerEntry, float]], *, at_most_once: bool
-    ) -> None:
+        self, due: Sequence[tuple[str, RedBeatSchedulerEntry, float]], *, at_most_once: bool
+    ) -> Published:
         """Publish the due entries (:func:`~redbeat_core.dispatch.publish`); a close()
         requested meanwhile (by ``celery beat``'s stop handler) is done once they are out."""
         if not due:
-            return
+            return Published()
         if self.plugins.before_dispatch:
-            self.plugins.before_dispatch(scheduler=self, entries=[entry for entry, _ in due])
+            self.plugins.before_dispatch(scheduler=self, entries=[entry for _, entry, _ in due])
         self._dispatching = True
         try:
-            dispatch.publish(self, due, at_most_once=at_most_once)
+            return dispatch.publish(self, due, at_most_once=at_most_once, lease_ok=self._lease_ok)
         finally:
             self._dispatching = False
             if self._close_deferred:
@@ -361,11 +416,24 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         return self._report_idle_tick(self.config.lock_poll_interval)
 
     def _unreachable(self, exc: Exception) -> float:
-        """Storage is down: keep the loop alive, and step down once the lock must have lapsed."""
+        """Storage is down, refuses the work or raised: keep the loop alive, say so once per
+        episode, and step down once the lock must have lapsed. No storage error, whatever the
+        backend raises, escapes the beat loop (a beat that died would hand the same broken
+        data to the next beat, which would die the same way)."""
         now = time.monotonic()
         if self._unreachable_since is None:
             self._unreachable_since = now
-            logger.error("beat: storage unreachable: %s; retrying", exc)
+            if isinstance(exc, BrokenStoreError):
+                logger.error("beat: the storage refuses the tick: %s", exc)
+            elif isinstance(exc, StoreUnavailableError):
+                logger.error("beat: storage unreachable: %s; retrying", exc)
+            else:
+                logger.error(
+                    "beat: the storage raised %s: %s; this beat keeps ticking and retries",
+                    type(exc).__name__,
+                    exc,
+                    exc_info=exc,
+                )
         lock = self._lock()
         fence = lock.fence
         if lock.held and fence is not None and now - self._last_fence_ok > fence.ttl:

@@ -71,13 +71,17 @@ class ClaimResult:
     ours: then ``entries`` is empty and the caller must stop dispatching. ``entries`` are due
     (score <= now) in due order, at most the limit asked for. ``next_due`` is the score of the
     first entry not returned (the earliest not-yet-claimed one), or None when the schedule holds
-    nothing else. ``server_time`` is the store's clock, for diagnosing skew.
+    nothing else. ``server_time`` is the store's clock, for diagnosing skew. ``quarantined``
+    lists due records the store could not hand out at all (a record it cannot address or read
+    as an entry) and moved to its quarantine while claiming, with the reason: the scheduler
+    reports them. Most stores never have any.
     """
 
     owned: bool
     entries: Sequence[StoredEntry] = ()
     next_due: float | None = None
     server_time: float | None = None
+    quarantined: Sequence[Quarantine] = ()
 
 
 @attrs.frozen

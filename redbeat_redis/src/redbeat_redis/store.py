@@ -23,7 +23,7 @@ import attrs
 import redis.exceptions
 
 from redbeat_core.config import RedBeatConfig
-from redbeat_core.exceptions import StoreUnavailableError
+from redbeat_core.exceptions import BrokenStoreError, StoreUnavailableError
 from redbeat_core.stores import StoreBase
 from redbeat_core.typing import (
     ClaimResult,
@@ -44,7 +44,12 @@ WAIT_HINT = (
     "To wait for the storage at start-up instead, give the Redis backends a retry period: "
     "redbeat_redis_options = {'retry_period': seconds} (-1: forever)."
 )
-_CLAIM_HEADER = 4
+#: How RedBeat's scripts begin the error they answer for a key another program broke.
+BROKEN_KEY_ERROR = "REDBEATKEY"
+_SCHEDULE = ("the schedule", "a sorted set")
+_STATICS = ("the static entries", "a set")
+_QUARANTINE = ("the quarantine", "a hash")
+_CLAIM_HEADER = 5
 _CLAIM_STRIDE = 5
 
 
@@ -54,6 +59,12 @@ def call_translated(client: Any, retry: RetryPolicy, operation: Callable[[], T])
 
     READONLY means the server we talk to was demoted (a failover behind a plain URL, a proxy or
     DNS name): drop the pooled connections so the next attempt connects afresh.
+
+    Any other error the server answers (a key of the wrong type, WRONGTYPE, out of memory,
+    a busy script, a refused command) is reported as :class:`BrokenStoreError`: the server is
+    there but will not do the tick's work, and the scheduler survives it the same way, as a
+    standby that retries. RedBeat's scripts check the keys they touch first and refuse
+    broken shared data with a ``REDBEATKEY`` error naming the key, its type and the fix.
     """
     try:
         return retry.call(operation)
@@ -64,6 +75,13 @@ def call_translated(client: Any, retry: RetryPolicy, operation: Callable[[], T])
         raise StoreUnavailableError(f"Redis answered READONLY (demoted master?): {exc}") from exc
     except TRANSIENT_ERRORS as exc:
         raise StoreUnavailableError(f"Redis unreachable: {exc}", hint=WAIT_HINT) from exc
+    except redis.exceptions.NoScriptError:
+        raise  # handled by the callers that send raw EVALSHA
+    except redis.exceptions.ResponseError as exc:
+        message = str(exc)
+        if message.startswith(BROKEN_KEY_ERROR):
+            raise BrokenStoreError(f"key {message[len(BROKEN_KEY_ERROR) :].strip()}") from exc
+        raise BrokenStoreError(f"Redis refused the command: {message}") from exc
 
 
 def disconnect(client: Any) -> None:
@@ -163,8 +181,8 @@ class RedisStore(StoreBase):
     # ----------------------------------------------------------------- the tick
 
     def claim_due(self, fence: Fence | None, now: float, limit: int) -> ClaimResult:
-        keys = [self.keys.schedule]
-        args: list[Any] = [repr(float(now)), int(limit)]
+        keys = [self.keys.schedule, self.keys.quarantine]
+        args: list[Any] = [repr(float(now)), int(limit), self.keys.prefix]
         if fence is not None:
             keys.append(fence.key)
             args += [fence.token, _ms(fence.ttl)]
@@ -174,8 +192,14 @@ class RedisStore(StoreBase):
             return ClaimResult(owned=False)
         server_time = int(reply[1]) + int(reply[2]) / 1_000_000
         next_due = _text(reply[3])
+        moved = int(reply[4])
+        first = _CLAIM_HEADER + 2 * moved
+        quarantined = [
+            Quarantine(self.keys.name(_text(reply[i]) or ""), _text(reply[i + 1]) or "")
+            for i in range(_CLAIM_HEADER, first, 2)
+        ]
         entries = []
-        for i in range(_CLAIM_HEADER, len(reply), _CLAIM_STRIDE):
+        for i in range(first, len(reply), _CLAIM_STRIDE):
             key, score, definition, meta, policy = reply[i : i + _CLAIM_STRIDE]
             entries.append(
                 StoredEntry(
@@ -191,6 +215,7 @@ class RedisStore(StoreBase):
             entries=entries,
             next_due=float(next_due) if next_due is not None else None,
             server_time=server_time,
+            quarantined=quarantined,
         )
 
     def commit(
@@ -328,26 +353,48 @@ class RedisStore(StoreBase):
     def rank(self, name: str) -> int | None:
         """``ZRANK``: faster than the base class's scan of the whole schedule."""
         key = self.keys.entry(name)
-        rank = self._call(lambda: self.client.zrank(self.keys.schedule, key))
+        rank = self._read(
+            self.keys.schedule, _SCHEDULE, lambda: self.client.zrank(self.keys.schedule, key)
+        )
         return None if rank is None else int(rank)
 
     def scheduled(self, start: int = 0, stop: int = -1) -> list[tuple[str, float]]:
-        pairs = self._call(
-            lambda: self.client.zrange(self.keys.schedule, start, stop, withscores=True)
+        pairs = self._read(
+            self.keys.schedule,
+            _SCHEDULE,
+            lambda: self.client.zrange(self.keys.schedule, start, stop, withscores=True),
         )
         return [(self.keys.name(_text(key) or ""), float(score)) for key, score in pairs]
 
     def count(self) -> int:
         """``ZCARD``: faster than the base class's read of the whole schedule."""
-        return int(self._call(lambda: self.client.zcard(self.keys.schedule)))
+        schedule = self.keys.schedule
+        return int(self._read(schedule, _SCHEDULE, lambda: self.client.zcard(schedule)))
 
     def statics(self) -> set[str]:
-        members = self._call(lambda: self.client.smembers(self.keys.statics))
+        statics = self.keys.statics
+        members = self._read(statics, _STATICS, lambda: self.client.smembers(statics))
         return {_text(m) or "" for m in members}
 
     def quarantined(self) -> dict[str, str]:
-        found = self._call(lambda: self.client.hgetall(self.keys.quarantine))
+        quarantine = self.keys.quarantine
+        found = self._read(quarantine, _QUARANTINE, lambda: self.client.hgetall(quarantine))
         return {self.keys.name(_text(k) or ""): _text(v) or "" for k, v in found.items()}
+
+    def _read(self, key: str, holds: tuple[str, str], operation: Callable[[], T]) -> T:
+        """A read of one shared key; a key of the wrong type is named, with what it holds and
+        the fix (``WRONGTYPE`` alone does not say which key)."""
+        try:
+            return self._call(operation)
+        except BrokenStoreError as exc:
+            if "WRONGTYPE" not in str(exc):
+                raise
+            found = _text(self._call(lambda: self.client.type(key)))
+            what, expected = holds
+            raise BrokenStoreError(
+                f"key {key} holds a {found}, not {expected} (where RedBeat keeps {what}): "
+                f"another program wrote it. Rename or delete it (DEL {key})"
+            ) from exc
 
     def close(self) -> None:
         disconnect(self.client)

@@ -3,22 +3,47 @@
 -- {0} and must not dispatch), then returns the due entries with their hash fields, and the
 -- score of the first entry not returned so the beat can sleep until exactly then.
 --
--- KEYS[1] schedule sorted set; KEYS[2] lock key (absent: no lock)
--- ARGV[1] now (score); ARGV[2] limit; ARGV[3] lock token; ARGV[4] lock TTL in ms
--- Returns {1, server_seconds, server_microseconds, next_score|false,
+-- Data another program broke must not stop the schedule: a shared key of the wrong type is
+-- refused with an error naming it (nothing is written); a due member that cannot be an entry
+-- (no key prefix, or a key that is not a hash) is moved to the quarantine here, with the
+-- reason, and reported, since no later step could address or read it. The checks ride on the
+-- commands the tick sends anyway (redis.pcall): a healthy idle tick is still four commands.
+--
+-- KEYS[1] schedule sorted set; KEYS[2] quarantine hash; KEYS[3] lock key (absent: no lock)
+-- ARGV[1] now (score); ARGV[2] limit; ARGV[3] key prefix; ARGV[4] lock token;
+-- ARGV[5] lock TTL in ms
+-- Returns {1, server_seconds, server_microseconds, next_score|false, n_quarantined,
+--          member, reason, ... (n_quarantined pairs),
 --          key, score, definition, meta, policy, key, score, ...} or {0}
-if #KEYS > 1 then
-  if redis.call('GET', KEYS[2]) ~= ARGV[3] then
+local function broken(key, holds, expected)
+  local found = redis.call('TYPE', key).ok
+  return redis.error_reply('REDBEATKEY ' .. key .. ' holds a ' .. found .. ', not ' .. expected ..
+    ' (where RedBeat keeps ' .. holds .. '): another program wrote it. Rename or delete it ' ..
+    '(DEL ' .. key .. '); this beat waits as a standby and retries')
+end
+local function failed(reply)
+  return type(reply) == 'table' and reply.err ~= nil
+end
+if #KEYS > 2 then
+  local holder = redis.pcall('GET', KEYS[3])
+  if failed(holder) then
+    return broken(KEYS[3], 'the beat lock', 'a string')
+  end
+  if holder ~= ARGV[4] then
     return {0}
   end
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  redis.call('PEXPIRE', KEYS[3], ARGV[5])
 end
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
+local prefix = ARGV[3]
 local clock = redis.call('TIME')
-local out = {1, clock[1], clock[2], false}
+local out = {1, clock[1], clock[2], false, 0}
 -- The idle tick reads only the head: one member, whatever the size of the schedule.
-local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local head = redis.pcall('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if failed(head) then
+  return broken(KEYS[1], 'the schedule', 'a sorted set')
+end
 if #head == 0 then
   return out
 end
@@ -27,16 +52,53 @@ if tonumber(head[2]) > now then
   return out
 end
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, limit)
+local entries = {}
+local moved = {}
 for i = 1, #due, 2 do
-  local fields = redis.call('HMGET', due[i], 'definition', 'meta', 'policy')
-  out[#out + 1] = due[i]
-  out[#out + 1] = due[i + 1]
-  out[#out + 1] = fields[1]
-  out[#out + 1] = fields[2]
-  out[#out + 1] = fields[3]
+  local key = due[i]
+  local reason = nil
+  local fields = nil
+  if string.sub(key, 1, #prefix) ~= prefix then
+    reason = 'the schedule member ' .. key .. ' does not start with the key prefix ' .. prefix ..
+      ': RedBeat cannot address it as an entry; remove it from the schedule'
+  else
+    fields = redis.pcall('HMGET', key, 'definition', 'meta', 'policy')
+    if failed(fields) then
+      reason = 'its key holds a ' .. redis.call('TYPE', key).ok .. ', not an entry hash: ' ..
+        'another program wrote it; delete the key and save the entry again'
+    end
+  end
+  if reason then
+    moved[#moved + 1] = key
+    moved[#moved + 1] = reason
+  else
+    entries[#entries + 1] = key
+    entries[#entries + 1] = due[i + 1]
+    entries[#entries + 1] = fields[1]
+    entries[#entries + 1] = fields[2]
+    entries[#entries + 1] = fields[3]
+  end
 end
--- The first member not claimed (due, beyond the limit, or the next one in the future).
-local taken = #due / 2
+if #moved > 0 then
+  local found = redis.call('TYPE', KEYS[2]).ok
+  if found ~= 'hash' and found ~= 'none' then
+    return broken(KEYS[2], 'the quarantine', 'a hash')
+  end
+  for i = 1, #moved, 2 do
+    redis.call('ZREM', KEYS[1], moved[i])
+    redis.call('HSET', KEYS[2], moved[i], moved[i + 1])
+  end
+end
+out[5] = #moved / 2
+for i = 1, #moved do
+  out[#out + 1] = moved[i]
+end
+for i = 1, #entries do
+  out[#out + 1] = entries[i]
+end
+-- The first member not claimed (due, beyond the limit, or the next one in the future). The
+-- members moved aside left the set, so the claimed ones are the first #entries / 5.
+local taken = #entries / 5
 local after = redis.call('ZRANGE', KEYS[1], taken, taken, 'WITHSCORES')
 if #after > 0 then
   out[4] = after[2]

@@ -2,22 +2,62 @@
 -- Entries deleted since the claim stay deleted; quarantined entries leave the schedule and
 -- their reason is recorded (their hash is kept so the user can inspect and fix them).
 --
+-- All or nothing: every key is checked before anything is written, so data another program
+-- broke cannot leave half a commit applied. A shared key of the wrong type refuses the whole
+-- commit with an error naming it; an entry key that is no longer a hash is quarantined instead
+-- of updated.
+--
 -- KEYS[1] schedule sorted set; KEYS[2] quarantine hash; KEYS[3] lock key (absent: no lock)
 -- ARGV[1] lock token; ARGV[2] lock TTL in ms; ARGV[3] number of updates;
 -- then per update: key, meta ('' = keep), score ('' = leave the schedule);
 -- then per quarantined entry: key, reason.
 -- Returns 1, or 0 when the lock is no longer ours (nothing is written then).
+local function broken(key, found, holds, expected)
+  return redis.error_reply('REDBEATKEY ' .. key .. ' holds a ' .. found .. ', not ' .. expected ..
+    ' (where RedBeat keeps ' .. holds .. '): another program wrote it. Rename or delete it ' ..
+    '(DEL ' .. key .. '); this beat waits as a standby and retries')
+end
+local function kind(key)
+  return redis.call('TYPE', key).ok
+end
 if #KEYS > 2 then
-  if redis.call('GET', KEYS[3]) ~= ARGV[1] then
+  local holder = redis.pcall('GET', KEYS[3])
+  if type(holder) == 'table' and holder.err then
+    return broken(KEYS[3], kind(KEYS[3]), 'the beat lock', 'a string')
+  end
+  if holder ~= ARGV[1] then
     return 0
   end
+end
+local found = kind(KEYS[1])
+if found ~= 'zset' and found ~= 'none' then
+  return broken(KEYS[1], found, 'the schedule', 'a sorted set')
+end
+-- Each entry key's type, checked before anything is written (TYPE costs what EXISTS did).
+local n = tonumber(ARGV[3])
+local kinds = {}
+local quarantines = (#ARGV - 3 - 3 * n) > 0
+for u = 1, n do
+  kinds[u] = kind(ARGV[1 + 3 * u])
+  if kinds[u] ~= 'hash' and kinds[u] ~= 'none' then
+    quarantines = true
+  end
+end
+if quarantines then
+  found = kind(KEYS[2])
+  if found ~= 'hash' and found ~= 'none' then
+    return broken(KEYS[2], found, 'the quarantine', 'a hash')
+  end
+end
+-- Everything is known to be writable from here on.
+if #KEYS > 2 then
   redis.call('PEXPIRE', KEYS[3], ARGV[2])
 end
 local i = 4
-for _ = 1, tonumber(ARGV[3]) do
+for u = 1, n do
   local key, meta, score = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   i = i + 3
-  if redis.call('EXISTS', key) == 1 then
+  if kinds[u] == 'hash' then
     if meta ~= '' then
       redis.call('HSET', key, 'meta', meta)
     end
@@ -26,8 +66,12 @@ for _ = 1, tonumber(ARGV[3]) do
     else
       redis.call('ZADD', KEYS[1], score, key)
     end
+  elseif kinds[u] == 'none' then
+    redis.call('ZREM', KEYS[1], key)
   else
     redis.call('ZREM', KEYS[1], key)
+    redis.call('HSET', KEYS[2], key, 'its key holds a ' .. kinds[u] .. ', not an entry hash: ' ..
+      'another program wrote it; delete the key and save the entry again')
   end
 end
 while i <= #ARGV do

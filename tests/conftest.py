@@ -4,12 +4,24 @@ nox session has no such plugin and none of its tests asks for them."""
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from redbeat_core.testing.apps import celery_apps
+
+#: The network guard: no test connects outside 127.0.0.1, in this process or its children.
+GUARD = Path(__file__).resolve().parent / "_network_guard"
+sys.path.insert(0, str(GUARD))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(GUARD), os.environ.get("PYTHONPATH")]))
+
+import redbeat_network_guard  # noqa: E402
+
+redbeat_network_guard.install()
 
 
 @pytest.fixture

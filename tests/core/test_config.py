@@ -131,3 +131,15 @@ def test_reading_the_config_warns_about_nothing_when_all_is_well() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         config(redbeat_url=URL)
+
+
+def test_settings_added_with_add_defaults_are_read() -> None:
+    """celery-redbeat reads settings added by ``app.conf.add_defaults`` (``conf.first`` sees
+    them), though iterating the configuration does not list them: so do we."""
+    app = Celery("defaults", set_as_current=False)
+    app.conf.broker_url = "memory://"
+    app.conf.add_defaults(
+        {"redbeat_key_prefix": "y:", "redbeat_url": URL, "REDBEAT_LOCK_TIMEOUT": 30}
+    )
+    c = RedBeatConfig.from_app(app)
+    assert (c.key_prefix, c.url, c.lock_timeout, c.lock_key) == ("y:", URL, 30, "y::lock")

@@ -146,3 +146,47 @@ def _app(url: str) -> Any:
     app = Celery("hints", set_as_current=False)
     app.conf.update(broker_url="memory://", redbeat_redis_url=url)
     return app
+
+
+def test_a_misspelled_redis_setting_is_named_with_the_right_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found before settings were declared: ``redbeat_redis_ulr`` quietly used the broker's
+    database, ``redbeat_lock_timout = 30`` quietly kept 10 s."""
+    app = Celery("misspelled", set_as_current=False)
+    app.conf.update(
+        broker_url="redis://127.0.0.1:6399/0",
+        redbeat_redis_ulr="redis://127.0.0.1:6399/5",
+        REDBEAT_LOCK_TIMOUT=30,
+    )
+    with (
+        caplog.at_level("WARNING", logger="celery.beat"),
+        pytest.warns(DeprecationWarning, match="falls back to broker_url"),
+    ):
+        runtime = get_runtime(app)
+    assert runtime.config.url == "redis://127.0.0.1:6399/0"  # the fallback, as before...
+    assert "redbeat_redis_ulr is not declared" in caplog.text  # ...but said
+    assert "did you mean redbeat_redis_url?" in caplog.text
+    assert "REDBEAT_LOCK_TIMOUT is not declared" in caplog.text
+    assert "did you mean redbeat_lock_timeout?" in caplog.text
+
+
+def test_settings_from_add_defaults_survive_celery_finalizing_the_app() -> None:
+    """celery-redbeat reads an ``add_defaults`` setting only if it looks it up before Celery
+    finalizes the configuration (which drops them); a Sentinel URL set that way was lost.
+    RedBeat keeps them, whatever it reads first."""
+    app = Celery("early-defaults", broker="memory://", set_as_current=False)
+    app.conf.add_defaults(
+        {
+            "redbeat_redis_url": "redis+sentinel://127.0.0.1:26379/mymaster",
+            "redbeat_key_prefix": "y:",
+            "redbeat_redis_options": {"retry_period": 7},
+        }
+    )
+    c = RedBeatConfig.from_app(app)
+    assert (c.url, c.url_setting, c.key_prefix) == (
+        "redis+sentinel://127.0.0.1:26379/mymaster",
+        "redbeat_redis_url",
+        "y:",
+    )
+    assert RedisSettings.of(c).retry_period == 7

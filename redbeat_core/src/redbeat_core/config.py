@@ -308,11 +308,13 @@ class RedBeatConfig:
         ``overrides`` come from the scheduler's constructor (``lock_key``, ``lock_timeout``,
         ``max_interval``) and win over the configuration, as in celery-redbeat.
         """
+        from redbeat_core.celeryconf import CeleryConf
         from redbeat_core.plugins import PluginManager
 
-        manager = PluginManager.load(plugin_paths(app.conf))
+        conf = CeleryConf(app)
+        manager = PluginManager.load(plugin_paths(conf))
         registry = manager.settings_registry()
-        config = cls.from_settings(registry.read(app.conf), app=app, **overrides)
+        config = cls.from_settings(registry.read(conf), app=app, **overrides)
         registry.run_checks(config)
         return config
 

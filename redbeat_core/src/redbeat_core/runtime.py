@@ -14,6 +14,7 @@ from typing import Any, Final
 
 import attrs
 
+from redbeat_core.celeryconf import CeleryConf
 from redbeat_core.codec import Codec
 from redbeat_core.config import RedBeatConfig, plugin_paths
 from redbeat_core.plugins import PluginManager
@@ -89,10 +90,11 @@ def _build(app: Any, overrides: dict[str, Any]) -> Runtime:
         settings = plugins.settings_registry()
         config = assigned
     else:
-        plugins = PluginManager.load(plugin_paths(app.conf))
+        conf = CeleryConf(app)
+        plugins = PluginManager.load(plugin_paths(conf))
         settings = plugins.settings_registry()
-        config = RedBeatConfig.from_settings(settings.read(app.conf), app=app, **overrides)
-        settings.warn_undeclared(app.conf)
+        config = RedBeatConfig.from_settings(settings.read(conf), app=app, **overrides)
+        settings.warn_undeclared(conf)
     settings.run_checks(config)
     registry = plugins.make_registry()
     config = registry.adjust(config)

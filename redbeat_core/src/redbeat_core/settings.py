@@ -212,36 +212,47 @@ class SettingRegistry:
                 msg = f"{alias.name!r} ({alias.owner}) is an alias of {alias.alias_of!r}, which "
                 msg += "nobody declared"
                 raise ValueError(msg)
-        present = _present(conf)
+        # Every value is read with conf.get before the configuration is iterated: iterating a
+        # Celery configuration that is not finalized yet finalizes it and drops what
+        # app.conf.add_defaults() added (celery-redbeat reads those, so we must too).
+        targets = [s for s in self._settings.values() if s.alias_of is None]
+        found = {s.name: _lookup(conf, [s.name, *self.aliases_of(s.name)]) for s in targets}
+        inherited = {s.name: s.fallback and conf.get(s.fallback) for s in targets}
+        present: Mapping[str, str] = {}
+        if any(found[s.name] is None and s.none_is_value for s in targets):
+            present = _present(conf)
         values: dict[str, Any] = {}
         explicit: set[str] = set()
         sources: dict[str, str] = {}
-        for setting in self._settings.values():
-            if setting.alias_of is None:
-                self._read_one(conf, present, setting, values, explicit, sources)
+        for setting in targets:
+            names = [setting.name, *self.aliases_of(setting.name)]
+            hit = found[setting.name]
+            if hit is None and setting.none_is_value:
+                hit = next(((name, None) for name in names if name in present), None)
+            self._record(setting, names, hit, inherited[setting.name], values, explicit, sources)
         return Settings(
             values=values, explicit=frozenset(explicit), sources=sources, registry=self, conf=conf
         )
 
-    def _read_one(
+    def _record(
         self,
-        conf: Any,
-        present: Mapping[str, str],
         setting: Setting,
+        names: list[str],
+        hit: tuple[str, Any] | None,
+        inherited: Any,
         values: dict[str, Any],
         explicit: set[str],
         sources: dict[str, str],
     ) -> None:
-        """Read, check and record one setting's value (see :meth:`read`)."""
-        names = [setting.name, *self.aliases_of(setting.name)]
-        found = _lookup(conf, present, names, setting)
-        if found is not None:
-            key, value = found
+        """Check and record one setting's value: the one set (``hit``), else its fallback's
+        (``inherited``), else its default."""
+        if hit is not None:
+            key, value = hit
             explicit.add(setting.name)
             sources[setting.name] = key
             values[setting.name] = self._parse(setting, key, value)
             return
-        fallback = _fallback(conf, setting, " or ".join(names))
+        fallback = _fallback(setting, inherited, " or ".join(names))
         if fallback is not None and setting.fallback is not None:
             sources[setting.name] = setting.fallback
             # A bad inherited value names the key the operator did set, and why it was read.
@@ -251,6 +262,19 @@ class SettingRegistry:
         else:
             sources[setting.name] = setting.name
             values[setting.name] = setting.default
+
+    def read_late(self, conf: Any, name: str, into: dict[str, Any]) -> Any:
+        """Read one setting declared after the others were read (see :class:`Settings`)."""
+        setting = self._settings[name]
+        target = self._settings[setting.alias_of] if setting.alias_of else setting
+        names = [target.name, *self.aliases_of(target.name)]
+        hit = _lookup(conf, names)
+        if hit is None and target.none_is_value:
+            present = _present(conf)
+            hit = next(((n, None) for n in names if n in present), None)
+        inherited = target.fallback and conf.get(target.fallback)
+        self._record(target, names, hit, inherited, into, set(), {})
+        return into[target.name]
 
     def _parse(self, setting: Setting, key: str, value: Any, *, note: str = "") -> Any:
         try:
@@ -287,31 +311,26 @@ def _present(conf: Any) -> dict[str, str]:
     return {str(key).lower(): str(key) for key in conf}
 
 
-def _lookup(
-    conf: Any, present: Mapping[str, str], names: Iterable[str], setting: Setting
-) -> tuple[str, Any] | None:
-    """``(key as written, value)`` of the first of ``names`` set in ``conf``, or None.
+def _lookup(conf: Any, names: Iterable[str]) -> tuple[str, Any] | None:
+    """``(name, value)`` of the first of ``names`` set in ``conf`` (not None), or None.
 
-    A key set to ``None`` counts as not set, unless the setting says ``None`` is a value.
+    Values are read with ``conf.get`` in lower and upper case, as celery-redbeat reads them
+    (``conf.first``): that also sees settings added with ``app.conf.add_defaults(...)``, which
+    iterating the configuration does not list. A key set to ``None`` counts as not set here (a
+    setting for which ``None`` is a value checks the keys the configuration lists).
     """
     for name in names:
-        key = present.get(name)
-        if key is None:
-            continue
-        value = conf.get(key)
-        if value is None and not setting.none_is_value:
-            continue
-        return name, value
+        for key in (name, name.upper()):
+            value = conf.get(key)
+            if value is not None:
+                return name, value
     return None
 
 
-def _fallback(conf: Any, setting: Setting, names: str) -> Any:
-    """The fallback's value, or None; ``names`` (the setting's names) fill ``{names}`` in
-    the deprecation message."""
-    if setting.fallback is None:
-        return None
-    value = conf.get(setting.fallback)
-    if value is None or value in ("", {}):
+def _fallback(setting: Setting, value: Any, names: str) -> Any:
+    """The fallback's value (read by the caller), or None when it is unset or empty;
+    ``names`` (the setting's names) fill ``{names}`` in the deprecation message."""
+    if setting.fallback is None or value is None or value in ("", {}):
         return None
     if setting.fallback_warning:
         message = setting.fallback_warning.format(names=names)
@@ -352,11 +371,8 @@ class Settings:
             return self._late[name]
         if self.registry is None or self.conf is None or name not in self.registry:
             raise KeyError(name)
-        setting = self.registry[name]
-        target = self.registry[setting.alias_of] if setting.alias_of else setting
-        explicit: set[str] = set()
-        self.registry._read_one(self.conf, _present(self.conf), target, self._late, explicit, {})
-        return self._late[target.name]
+        value = self.registry.read_late(self.conf, name, self._late)
+        return value
 
     def get(self, name: str, default: Any = None) -> Any:
         try:

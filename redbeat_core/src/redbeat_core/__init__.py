@@ -9,6 +9,7 @@ from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import (
     ConfigurationError,
     EntryDecodeError,
+    InvalidEntryError,
     PluginError,
     RedBeatError,
     StoreUnavailableError,
@@ -35,6 +36,7 @@ __all__ = [
     "DueRuns",
     "EntryDecodeError",
     "Fence",
+    "InvalidEntryError",
     "InvalidValue",
     "Lock",
     "PluginError",

@@ -349,11 +349,16 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
         return self._runtime.store.rank(self.name)
 
     def is_due(self) -> schedstate:
+        """Celery's ``(is_due, next check in seconds)``. Raises ``InvalidEntryError`` for an
+        interval the beat refuses to run (shorter than ``redbeat_min_interval``; see
+        :func:`~redbeat_core.validation.check_interval`): one stored by celery-redbeat or a
+        script is quarantined by the tick instead of being published in a loop."""
         if not self.enabled:
             return schedstate(False, DISABLED_RECHECK_SECONDS)
-        return self.schedule.is_due(
-            self.last_run_at or datetime(MINYEAR, 1, 2, tzinfo=self.schedule.tz)
-        )
+        schedule = self.schedule
+        if isinstance(schedule, interval):
+            validation.check_interval(self.name, schedule, self._runtime.config.min_interval)
+        return schedule.is_due(self.last_run_at or datetime(MINYEAR, 1, 2, tzinfo=schedule.tz))
 
     def to_stored(self, now: datetime | None = None) -> StoredEntry:
         """What :meth:`save` writes: definition, meta, policy and the score (None when the entry

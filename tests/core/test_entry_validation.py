@@ -241,3 +241,10 @@ def test_an_unusable_minimum_interval_fails_naming_the_setting(value: Any) -> No
         assert ">= 0.001" in str(caught.value)
     finally:
         app.close()
+
+
+@pytest.mark.parametrize("interval", [0, -1, 1.5, True])
+def test_an_rrule_that_never_steps_is_refused_when_built(interval: Any) -> None:
+    """dateutil with interval=0 never finds a next occurrence: save() used to hang forever."""
+    with pytest.raises(ValueError, match="rrule interval must be a whole number >= 1"):
+        rrule("SECONDLY", interval=interval)

@@ -19,7 +19,7 @@ from celery import Celery
 from celery.schedules import schedule
 
 from redbeat_core.entry import RedBeatSchedulerEntry
-from redbeat_core.exceptions import InvalidEntryError
+from redbeat_core.exceptions import EntryDecodeError, InvalidEntryError
 from redbeat_core.planning import Plan, TickTime, plan_tick
 from redbeat_core.records import decode_entry
 from redbeat_core.runtime import get_runtime
@@ -133,3 +133,14 @@ def test_a_refused_stored_entry_still_loads_so_it_can_be_fixed(app: Celery) -> N
         entry.to_stored()
     entry.schedule = schedule(30)
     assert entry.to_stored().name == "fixme"
+
+
+def test_a_stored_rrule_that_never_steps_is_quarantined_as_undecodable(app: Celery) -> None:
+    """interval 0: dateutil would never find the next occurrence (item 1 bounded it with the
+    planning budget; now the rule is refused when it is decoded)."""
+    rule = {"__type__": "rrule", "freq": 6, "interval": 0, "dtstart": int(T) - 3600}
+    with pytest.raises(EntryDecodeError, match="interval must be a whole number >= 1"):
+        get_runtime(app).codec.decode_definition(raw("r", rule).definition, name="r")
+    result = plan(app, raw("r", rule))
+    assert [q.name for q in result.quarantine] == ["r"]
+    assert "interval must be a whole number >= 1" in result.quarantine[0].reason

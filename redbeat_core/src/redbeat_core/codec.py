@@ -43,6 +43,7 @@ __all__ = [
     "Codec",
     "RedBeatConverter",
     "TypeTag",
+    "UnencodableError",
     "configure_converter",
     "from_timestamp",
     "make_converter",
@@ -61,6 +62,15 @@ Clock = Callable[[], datetime]
 _decode_clock: contextvars.ContextVar[Clock | None] = contextvars.ContextVar(
     "redbeat_decode_clock", default=None
 )
+
+
+class UnencodableError(TypeError):
+    """An object the codec has no ``__type__`` tag for; ``value`` is that object (the entry API
+    names the field holding it)."""
+
+    def __init__(self, message: str, value: object) -> None:
+        super().__init__(message)
+        self.value = value
 
 
 class _DecodeFailure(ValueError):
@@ -575,7 +585,7 @@ class Codec:
                 "register it via the redbeat_configure_converter hook "
                 "(codec.register_type(tag, cls, unstructure, structure))."
             )
-            raise TypeError(msg)
+            raise UnencodableError(msg, obj)
         return self.converter.unstructure(obj)
 
     def decode_tagged(self, fields: dict[str, Any]) -> Any:

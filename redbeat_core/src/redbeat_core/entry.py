@@ -17,11 +17,11 @@ from typing import Any, Self
 
 from celery.app import app_or_default
 from celery.beat import ScheduleEntry
-from celery.schedules import crontab, schedstate
+from celery.schedules import BaseSchedule, crontab, schedstate
 from celery.schedules import schedule as interval
 from celery.utils.time import maybe_make_aware
 
-from redbeat_core import records
+from redbeat_core import records, validation
 from redbeat_core.codec import Codec
 from redbeat_core.model import EntryDefinition, EntryMeta, EntryPolicy
 from redbeat_core.runtime import Runtime, ensure_conf, get_runtime
@@ -106,10 +106,15 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
         policy: EntryPolicy | None = None,
         **clsargs: Any,
     ) -> None:
+        if schedule is not None and not isinstance(schedule, BaseSchedule):
+            # Celery converts the schedule here and would fail with a raw AttributeError or
+            # OverflowError; every other field is checked when the entry is stored (save()),
+            # as celery-redbeat code sets attributes between building and saving an entry.
+            validation.check_schedule_type(name, schedule)
         clsargs["app"] = app_or_default(clsargs.get("app"))
         fresh_one_off = isinstance(schedule, clocked) and clsargs.get("last_run_at") is None
         super().__init__(
-            name=str(name),
+            name=name,
             task=task,
             schedule=schedule,
             args=args,
@@ -134,7 +139,10 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
 
     @staticmethod
     def generate_key(app: Any, name: str) -> str:
-        return get_runtime(app).config.key_for(name)
+        """The storage key of the entry ``name``. Raises ``InvalidEntryError`` for a name that
+        cannot name an entry (not a non-empty string, or one of RedBeat's own keys)."""
+        config = get_runtime(app).config
+        return config.key_for(validation.check_name(name, config))
 
     @property
     def key(self) -> str:
@@ -341,29 +349,44 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
         return self._runtime.store.rank(self.name)
 
     def is_due(self) -> schedstate:
+        """Celery's ``(is_due, next check in seconds)``. Raises ``InvalidEntryError`` for an
+        interval the beat refuses to run (shorter than ``redbeat_min_interval``; see
+        :func:`~redbeat_core.validation.check_interval`): one stored by celery-redbeat or a
+        script is quarantined by the tick instead of being published in a loop."""
         if not self.enabled:
             return schedstate(False, DISABLED_RECHECK_SECONDS)
-        return self.schedule.is_due(
-            self.last_run_at or datetime(MINYEAR, 1, 2, tzinfo=self.schedule.tz)
-        )
+        schedule = self.schedule
+        if isinstance(schedule, interval):
+            validation.check_interval(self.name, schedule, self._runtime.config.min_interval)
+        return schedule.is_due(self.last_run_at or datetime(MINYEAR, 1, 2, tzinfo=schedule.tz))
 
     def to_stored(self, now: datetime | None = None) -> StoredEntry:
         """What :meth:`save` writes: definition, meta, policy and the score (None when the entry
         is disabled or finished, which keeps it out of the schedule). ``now`` pins the clock
-        (see :meth:`now_or`)."""
-        return records.encode_entry(self, codec=self._runtime.codec, now=now)
+        (see :meth:`now_or`).
+
+        Raises ``InvalidEntryError`` naming the field for an entry that cannot be stored
+        (see :mod:`redbeat_core.validation`)."""
+        runtime = self._runtime
+        validation.check_entry(self, runtime.config)
+        return records.encode_entry(self, codec=runtime.codec, now=now)
 
     def save(self) -> RedBeatSchedulerEntry:
-        """Store the definition (the stored last_run_at is kept) and (re)schedule the entry."""
+        """Store the definition (the stored last_run_at is kept) and (re)schedule the entry.
+
+        Raises ``InvalidEntryError`` naming the field, before anything is written, for an entry
+        that cannot be stored."""
+        stored = self.to_stored()
         runtime = self._runtime
-        runtime.store.save(self.to_stored(), keep_meta=True)
+        runtime.store.save(stored, keep_meta=True)
         runtime.plugins.entry_saved(app=self.app, entry=self)
         return self
 
     def delete(self) -> None:
         runtime = self._runtime
-        runtime.store.delete(self.name)
-        runtime.plugins.entry_deleted(app=self.app, name=self.name)
+        name = validation.check_name(self.name, runtime.config)
+        runtime.store.delete(name)
+        runtime.plugins.entry_deleted(app=self.app, name=name)
 
     def _next_instance(
         self, last_run_at: datetime | None = None, only_update_last_run_at: bool = False
@@ -374,15 +397,17 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
         if only_update_last_run_at:
             entry.total_run_count = self.total_run_count
         runtime = self._runtime
+        name = validation.check_name(entry.name, runtime.config)
         meta = records.encode_meta(runtime.codec, entry.last_run_at, entry.total_run_count)
-        runtime.store.update_meta(entry.name, meta, entry.next_score())
+        runtime.store.update_meta(name, meta, entry.next_score())
         return entry
 
     __next__ = next = _next_instance
 
     def reschedule(self, last_run_at: datetime | None = None) -> None:
         """Pretend the entry last ran at ``last_run_at`` (default now) and reschedule it."""
-        self.last_run_at = last_run_at or self.default_now()
         runtime = self._runtime
+        name = validation.check_name(self.name, runtime.config)
+        self.last_run_at = last_run_at or self.default_now()
         meta = records.encode_meta(runtime.codec, self.last_run_at, self.total_run_count)
-        runtime.store.update_meta(self.name, meta, self.next_score())
+        runtime.store.update_meta(name, meta, self.next_score())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import reprlib
+
 
 class RedBeatError(Exception):
     """Base class of every error RedBeat raises on purpose."""
@@ -47,6 +49,44 @@ class EntryDecodeError(RedBeatError, ValueError):
         self.name = name
         self.reason = reason
         super().__init__(f"entry {name!r}: {reason}")
+
+
+class InvalidEntryError(RedBeatError, ValueError):
+    """An argument to the entry API (``RedBeatSchedulerEntry``, ``update_from_dict``, an entry
+    of ``beat_schedule``) has a value RedBeat cannot store or schedule.
+
+    Raised when the entry is built (for a schedule Celery could not hold at all) or stored
+    (``save()``, ``update_from_dict``, the start-up sync), and, for a stored schedule the beat
+    refuses to run, while planning a tick (the entry is then quarantined with :attr:`reason`).
+    The message names the entry, the field, the value found and what is accepted.
+    """
+
+    def __init__(
+        self, name: object, field: str, value: object, accepted: str, *, shown: str | None = None
+    ) -> None:
+        self.name = name
+        self.field = field
+        self.value = value
+        self.accepted = accepted
+        #: How the value reads in the message, when its repr would not say it (Celery shows
+        #: ``schedule(-5)`` as ``<freq: now>``).
+        self.shown = shown if shown is not None else _short_repr(value)
+        super().__init__(f"entry {name!r}: {self.reason}")
+
+    @property
+    def reason(self) -> str:
+        """The field, the value and what is accepted, without the entry's name (what the
+        quarantine records next to the entry's key)."""
+        return f"invalid {self.field} {self.shown}: {self.accepted}"
+
+
+def _short_repr(value: object) -> str:
+    """``repr(value)``, cut short: a rejected argument may be a large list."""
+    return _REPR.repr(value)
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
 
 
 class StoreUnavailableError(RedBeatError):

@@ -18,7 +18,7 @@ import attrs
 
 from redbeat_core import records
 from redbeat_core.budget import BudgetExceeded, PlanningBudget
-from redbeat_core.exceptions import EntryDecodeError
+from redbeat_core.exceptions import EntryDecodeError, InvalidEntryError
 from redbeat_core.runs import Decision, DueRun, Skipped
 from redbeat_core.typing import EntryUpdate, Quarantine, StoredEntry
 
@@ -193,7 +193,12 @@ def _plan_entry(
         ran_at = entry.default_now()
         next_score = entry.score_after_run(next_time_to_run, ran_at=ran_at) if is_due else None
     except Exception as exc:  # the schedule's own arithmetic: this entry's fault alone
-        return Quarantine(name, f"cannot compute its next run: {exc!r}")
+        reason = (  # a schedule the beat refuses to run (a zero interval) says why itself
+            exc.reason
+            if isinstance(exc, InvalidEntryError)
+            else f"cannot compute its next run: {exc!r}"
+        )
+        return Quarantine(name, reason)
     if not is_due:
         # The score said due but the schedule says "not yet" (a whole-second score written
         # by celery-redbeat, or clock skew): store the precise due time.

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from redbeat_core import validation
 from redbeat_core.codec import Codec
+from redbeat_core.exceptions import InvalidEntryError
 from redbeat_core.model import EntryMeta
 from redbeat_core.typing import StoredEntry
 
@@ -48,14 +50,49 @@ def encode_entry(
 ) -> StoredEntry:
     """What saving ``entry`` writes: definition, meta, policy and its score (None when it is
     disabled or finished, which keeps it out of the schedule). ``now`` pins the clock its next
-    due time is computed at (see :meth:`RedBeatSchedulerEntry.now_or`)."""
+    due time is computed at (see :meth:`RedBeatSchedulerEntry.now_or`).
+
+    ``entry`` has passed :func:`~redbeat_core.validation.check_entry`. Raises
+    ``InvalidEntryError`` naming the field that holds a value the codec cannot write, or the
+    schedule when its next run cannot be computed."""
+    definition = encode_definition(entry, codec)
+    try:
+        score = entry.next_score(now)
+    except Exception as exc:  # the schedule's own arithmetic (a date past the year 9999...)
+        raise InvalidEntryError(
+            entry.name,
+            "schedule",
+            entry.schedule,
+            f"a schedule whose next run can be computed ({type(exc).__name__}: {exc})",
+        ) from exc
     return StoredEntry(
         name=entry.name,
-        definition=codec.encode_definition(entry.to_definition()),
+        definition=definition,
         meta=codec.encode_meta(entry.to_meta()),
-        policy=codec.encode_policy(entry.policy) if entry.policy is not None else None,
-        score=entry.next_score(now),
+        policy=encode_policy(entry, codec),
+        score=score,
     )
+
+
+def encode_definition(entry: RedBeatSchedulerEntry, codec: Codec) -> str:
+    """The ``definition`` part of a checked entry. Raises ``InvalidEntryError`` naming the field
+    that holds a value the codec cannot write (found only when encoding failed)."""
+    definition = entry.to_definition()
+    try:
+        return codec.encode_definition(definition)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise validation.unencodable(codec, definition, None, exc) from exc
+
+
+def encode_policy(entry: RedBeatSchedulerEntry, codec: Codec) -> str | None:
+    """The ``policy`` part of a checked entry (None: keep the stored one). Raises
+    ``InvalidEntryError`` when a value in it cannot be written."""
+    if entry.policy is None:
+        return None
+    try:
+        return codec.encode_policy(entry.policy)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise validation.unencodable(codec, entry.to_definition(), entry.policy, exc) from exc
 
 
 def encode_meta(codec: Codec, last_run_at: datetime | None, total_run_count: int | None) -> str:

@@ -135,6 +135,11 @@ class rrule(BaseSchedule):  # type: ignore[misc,unused-ignore]
                 msg = f"unknown rrule freq {freq!r}: use one of {names} or dateutil's constants"
                 raise ValueError(msg) from None
 
+        if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+            # dateutil steps by ``interval``: 0 never moves (asking for the next occurrence
+            # never returns), a negative one fails with an unrelated error.
+            msg = f"rrule interval must be a whole number >= 1, got {interval!r}"
+            raise ValueError(msg)
         self.freq: int = freq
         self.dtstart: datetime = self.maybe_make_aware(dtstart or self.now())
         self.interval = interval

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from celery.schedules import crontab
 
+from redbeat_core import records, validation
 from redbeat_core.budget import BudgetExceeded, PlanningBudget
 from redbeat_core.entry import has_own_clock
-from redbeat_core.exceptions import EntryDecodeError
+from redbeat_core.exceptions import EntryDecodeError, InvalidEntryError
 from redbeat_core.schedules import clocked
 from redbeat_core.typing import StoredEntry
 
@@ -103,11 +104,12 @@ def sync_statics(runtime: Runtime, entry_class: type[RedBeatSchedulerEntry]) -> 
                 budget.end_entry()
             except (Exception, BudgetExceeded) as exc:
                 budget.end_entry()
-                reason = (
-                    f"computing its next run {exc} (redbeat_entry_time_budget)"
-                    if isinstance(exc, BudgetExceeded)
-                    else str(exc)
-                )
+                if isinstance(exc, BudgetExceeded):
+                    reason = f"computing its next run {exc} (redbeat_entry_time_budget)"
+                elif isinstance(exc, InvalidEntryError):
+                    reason = exc.reason  # the message without the name, logged just before
+                else:
+                    reason = str(exc)
                 logger.error(
                     "beat: cannot add static entry %r from beat_schedule: %s. Fix its "
                     "definition in beat_schedule; the other entries are stored.",
@@ -144,14 +146,18 @@ def _sync_one(
 ) -> tuple[StoredEntry | None, bool]:
     """What to write for one static: (None, True) when it is stored exactly as configured,
     else its record and whether the stored meta was readable (its run history kept). Raises
-    when the static cannot be built or encoded."""
+    when the static cannot be built or encoded (``InvalidEntryError`` naming the field).
+
+    The static is checked before it is compared with the stored one: a static that was stored
+    unchanged by an earlier version is refused all the same."""
     entry = build_entry(entry_class, runtime.app, name, fields, now=now)
+    validation.check_entry(entry, runtime.config)
     if current is not None and _stored_as_is(runtime, entry, current):
         return None, True
     readable = True
     if current is not None and current.meta:
         readable = _keep_run_history(runtime, entry, current.meta)
-    return entry.to_stored(now), readable
+    return records.encode_entry(entry, codec=runtime.codec, now=now), readable
 
 
 def _stored_as_is(runtime: Runtime, entry: RedBeatSchedulerEntry, current: StoredEntry) -> bool:
@@ -161,9 +167,9 @@ def _stored_as_is(runtime: Runtime, entry: RedBeatSchedulerEntry, current: Store
     if current.score is None or current.definition is None:
         return False
     codec = runtime.codec
-    if codec.encode_definition(entry.to_definition()) != current.definition:
+    if records.encode_definition(entry, codec) != current.definition:
         return False
-    return entry.policy is None or codec.encode_policy(entry.policy) == current.policy
+    return entry.policy is None or records.encode_policy(entry, codec) == current.policy
 
 
 def _keep_run_history(runtime: Runtime, entry: RedBeatSchedulerEntry, stored_meta: str) -> bool:

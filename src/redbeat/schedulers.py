@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import attrs
 from celery.app import app_or_default
 from celery.signals import beat_init
 
-from redbeat_core.config import RedBeatConfig as _CoreConfig
+from redbeat_core.appconf import AppConf
 from redbeat_core.entry import RedBeatSchedulerEntry
 from redbeat_core.runtime import ensure_conf as _ensure_conf
 from redbeat_core.runtime import get_runtime
@@ -31,19 +30,18 @@ __all__ = [
 ]
 
 
-class RedBeatConfig(_CoreConfig):
-    """``RedBeatConfig(app)``: celery-redbeat's constructor, reading the app's settings."""
+class RedBeatConfig(AppConf):
+    """celery-redbeat's ``RedBeatConfig(app)``: the app's settings, which code may read and
+    change (``schedule``, ``key_prefix``, ``lock_key``, ``lock_timeout``) and query with
+    ``either_or``. ``app.redbeat_conf`` holds one; assigning one there is allowed, as in
+    celery-redbeat. RedBeat runs on the checked, frozen ``config`` underneath."""
 
-    def __init__(self, app: Any = None, **fields: Any) -> None:
-        if fields:
-            super().__init__(app=app, **fields)
-            return
-        config = _CoreConfig.from_app(app_or_default(app))
-        super().__init__(**{f.name: getattr(config, f.name) for f in attrs.fields(_CoreConfig)})
+    def __init__(self, app: Any = None) -> None:
+        super().__init__(app_or_default(app))
 
 
-def ensure_conf(app: Any = None) -> _CoreConfig:
-    """The app's RedBeat configuration, kept on ``app.redbeat_conf``."""
+def ensure_conf(app: Any = None) -> AppConf:
+    """The app's ``RedBeatConfig``, kept on ``app.redbeat_conf``."""
     return _ensure_conf(app_or_default(app))
 
 

@@ -128,7 +128,8 @@ def test_runtime_applies_the_policy_and_publishes_the_config(make_app: Any) -> N
     runtime = get_runtime(app)
     assert runtime.config.key_prefix == "{redbeat}:"
     assert runtime.config.lock_key == "{redbeat}::lock"
-    assert app.redbeat_conf is runtime.config  # celery-redbeat code reads it there
+    assert app.redbeat_conf.config is runtime.config  # celery-redbeat code reads it there
+    assert app.redbeat_conf.key_prefix == "{redbeat}:"
     assert app.redbeat_conf.schedule_key == "{redbeat}::schedule"
 
 

@@ -209,3 +209,55 @@ def test_what_is_not_a_cluster_url() -> None:
     assert not uses_cluster(config("unix:///tmp/s.sock", {"cluster": True}))
     with pytest.raises(ConfigurationError, match="not a Redis Cluster URL"):
         cluster_target(config("redis://h1:7000/0"))
+
+
+# ------------------------------------------------- celery-redbeat's forms, as it builds them
+
+
+@pytest.mark.parametrize(
+    ("url", "options"),
+    [
+        ("redis-cluster://", {"startup_nodes": [{"host": "h", "port": 7000}]}),
+        ("redis://h:7000/0", {"cluster": True}),
+    ],
+)
+def test_celery_redbeat_forms_take_the_client_options_of_broker_transport_options(
+    url: str, options: dict[str, Any]
+) -> None:
+    """celery-redbeat 2.4.2 passes the broker's options to RedisCluster in these two forms:
+    ``max_connections`` reaches the client, the broker's own ``visibility_timeout`` does not."""
+    broker = {**options, "max_connections": 20, "socket_timeout": 2, "visibility_timeout": 3600}
+    target = cluster_target(redis_config(url, options=broker, inherited=True))
+    assert target.kwargs == {"decode_responses": True, "max_connections": 20, "socket_timeout": 2}
+
+
+def test_cluster_option_on_a_url_without_a_host_means_localhost() -> None:
+    target = cluster_target(config("redis://", {"cluster": True}))
+    assert target.nodes == (("localhost", 6379),)
+
+
+def test_client_construction_is_looked_up_when_called(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests intercept the client as they do celery-redbeat's: by patching
+    ``redis.cluster.RedisCluster`` (``RedisCluster(...)`` for ``redis-cluster://``) or its
+    ``from_url`` (``{'cluster': True}``). No connection is made."""
+    import redis.cluster
+
+    from redbeat_cluster.connection import build_client
+
+    built: list[tuple[str, Any, dict[str, Any]]] = []
+
+    class Intercepted:
+        def __init__(self, **kwargs: Any) -> None:
+            built.append(("init", kwargs.pop("startup_nodes"), kwargs))
+
+        @classmethod
+        def from_url(cls, url: str, **kwargs: Any) -> Any:
+            built.append(("from_url", url, kwargs))
+            return "from_url"
+
+    monkeypatch.setattr(redis.cluster, "RedisCluster", Intercepted)
+    client = build_client(config("redis-cluster://", {"startup_nodes": [{"host": "h", "port": 1}]}))
+    assert isinstance(client, Intercepted)
+    assert [(n.host, n.port) for n in built[0][1]] == [("h", 1)]
+    assert build_client(config("redis://h:7000/0", {"cluster": True})) == "from_url"
+    assert built[1][:2] == ("from_url", "redis://h:7000")

@@ -14,6 +14,7 @@ from celery import Celery
 
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import ConfigurationError
+from redbeat_core.runtime import get_runtime
 
 URL = "teststore://h:1/2"
 
@@ -64,8 +65,9 @@ def test_broker_url_fallback_warns() -> None:
 def test_no_url_at_all_names_the_setting() -> None:
     app = Celery("nothing", set_as_current=False)
     app.conf.broker_url = None
-    with pytest.raises(ConfigurationError, match="set redbeat_url"):
-        RedBeatConfig.from_app(app)
+    assert RedBeatConfig.from_app(app).url == ""  # a backend may serve it without one
+    with pytest.raises(ConfigurationError, match="set redbeat_url or redbeat_redis_url"):
+        get_runtime(app)  # none does: refused when the backend is chosen
 
 
 def test_timing_defaults_prepare_ahead_and_freeze() -> None:

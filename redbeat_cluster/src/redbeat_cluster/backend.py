@@ -24,10 +24,11 @@ import redis.exceptions
 from redbeat_cluster.connection import APP_CLIENT_ATTRIBUTE, build_client, cluster_target
 from redbeat_cluster.keys import adjust_config
 from redbeat_core.config import RedBeatConfig
-from redbeat_core.exceptions import ConfigurationError, StoreUnavailableError
+from redbeat_core.exceptions import ConfigurationError
 from redbeat_core.urls import mask_url
 from redbeat_redis.backend import RedisBackend
 from redbeat_redis.connection import unwrap
+from redbeat_redis.errors import RedisUnavailableError
 from redbeat_redis.retry import RetryingConnection
 from redbeat_redis.settings import REPLICA_ACKS_SETTING, RedisSettings
 
@@ -83,10 +84,10 @@ def client_for(config: RedBeatConfig, app: Any) -> Any:
         client = build_client(config)
     except redis.exceptions.RedisClusterException as exc:
         nodes = cluster_target(config).describe()
-        raise StoreUnavailableError(f"Redis Cluster unreachable at {nodes}: {exc}") from exc
+        raise RedisUnavailableError(f"Redis Cluster unreachable at {nodes}: {exc}") from exc
     except redis.exceptions.RedisError as exc:
         nodes = cluster_target(config).describe()
-        raise StoreUnavailableError(f"Redis Cluster at {nodes}: {exc}") from exc
+        raise RedisUnavailableError(f"Redis Cluster at {nodes}: {exc}") from exc
     if app is not None:
         setattr(app, APP_CLIENT_ATTRIBUTE, client)
     return client

@@ -14,11 +14,16 @@ Four spellings reach a cluster:
   Without ``startup_nodes`` the URL's hosts are used, and without those celery-redbeat's
   default ``localhost:30001``.
 * celery-redbeat's ``redbeat_redis_options={'cluster': True}`` with a ``redis://`` or
-  ``rediss://`` URL: the URL's host is the start-up node.
+  ``rediss://`` URL: the URL's host is the start-up node (``localhost:6379`` when it names
+  none, as redis-py's ``RedisCluster.from_url`` reads it).
 
 Other keys of ``redbeat_redis_options`` (when that setting is given explicitly) go to the
-client, as for plain Redis. redis-py's ``RedisCluster`` silently drops keyword arguments its
-node connections do not take; RedBeat checks them first: an unknown key fails at start-up with
+client, as for plain Redis. The two celery-redbeat spellings also take the client options
+(``max_connections``, ``socket_timeout``, ...) of ``broker_transport_options`` when
+``redbeat_redis_options`` is unset, as celery-redbeat 2.4.2 does for a cluster.
+
+redis-py's ``RedisCluster`` silently drops keyword arguments its node connections do not
+take; RedBeat checks explicit ones first: an unknown key fails at start-up with
 its name, a key that plain ``redis.Redis`` takes but ``RedisCluster`` drops is logged (and an
 ``ssl_*`` one, which would weaken TLS without a word, fails).
 """
@@ -43,7 +48,7 @@ from redis.retry import Retry
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import ConfigurationError
 from redbeat_core.urls import mask_url
-from redbeat_redis.settings import RedisSettings
+from redbeat_redis.settings import INTERNAL_OPTION_KEYS, RedisSettings
 
 logger = logging.getLogger("celery.beat")
 
@@ -55,6 +60,11 @@ TLS_SCHEMES: Final = frozenset({"rediss+cluster", "rediss"})
 DEFAULT_PORT: Final = 6379
 #: celery-redbeat 2.4.2's start-up node for ``redis-cluster://`` without ``startup_nodes``.
 CELERY_REDBEAT_DEFAULT_NODE: Final = ("localhost", 30001)
+#: The start-up node of ``{'cluster': True}`` with a ``redis://`` URL that names no host.
+CELERY_REDBEAT_OPTION_NODE: Final = ("localhost", DEFAULT_PORT)
+#: celery-redbeat's spellings (``redis-cluster://``, ``{'cluster': True}`` on ``redis://``):
+#: these forward options inherited from ``broker_transport_options``, as it did.
+CELERY_REDBEAT_FORMS: Final = frozenset({"redis-cluster", *OPTION_SCHEMES})
 STARTUP_NODES_SETTING: Final = "redbeat_redis_options['startup_nodes']"
 OPTIONS_SETTING: Final = "redbeat_redis_options"
 
@@ -255,6 +265,18 @@ def _check_options(options: Mapping[str, Any], setting: str = OPTIONS_SETTING) -
     return checked
 
 
+def _inherited_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """celery-redbeat's cluster forms pass the options inherited from
+    ``broker_transport_options`` to ``RedisCluster`` (its other forms do not), which keeps the
+    client's (``max_connections``, ``socket_timeout``, ...) and drops the broker's own
+    (``visibility_timeout``, ...). The same here, without relying on redis-py's silent drop."""
+    kept = {k: v for k, v in options.items() if k in _CLUSTER_OPTIONS}
+    dropped = sorted(k for k in options if k not in kept and k not in INTERNAL_OPTION_KEYS)
+    if dropped:
+        logger.debug("beat: broker_transport_options not for the cluster client: %s", dropped)
+    return kept
+
+
 def cluster_target(config: RedBeatConfig) -> ClusterTarget:
     """Start-up nodes and ``RedisCluster`` keyword arguments for ``config``. No I/O."""
     scheme = scheme_of(config.url)
@@ -274,13 +296,20 @@ def cluster_target(config: RedBeatConfig) -> ClusterTarget:
         nodes = url_nodes
     elif scheme == "redis-cluster":
         nodes = [CELERY_REDBEAT_DEFAULT_NODE]
+    elif scheme in OPTION_SCHEMES:
+        nodes = [CELERY_REDBEAT_OPTION_NODE]  # redis-py's from_url: no host is localhost
     else:
         raise ConfigurationError(
             config.url_setting,
             shown_url(config.url),
             "name at least one node: redis+cluster://host:port[,host:port...]",
         )
-    client_options = _check_options(redis_settings.client_options)
+    if redis_settings.options_explicit:
+        client_options = _check_options(redis_settings.client_options)
+    elif scheme in CELERY_REDBEAT_FORMS:
+        client_options = _inherited_options(options)
+    else:
+        client_options = {}
     tls = scheme in TLS_SCHEMES or bool(client_options.get("ssl") or url_options.get("ssl"))
     kwargs: dict[str, Any] = {"decode_responses": True}
     if tls:
@@ -338,8 +367,16 @@ def build_client(config: RedBeatConfig) -> RedisCluster:
     kwargs = dict(target.kwargs)
     if "retry" not in kwargs and "cluster_error_retry_attempts" not in kwargs:
         kwargs["retry"] = default_retry()
+    # Looked up now, not at import: tests patch redis.cluster.RedisCluster (and its
+    # from_url) to intercept the client, as they do with celery-redbeat.
+    cluster_class = redis.cluster.RedisCluster
     try:
-        return RedisCluster(startup_nodes=target.startup_nodes(), **kwargs)
+        if scheme_of(config.url) in OPTION_SCHEMES:  # celery-redbeat: RedisCluster.from_url
+            host, port = target.nodes[0]
+            scheme = "rediss" if target.tls else "redis"
+            url = f"{scheme}://{_format_node(host, port)}"
+            return cluster_class.from_url(url, **kwargs)
+        return cluster_class(startup_nodes=target.startup_nodes(), **kwargs)
     except TypeError as exc:
         raise ConfigurationError(
             config.url_setting,

@@ -353,21 +353,17 @@ class RedBeatConfig:
         registry = manager.settings_registry()
         config = cls.from_settings(registry.read(conf), app=app, **overrides)
         registry.run_checks(config)
+        config.settings.warn_fallbacks()
         return config
 
     @classmethod
     def from_settings(cls, settings: Settings, *, app: Any = None, **overrides: Any) -> Self:
         """The config for checked ``settings``: the core's values, with the defaults that
         depend on other settings worked out and checked against each other."""
-        url = settings.get(URL_SETTING)
-        if not url:
-            names = " or ".join([URL_SETTING, *_aliases(settings, URL_SETTING)])
-            raise ConfigurationError(
-                URL_SETTING,
-                None,
-                f"set {names} to the URL of the storage that holds the schedule",
-            )
-        prefix: str = settings["redbeat_key_prefix"]
+        # No URL is refused when a backend is chosen (BackendRegistry.scheme_for): a backend
+        # may be chosen without one (a client the user assigned to the app).
+        url = settings.get(URL_SETTING) or ""
+        prefix: str = overrides.get("key_prefix") or settings["redbeat_key_prefix"]
         max_interval = overrides.get("max_interval") or settings.get("beat_max_loop_interval")
         if overrides.get("max_interval"):
             max_interval = _override("beat_max_loop_interval", max_interval)
@@ -390,6 +386,14 @@ class RedBeatConfig:
         )
 
 
+def missing_url(config: RedBeatConfig) -> ConfigurationError:
+    """The error for a config without a storage URL that no backend claimed."""
+    names = " or ".join([URL_SETTING, *_aliases(config.settings, URL_SETTING)])
+    return ConfigurationError(
+        URL_SETTING, None, f"set {names} to the URL of the storage that holds the schedule"
+    )
+
+
 def _aliases(settings: Settings, name: str) -> list[str]:
     return settings.registry.aliases_of(name) if settings.registry is not None else []
 
@@ -404,9 +408,12 @@ def _override(setting: str, value: Any) -> float:
 
 def _lock_timing(settings: Settings, prefix: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Lock key, timeout, renew and standby poll intervals, checked against each other."""
-    lock_key: str | None = overrides.get("lock_key") or settings.get("redbeat_lock_key")
-    if lock_key is None and "redbeat_lock_key" not in settings.explicit:
-        lock_key = prefix + ":lock"  # unset: the default; set to None: no lock
+    if "lock_key" in overrides:  # None here too: code turned the lock off (single beat)
+        lock_key: str | None = overrides["lock_key"]
+    else:
+        lock_key = settings.get("redbeat_lock_key")
+        if lock_key is None and "redbeat_lock_key" not in settings.explicit:
+            lock_key = prefix + ":lock"  # unset: the default; set to None: no lock
     if lock_key is not None and not lock_key.startswith(prefix):
         lock_key = prefix + lock_key
 

@@ -113,6 +113,13 @@ class BrokenStoreError(StoreUnavailableError):
     """
 
 
+class LockNotOwnedError(RedBeatError):
+    """``lock.extend()`` on a lease this beat does not hold (never took, released, or lost to
+    another beat). celery-redbeat's ``scheduler.lock`` raised its client library's
+    ``LockNotOwnedError`` then; a backend may raise a subclass that is also that error, so code
+    written for celery-redbeat catches it unchanged."""
+
+
 class PluginError(RedBeatError):
     """A plugin could not be loaded or declares a hook that does not exist."""
 

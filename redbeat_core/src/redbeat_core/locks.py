@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import abc
 import uuid
+from typing import ClassVar
 
 import attrs
 
+from redbeat_core.exceptions import LockNotOwnedError
 from redbeat_core.typing import Fence
 
 __all__ = ["LeaseLock", "NullLock"]
@@ -103,6 +105,56 @@ class LeaseLock(abc.ABC):
         """Drop the local state after the store reported the lease lost (no round trip)."""
         self._held = False
 
+    # ----------------------------------------------------------- celery-redbeat's lock API
+    # celery-redbeat's ``scheduler.lock`` was its client library's ``Lock``; code written for
+    # it calls these, with the same meaning. The tick never does: it renews the lease inside
+    # its own claim and commit.
+
+    #: What :meth:`extend` raises on a lease this lock does not hold (a backend may raise a
+    #: subclass that is also its client library's error).
+    not_owned_error: ClassVar[type[LockNotOwnedError]] = LockNotOwnedError
+
+    def owned(self) -> bool:
+        """Whether the storage says this lock's token holds the lease now (one round trip,
+        like celery-redbeat's lock); False without asking when this beat gave it up or
+        never took it."""
+        return self._held and self._holds_lease()
+
+    def _holds_lease(self) -> bool:
+        """Whether the lease in the storage holds ``token`` now. Backends that can read their
+        lease override this; the default trusts the local state (what the last take, extension
+        or fenced tick said)."""
+        return True
+
+    def extend(self, additional_time: float | None = None, replace_ttl: bool = False) -> bool:
+        """Keep the lease for ``additional_time`` seconds from now (the lock's TTL when not
+        given), or raise :attr:`not_owned_error` when it is not ours any more.
+
+        celery-redbeat's lock added the time to what was left unless ``replace_ttl``; here the
+        lease always runs ``additional_time`` from now, so calling it every tick (as
+        celery-redbeat did, with its lock timeout) keeps a bounded lease instead of one that
+        grows without limit and holds a standby off long after this beat died.
+        ``replace_ttl`` is accepted for that signature and changes nothing.
+        """
+        del replace_ttl  # always replaced; see above
+        if not self._held:
+            raise self.not_owned_error(f"cannot extend the lock {self.key!r}: it is not held")
+        ttl = self.ttl if additional_time is None else float(additional_time)
+        if ttl <= 0:
+            raise ValueError(f"additional_time must be positive, got {additional_time!r}")
+        saved, self.ttl = self.ttl, ttl
+        try:
+            epoch = self._take_or_extend()
+        finally:
+            self.ttl = saved
+        if epoch == 0:
+            self._held = False
+            raise self.not_owned_error(
+                f"cannot extend the lock {self.key!r}: another beat holds it"
+            )
+        self.epoch = epoch  # the same, unless the lease lapsed and was taken again (fence moves)
+        return True
+
 
 @attrs.define
 class NullLock:
@@ -128,3 +180,14 @@ class NullLock:
 
     def forget(self) -> None:
         self._held = False
+
+    def owned(self) -> bool:
+        """Held since :meth:`acquire` (there is no lease to ask)."""
+        return self._held
+
+    def extend(self, additional_time: float | None = None, replace_ttl: bool = False) -> bool:
+        """Nothing to extend: only checks the lock is held."""
+        del additional_time, replace_ttl
+        if not self._held:
+            raise LockNotOwnedError("cannot extend a lock that is not held")
+        return True

@@ -71,7 +71,9 @@ class BackendRegistry:
 
         ``router(config)`` returns the scheme that should handle the config, or None. It exists
         for URLs whose options, not their scheme, say which backend they need (celery-redbeat
-        selects its cluster client by an option of an ordinary URL). No I/O.
+        selects its cluster client by an option of an ordinary URL), and for configs a backend
+        serves whatever the URL (a client the user assigned to the app); ``config.url`` may
+        then be empty. No I/O.
         """
         self._routers.append((router, owner or str(getattr(router, "__module__", router))))
 
@@ -81,11 +83,16 @@ class BackendRegistry:
         self._hints.setdefault(scheme.lower(), provider)
 
     def scheme_for(self, config: RedBeatConfig) -> str:
-        """The scheme whose backend handles ``config``: a router's answer, or the URL's."""
+        """The scheme whose backend handles ``config``: a router's answer, or the URL's (a
+        config without a URL that no router claims is refused, naming the setting)."""
         for router, _owner in self._routers:
             routed = router(config)
             if routed:
                 return routed.lower()
+        if not config.url:
+            from redbeat_core.config import missing_url
+
+            raise missing_url(config)
         return url_scheme(config.url)
 
     @property

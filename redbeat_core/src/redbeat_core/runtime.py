@@ -14,9 +14,10 @@ from typing import Any, Final
 
 import attrs
 
+from redbeat_core.appconf import AppConf
 from redbeat_core.celeryconf import CeleryConf
 from redbeat_core.codec import Codec
-from redbeat_core.config import RedBeatConfig, plugin_paths
+from redbeat_core.config import URL_SETTING, RedBeatConfig, plugin_paths
 from redbeat_core.plugins import PluginManager
 from redbeat_core.registry import BackendRegistry
 from redbeat_core.settings import SettingRegistry
@@ -57,35 +58,62 @@ class Runtime:
             self._backend.store.close()
 
 
-def ensure_conf(app: Any) -> RedBeatConfig:
-    """The app's :class:`RedBeatConfig`, read once and kept on ``app.redbeat_conf``.
+def ensure_conf(app: Any) -> AppConf:
+    """celery-redbeat's ``app.redbeat_conf``: the settings over the app's checked
+    :class:`RedBeatConfig`, which code may read and change (see :mod:`redbeat_core.appconf`).
 
-    A config object assigned there by the user (celery-redbeat allowed it) is used as is.
+    A config assigned there by the user (celery-redbeat allowed it) is used: a checked
+    :class:`RedBeatConfig` as it is, a ``redbeat.schedulers.RedBeatConfig`` with its changes.
     """
-    return get_runtime(app).config
+    runtime = get_runtime(app)
+    conf = getattr(app, CONF_ATTRIBUTE, None)
+    if not isinstance(conf, AppConf):  # replaced after the runtime was built
+        _show_conf(app, runtime.config)
+        conf = getattr(app, CONF_ATTRIBUTE)
+    assert isinstance(conf, AppConf)
+    return conf
 
 
 def get_runtime(app: Any, **overrides: Any) -> Runtime:
-    """The app's runtime, built on first use. ``overrides`` (from a scheduler's constructor)
-    force a fresh read of the settings."""
+    """The app's runtime, built on first use. ``overrides`` (from a scheduler's constructor),
+    and changes code made to ``app.redbeat_conf`` since, force a fresh read of the settings."""
     runtime = getattr(app, RUNTIME_ATTRIBUTE, None)
-    if isinstance(runtime, Runtime) and not overrides:
+    if isinstance(runtime, Runtime) and not overrides and not _conf_changed(app):
         return runtime
     with _build_lock:
         runtime = getattr(app, RUNTIME_ATTRIBUTE, None)
-        if isinstance(runtime, Runtime) and not overrides:
+        if isinstance(runtime, Runtime) and not overrides and not _conf_changed(app):
             return runtime
         if isinstance(runtime, Runtime):
             runtime.close()
+        conf = getattr(app, CONF_ATTRIBUTE, None)
+        if isinstance(conf, AppConf):  # what code set on app.redbeat_conf, then the arguments
+            overrides = {**conf.changes(), **overrides}
         runtime = _build(app, overrides)
         setattr(app, RUNTIME_ATTRIBUTE, runtime)
-        setattr(app, CONF_ATTRIBUTE, runtime.config)
+        _show_conf(app, runtime.config)
         return runtime
+
+
+def _conf_changed(app: Any) -> bool:
+    conf = getattr(app, CONF_ATTRIBUTE, None)
+    return isinstance(conf, AppConf) and conf.pending()
+
+
+def _show_conf(app: Any, config: RedBeatConfig) -> None:
+    """Keep ``app.redbeat_conf`` showing ``config``: the same object when there is one (code
+    may hold it), with the changes code made to it."""
+    conf = getattr(app, CONF_ATTRIBUTE, None)
+    if isinstance(conf, AppConf):
+        conf.refresh(config)
+    else:
+        setattr(app, CONF_ATTRIBUTE, AppConf(app, config))
 
 
 def _build(app: Any, overrides: dict[str, Any]) -> Runtime:
     assigned = getattr(app, CONF_ATTRIBUTE, None)
-    if isinstance(assigned, RedBeatConfig) and not overrides:
+    read = not isinstance(assigned, RedBeatConfig) or bool(overrides)
+    if isinstance(assigned, RedBeatConfig) and not read:
         plugins = PluginManager.load(assigned.plugins)  # the user's config, used as it is
         settings = plugins.settings_registry()
         config = assigned
@@ -98,6 +126,8 @@ def _build(app: Any, overrides: dict[str, Any]) -> Runtime:
     settings.run_checks(config)
     registry = plugins.make_registry()
     config = registry.adjust(config)
+    if read:  # now that a backend is chosen: it may not use the URL read from broker_url
+        config.settings.warn_fallbacks(unused=() if config.url else (URL_SETTING,))
     codec = Codec()
     plugins.configure_codec(codec)
     return Runtime(

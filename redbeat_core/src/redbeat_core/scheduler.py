@@ -87,9 +87,11 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
             "lock_timeout": lock_timeout,
             "max_interval": kwargs.get("max_interval"),
         }
-        overrides = {k: v for k, v in overrides.items() if v is not None}
+        #: What the constructor (and later assignments to ``lock_key``/``lock_timeout``) set
+        #: over the settings. None is "not given", as in celery-redbeat's constructor.
+        self._overrides = {k: v for k, v in overrides.items() if v is not None}
         # Settings are read and checked here: a bad one stops start-up with its name.
-        self._runtime: Runtime = get_runtime(app, **overrides)
+        self._runtime: Runtime = get_runtime(app, **self._overrides)
         self._unreachable_since: float | None = None
         #: When the last fenced round trip that succeeded was sent (monotonic): the lease runs
         #: from about then (the server extended it when it ran the script, a little later).
@@ -122,11 +124,38 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
 
     @property
     def lock_key(self) -> str | None:
+        """The beat lock's key; None runs without one (a single beat). Assigning it before the
+        first tick, as celery-redbeat code does (``scheduler.lock_key = None`` in tests),
+        takes effect: the lock is rebuilt on the new key."""
         return self.config.lock_key
+
+    @lock_key.setter
+    def lock_key(self, value: str | None) -> None:
+        self._relock(lock_key=value)
 
     @property
     def lock_timeout(self) -> float:
+        """How long the lease lasts without renewal, in seconds. Assignable like
+        :attr:`lock_key` (checked against the renew interval)."""
         return self.config.lock_timeout
+
+    @lock_timeout.setter
+    def lock_timeout(self, value: float) -> None:
+        self._relock(lock_timeout=value)
+
+    def _relock(self, **change: Any) -> None:
+        """Re-read the settings with ``change`` over them and start again without a lock: a
+        lease held under the old key or timeout is given up (a standby takes over at once),
+        the next tick acquires under the new one."""
+        if self.lock is not None:
+            try:
+                self.lock.release()
+            except StoreUnavailableError:
+                self.lock.forget()  # unreachable: the old lease lapses by itself
+            self.lock = None
+        self._overrides.update(change)
+        self._runtime = get_runtime(self.app, **self._overrides)
+        self.max_interval = self.config.max_interval
 
     def _lock(self) -> Lock:
         if self.lock is None:
@@ -450,16 +479,38 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
 
     @property
     def schedule(self) -> dict[str, RedBeatSchedulerEntry]:
-        """The entries due now plus the next one (what celery-redbeat's property returned).
+        """The entries due now plus the next one due within ``max_interval``: what
+        celery-redbeat's property returned (it read them to decide how long to sleep).
 
-        Read-only and not used by the tick; kept for code and tools that inspect it.
+        Read-only and not used by the tick; kept for code that inspects it. Entries that
+        cannot be read are left out (the tick quarantines them). To list the whole schedule,
+        page through ``store.scheduled()``.
         """
         store = self._runtime.store
-        entries: dict[str, RedBeatSchedulerEntry] = {}
         now = time.time()
         horizon = now + self.max_interval
-        names = [n for n, s in store.scheduled(0, self.config.batch_size) if s <= horizon]
-        for stored in store.load_many(names):
+        page = self.config.batch_size
+        names: list[str] = []
+        start = 0
+        while True:
+            scored = store.scheduled(start, start + page - 1)
+            for name, score in scored:
+                if score > now:  # the first not yet due ends the list, if soon enough
+                    if score <= horizon:
+                        names.append(name)
+                    return self._entries(names)
+                names.append(name)
+            if len(scored) < page:
+                return self._entries(names)
+            start += page
+
+    @schedule.setter
+    def schedule(self, value: Any) -> None:  # Scheduler.__init__ assigns self.data, not this
+        pass
+
+    def _entries(self, names: list[str]) -> dict[str, RedBeatSchedulerEntry]:
+        entries: dict[str, RedBeatSchedulerEntry] = {}
+        for stored in self._runtime.store.load_many(names):
             if stored is None:
                 continue
             try:
@@ -468,10 +519,6 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
                 continue
             entries[entry.name] = entry
         return entries
-
-    @schedule.setter
-    def schedule(self, value: Any) -> None:  # Scheduler.__init__ assigns self.data, not this
-        pass
 
     def reserve(self, entry: RedBeatSchedulerEntry) -> RedBeatSchedulerEntry:
         return next(entry)

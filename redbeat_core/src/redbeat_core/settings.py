@@ -20,7 +20,7 @@ import difflib
 import logging
 import math
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any, Final
 
 import attrs
@@ -90,7 +90,8 @@ class Setting:
     :param fallback: a Celery setting whose value is used when this one is not set (parsed like
         a value of this setting).
     :param fallback_warning: when given, using a non-empty fallback logs this and raises a
-        ``DeprecationWarning`` (a fallback that will go away).
+        ``DeprecationWarning`` (a fallback that will go away), when the runtime is built
+        (:meth:`Settings.warn_fallbacks`).
     :param none_is_value: ``None`` set explicitly is a value of its own, passed to ``parse``,
         rather than "not set".
     :param alias_of: this name is another name for that setting, read when that one is not set
@@ -252,7 +253,7 @@ class SettingRegistry:
             sources[setting.name] = key
             values[setting.name] = self._parse(setting, key, value)
             return
-        fallback = _fallback(setting, inherited, " or ".join(names))
+        fallback = _fallback(setting, inherited)
         if fallback is not None and setting.fallback is not None:
             sources[setting.name] = setting.fallback
             # A bad inherited value names the key the operator did set, and why it was read.
@@ -327,16 +328,10 @@ def _lookup(conf: Any, names: Iterable[str]) -> tuple[str, Any] | None:
     return None
 
 
-def _fallback(setting: Setting, value: Any, names: str) -> Any:
-    """The fallback's value (read by the caller), or None when it is unset or empty;
-    ``names`` (the setting's names) fill ``{names}`` in the deprecation message."""
+def _fallback(setting: Setting, value: Any) -> Any:
+    """The fallback's value (read by the caller), or None when it is unset or empty."""
     if setting.fallback is None or value is None or value in ("", {}):
         return None
-    if setting.fallback_warning:
-        message = setting.fallback_warning.format(names=names)
-        # DeprecationWarning is silenced by default and beat usually runs as a daemon: log too.
-        warnings.warn(message, DeprecationWarning, stacklevel=6)
-        logger.warning(message)
     return value
 
 
@@ -383,6 +378,24 @@ class Settings:
     def is_set(self, name: str) -> bool:
         """Whether the configuration sets ``name`` (or one of its aliases)."""
         return name in self.explicit
+
+    def warn_fallbacks(self, unused: Collection[str] = ()) -> None:
+        """Warn about each value read from a deprecated fallback (``broker_url``, ...), once
+        the runtime knows which it uses: a value in ``unused`` was read but is not (the broker
+        URL when a backend serves a client the user assigned), so nothing falls back."""
+        if self.registry is None:
+            return
+        for name, source in self.sources.items():
+            if name in unused or name not in self.registry:
+                continue
+            setting = self.registry[name]
+            if not setting.fallback_warning or source != setting.fallback:
+                continue
+            names = " or ".join([name, *self.registry.aliases_of(name)])
+            message = setting.fallback_warning.format(names=names)
+            # DeprecationWarning is silenced by default and beat usually runs as a daemon: log.
+            warnings.warn(message, DeprecationWarning, stacklevel=4)
+            logger.warning(message)
 
     def source(self, name: str) -> str:
         """The key a value came from (an alias or a fallback), for error messages."""

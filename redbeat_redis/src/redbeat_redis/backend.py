@@ -9,8 +9,8 @@ import attrs
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import ConfigurationError
 from redbeat_core.typing import BackendFactory, Lock
-from redbeat_core.urls import mask_url
-from redbeat_redis.connection import client_for
+from redbeat_core.urls import mask_url, url_scheme
+from redbeat_redis.connection import APP_CLIENT_ATTRIBUTE, client_address, client_for
 from redbeat_redis.lock import RedisLock
 from redbeat_redis.retry import RetryingConnection
 from redbeat_redis.settings import REPLICA_ACK_TIMEOUT_SETTING, RedisSettings
@@ -75,7 +75,12 @@ class RedisBackend:
         )
 
     def describe(self) -> str:
-        return f"redis -> {mask_url(self.config.url)}"
+        if url_scheme(self.config.url) in ("redis", "rediss", "unix"):
+            return f"redis -> {mask_url(self.config.url)}"
+        # Routed here by a client the user assigned (the URL, if any, is the broker's).
+        return f"redis -> the client assigned to app.{APP_CLIENT_ATTRIBUTE} " + (
+            f"({client_address(self.client)})"
+        )
 
 
 def check_replica_ack_timeout(redis: RedisSettings, client: Any) -> None:

@@ -48,6 +48,17 @@ def unwrap(client: Any) -> Any:
     return getattr(client, "wrapped_connection", None) or client
 
 
+def client_address(client: Any) -> str:
+    """Where a redis-py client connects (``host:port/db`` or the socket path), for banners:
+    the URL does not say it when the user assigned the client."""
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
+    if not isinstance(kwargs, dict):
+        return type(client).__name__
+    if kwargs.get("path"):
+        return f"unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+
+
 def client_for(config: RedBeatConfig, app: Any) -> Any:
     """The app's Redis client: the one assigned to ``app.redbeat_redis``, or a new one (which
     is then stored there, as celery-redbeat did, for code that reads it)."""

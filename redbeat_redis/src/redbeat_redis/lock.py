@@ -10,12 +10,14 @@ holding the lock costs no extra round trip.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
+from redbeat_core.exceptions import LockNotOwnedError
 from redbeat_core.locks import LeaseLock
 from redbeat_redis import scripts
+from redbeat_redis.errors import RedisLockNotOwnedError
 from redbeat_redis.retry import RetryPolicy
 from redbeat_redis.store import call_translated
 
@@ -35,6 +37,8 @@ class RedisLock(LeaseLock):
     retry: RetryPolicy
     _scripts: dict[str, Any] = attrs.field(factory=dict, init=False, repr=False)
 
+    not_owned_error: ClassVar[type[LockNotOwnedError]] = RedisLockNotOwnedError
+
     @property
     def epoch_key(self) -> str:
         return self.key + ":epoch"
@@ -51,3 +55,9 @@ class RedisLock(LeaseLock):
 
     def _release_if_ours(self) -> None:
         self._run("release_lock", [self.key], [self.token])
+
+    def _holds_lease(self) -> bool:
+        holder = call_translated(self.client, self.retry, lambda: self.client.get(self.key))
+        if isinstance(holder, bytes):
+            holder = holder.decode()
+        return bool(holder == self.token)

@@ -23,7 +23,7 @@ import attrs
 import redis.exceptions
 
 from redbeat_core.config import RedBeatConfig
-from redbeat_core.exceptions import BrokenStoreError, StoreUnavailableError
+from redbeat_core.exceptions import BrokenStoreError
 from redbeat_core.stores import StoreBase
 from redbeat_core.typing import (
     ClaimResult,
@@ -33,6 +33,7 @@ from redbeat_core.typing import (
     StoredEntry,
 )
 from redbeat_redis import scripts
+from redbeat_redis.errors import RedisBrokenError, RedisReadOnlyError, RedisUnavailableError
 from redbeat_redis.retry import TRANSIENT_ERRORS, RetryPolicy
 from redbeat_redis.settings import DEFAULT_REPLICA_ACK_TIMEOUT
 
@@ -72,16 +73,16 @@ def call_translated(client: Any, retry: RetryPolicy, operation: Callable[[], T])
         pool = getattr(client, "connection_pool", None)  # a cluster client has none
         if pool is not None:
             pool.disconnect()
-        raise StoreUnavailableError(f"Redis answered READONLY (demoted master?): {exc}") from exc
+        raise RedisReadOnlyError(f"Redis answered READONLY (demoted master?): {exc}") from exc
     except TRANSIENT_ERRORS as exc:
-        raise StoreUnavailableError(f"Redis unreachable: {exc}", hint=WAIT_HINT) from exc
+        raise RedisUnavailableError(f"Redis unreachable: {exc}", hint=WAIT_HINT) from exc
     except redis.exceptions.NoScriptError:
         raise  # handled by the callers that send raw EVALSHA
     except redis.exceptions.ResponseError as exc:
         message = str(exc)
         if message.startswith(BROKEN_KEY_ERROR):
-            raise BrokenStoreError(f"key {message[len(BROKEN_KEY_ERROR) :].strip()}") from exc
-        raise BrokenStoreError(f"Redis refused the command: {message}") from exc
+            raise RedisBrokenError(f"key {message[len(BROKEN_KEY_ERROR) :].strip()}") from exc
+        raise RedisBrokenError(f"Redis refused the command: {message}") from exc
 
 
 def disconnect(client: Any) -> None:
@@ -391,7 +392,7 @@ class RedisStore(StoreBase):
                 raise
             found = _text(self._call(lambda: self.client.type(key)))
             what, expected = holds
-            raise BrokenStoreError(
+            raise RedisBrokenError(
                 f"key {key} holds a {found}, not {expected} (where RedBeat keeps {what}): "
                 f"another program wrote it. Rename or delete it (DEL {key})"
             ) from exc

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import re
 import ssl
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -42,6 +41,7 @@ from redis.retry import Retry
 
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import ConfigurationError
+from redbeat_core.masking import redacted_repr
 from redbeat_core.urls import mask_url
 from redbeat_redis.settings import RedisSettings
 
@@ -92,7 +92,8 @@ class ClusterTarget:
     """Where the cluster is and how to talk to it: what ``RedisCluster(...)`` is called with."""
 
     nodes: tuple[tuple[str, int], ...]
-    kwargs: Mapping[str, Any]
+    #: Passwords and credential providers are masked in the repr.
+    kwargs: Mapping[str, Any] = attrs.field(repr=redacted_repr)
     tls: bool
 
     def startup_nodes(self) -> list[ClusterNode]:
@@ -137,11 +138,9 @@ def _parse_host(item: str, setting: str, shown: object) -> tuple[str, int]:
 
 
 def shown_url(url: str) -> str:
-    """The URL for messages, password masked even when the URL cannot be parsed."""
-    try:
-        return mask_url(url)
-    except ValueError:
-        return re.sub(r"(://[^:@/]*:)[^@/]*@", r"\1**@", url)
+    """The URL for messages, its secrets masked (:func:`~redbeat_core.urls.mask_url` also
+    masks URLs that do not parse)."""
+    return mask_url(url)
 
 
 def _url_parts(config: RedBeatConfig) -> tuple[list[tuple[str, int]], dict[str, Any]]:
@@ -228,9 +227,10 @@ def _check_options(options: Mapping[str, Any], setting: str = OPTIONS_SETTING) -
         )
     unknown = sorted(k for k in checked if k not in _CLUSTER_OPTIONS and k not in _REDIS_OPTIONS)
     if unknown:
+        # Names only: the value of a misspelled "pasword" is a password all the same.
         raise ConfigurationError(
             setting,
-            {k: checked[k] for k in unknown},
+            unknown,
             f"unknown option(s) {', '.join(unknown)} for the Redis Cluster client; accepted: "
             + ", ".join(sorted(_CLUSTER_OPTIONS)),
         )
@@ -239,7 +239,7 @@ def _check_options(options: Mapping[str, Any], setting: str = OPTIONS_SETTING) -
     if unsafe:
         raise ConfigurationError(
             setting,
-            {k: checked[k] for k in unsafe},
+            unsafe,
             "redis-py's RedisCluster does not pass these TLS options to its connections, so "
             "they would have no effect; remove them (supported TLS options: "
             + ", ".join(sorted(k for k in _CLUSTER_OPTIONS if k.startswith("ssl")))

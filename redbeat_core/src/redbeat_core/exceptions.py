@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from redbeat_core.masking import MASK, is_secret_name, redacted
+
 
 class RedBeatError(Exception):
     """Base class of every error RedBeat raises on purpose."""
@@ -10,11 +12,16 @@ class RedBeatError(Exception):
 class ConfigurationError(RedBeatError, ValueError):
     """A setting has a value RedBeat cannot use. Raised at start-up, never mid-loop.
 
-    The message names the setting, the value found and what is accepted.
+    The message names the setting, the value found and what is accepted. The value is kept
+    and shown with its secrets masked (:func:`~redbeat_core.masking.redacted`: passwords in
+    URLs, secret keys of option dicts): errors end up in logs, crash reports and tickets.
     """
 
     def __init__(self, setting: str, value: object, accepted: str) -> None:
         self.setting = setting
+        # A secret setting's own value (``options['password']``) is masked whole.
+        secret = is_secret_name(setting) and isinstance(value, str | bytes | int | float)
+        value = MASK if secret else redacted(value)
         self.value = value
         self.accepted = accepted
         super().__init__(f"invalid setting {setting}={value!r}: {accepted}")

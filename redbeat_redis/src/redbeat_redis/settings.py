@@ -18,6 +18,7 @@ import attrs
 
 from redbeat_core.config import URL_SETTING, RedBeatConfig
 from redbeat_core.exceptions import ConfigurationError
+from redbeat_core.masking import redacted_repr
 from redbeat_core.settings import (
     InvalidValue,
     Setting,
@@ -147,12 +148,13 @@ class RedisSettings:
     """The Redis settings of one app, checked: what the Redis, Sentinel and Cluster backends
     build their client, retry policy and commits from."""
 
-    #: ``redbeat_redis_options``, or the broker's transport options it falls back to.
-    options: Mapping[str, Any] = attrs.field(factory=dict)
+    #: ``redbeat_redis_options``, or the broker's transport options it falls back to
+    #: (passwords and credential providers masked in the repr).
+    options: Mapping[str, Any] = attrs.field(factory=dict, repr=redacted_repr)
     #: True when ``redbeat_redis_options`` was set (not inherited from the broker's options);
     #: only then are its keys forwarded to the client, as celery-redbeat 2.4.2 does.
     options_explicit: bool = False
-    use_ssl: bool | dict[str, Any] | None = None
+    use_ssl: bool | dict[str, Any] | None = attrs.field(default=None, repr=redacted_repr)
     replica_acks: int = 0
     replica_ack_timeout: float = DEFAULT_REPLICA_ACK_TIMEOUT
 

@@ -149,7 +149,7 @@ def _sentinel_kwargs(options: Mapping[str, Any]) -> Mapping[str, Any] | None:
     if not isinstance(value, Mapping):
         raise ConfigurationError(
             "redbeat_redis_options['sentinel_kwargs']",
-            value,
+            f"<{type(value).__name__}>",  # its type, not a value that may hold a password
             "a dict of connection options for the sentinels, such as "
             "{'password': '...', 'socket_timeout': 1.0}",
         )

@@ -43,6 +43,8 @@ from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import ConfigurationError
 from redbeat_core.masking import redacted_repr
 from redbeat_core.urls import mask_url
+from redbeat_redis import tls
+from redbeat_redis.connection import verification_sources
 from redbeat_redis.settings import RedisSettings
 
 logger = logging.getLogger("celery.beat")
@@ -338,11 +340,14 @@ def build_client(config: RedBeatConfig) -> RedisCluster:
     kwargs = dict(target.kwargs)
     if "retry" not in kwargs and "cluster_error_retry_attempts" not in kwargs:
         kwargs["retry"] = default_retry()
+    if target.tls:  # warned before connecting: the client reads the slot map at once
+        tls.warn_if_unverified(shown_url(config.url), verification_sources(config))
     try:
-        return RedisCluster(startup_nodes=target.startup_nodes(), **kwargs)
+        client = RedisCluster(startup_nodes=target.startup_nodes(), **kwargs)
     except TypeError as exc:
         raise ConfigurationError(
             config.url_setting,
             shown_url(config.url),
             f"cannot build a Redis Cluster client from it and redbeat_redis_options: {exc}",
         ) from exc
+    return client

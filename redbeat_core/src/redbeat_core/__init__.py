@@ -11,6 +11,7 @@ from redbeat_core.exceptions import (
     EntryDecodeError,
     PluginError,
     RedBeatError,
+    StorePermissionError,
     StoreUnavailableError,
     UnknownBackendError,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "SettingRegistry",
     "Settings",
     "Skipped",
+    "StorePermissionError",
     "StoreUnavailableError",
     "StoredEntry",
     "UnknownBackendError",

@@ -70,6 +70,20 @@ class StoreUnavailableError(RedBeatError):
         self.hint = hint
 
 
+class StorePermissionError(StoreUnavailableError):
+    """The storage refused an operation for lack of permission (an access control list).
+
+    An outage as far as the scheduler is concerned: the beat logs it once, keeps its loop alive
+    and tries again every lock poll interval (stepping down once its lease has lapsed), so
+    granting the permission on the server is enough, without a restart. ``missing`` names what
+    to grant when the backend can tell (a command, a key pattern).
+    """
+
+    def __init__(self, *args: object, missing: str | None = None) -> None:
+        super().__init__(*args)
+        self.missing = missing
+
+
 class PluginError(RedBeatError):
     """A plugin could not be loaded or declares a hook that does not exist."""
 

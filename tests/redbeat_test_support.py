@@ -7,11 +7,19 @@ session imports it without any backend installed.
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import subprocess
+import sys
 import time
+import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -59,3 +67,157 @@ def recording_publishes() -> Iterator[Published]:
         yield record
     finally:
         before_task_publish.disconnect(on_publish)
+
+
+# ------------------------------------------------------------------------------ exposure
+
+
+@dataclass
+class Exposure:
+    """Everything RedBeat showed while a block ran, as text: every log record of every logger
+    (DEBUG and up, with tracebacks), every warning, and what the test adds (exceptions with
+    their causes and tracebacks, reprs, banners). Secrets must appear nowhere in it."""
+
+    handler: logging.Handler
+    caught: list[warnings.WarningMessage] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+
+    def add(self, *values: Any) -> None:
+        """Show ``values`` as RedBeat's users would see them: an exception as a traceback
+        (chained causes included), anything else as ``str`` and ``repr``."""
+        for value in values:
+            if isinstance(value, BaseException):
+                self.added.append("".join(traceback.format_exception(value)))
+                self.added.append(repr(value))
+            else:
+                self.added += [str(value), repr(value)]
+
+    @property
+    def text(self) -> str:
+        assert isinstance(self.handler, _Collecting)
+        logged = "\n".join(self.handler.lines)
+        warned = "\n".join(str(w.message) for w in self.caught)
+        return "\n".join([logged, warned, *self.added])
+
+    def assert_hidden(self, *secrets: str) -> None:
+        text = self.text
+        assert text.strip(), "something was shown, or this proves nothing"
+        for secret in secrets:
+            assert secret not in text, f"{secret!r} shown:\n{_around(text, secret)}"
+
+
+class _Collecting(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+def _around(text: str, secret: str) -> str:
+    at = text.index(secret)
+    return text[max(0, at - 300) : at + 300]
+
+
+@contextmanager
+def exposure() -> Iterator[Exposure]:
+    """Collect what is shown while the block runs (see :class:`Exposure`): a handler on the
+    root logger at DEBUG, every logger let through, warnings recorded."""
+    handler = _Collecting()
+    root = logging.getLogger()
+    levels = {name: logger.level for name, logger in _loggers().items()}
+    root_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    for logger in _loggers().values():
+        logger.setLevel(logging.NOTSET)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            shown = Exposure(handler)
+            yield shown
+            shown.caught = list(caught)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(root_level)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def run_a_beat(app: Any, shown: Exposure) -> None:
+    """Start a beat on ``app``, let it publish a due entry as leader, show its banner line and
+    the reprs of everything it built (:class:`Exposure`), and close it."""
+    from celery.schedules import schedule
+
+    from redbeat_core import RedBeatScheduler, RedBeatSchedulerEntry
+    from redbeat_core.runtime import get_runtime
+
+    entry = RedBeatSchedulerEntry("due", "tasks.due", schedule(60), app=app)
+    entry.last_run_at = ago(120)
+    entry.save()
+    scheduler = RedBeatScheduler(app=app)
+    try:
+        scheduler.tick()
+        scheduler.tick()
+        assert scheduler.lock is not None
+        assert scheduler.lock.held, "the credentials really authenticated"
+        runtime = get_runtime(app)
+        shown.add(scheduler.info, runtime, runtime.config, runtime.backend, runtime.store)
+        shown.add(scheduler.lock, runtime.config.settings)
+        key = runtime.config.key_for("due")
+        assert RedBeatSchedulerEntry.from_key(key, app=app).total_run_count == 1
+    finally:
+        scheduler.close()
+
+
+def _loggers() -> dict[str, logging.Logger]:
+    return {
+        name: logger
+        for name, logger in logging.root.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
+
+
+# ------------------------------------------------------------------------------ celery beat
+
+
+def run_celery_beat(
+    workdir: Path, app_source: str, *, until: str, timeout: float = 45.0, env: Any = None
+) -> str:
+    """Run a real ``celery beat`` (this Python, ``-m celery``) on ``app_source`` (written as
+    ``beat_app.py`` into ``workdir``) with RedBeat as scheduler, until its output shows
+    ``until``; stop it by its pid (SIGTERM, then SIGKILL after a deadline) and return all it
+    printed: the banner, every log line at DEBUG, any traceback."""
+    (workdir / "beat_app.py").write_text(app_source)
+    log = workdir / "beat.log"
+    environment = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+    environment["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(workdir), os.environ.get("PYTHONPATH")])
+    )
+    with log.open("wb") as out:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "beat_app", "beat", "-S",
+             "redbeat.RedBeatScheduler", "--loglevel=DEBUG",
+             f"--schedule={workdir / 'celerybeat-schedule'}"],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            cwd=workdir, env=environment,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + timeout
+        while until not in log.read_text(errors="replace"):
+            if popen.poll() is not None:
+                break  # it exited: the caller's assertions say what went wrong
+            if time.monotonic() > deadline:
+                pytest.fail(f"celery beat never printed {until!r}:\n{log.read_text()[-3000:]}")
+            time.sleep(0.05)
+    finally:
+        if popen.poll() is None:
+            popen.send_signal(signal.SIGTERM)
+            try:
+                popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                popen.kill()
+                popen.wait()
+    return log.read_text(errors="replace")

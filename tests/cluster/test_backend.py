@@ -26,25 +26,18 @@ from redbeat_core.registry import BackendRegistry
 from redbeat_core.runtime import get_runtime
 from redbeat_core.typing import StoredEntry
 from redbeat_redis import RetryingConnection
+from redbeat_redis import acl as acl_rules
 from redbeat_redis import plugin as redis_plugin
 from redbeat_redis.settings import redis_config
 from redbeat_redis.testing.cluster import ClusterTopology
-from redbeat_redis.testing.servers import ServerProcess, ServerReplyError, free_port
+from redbeat_redis.testing.servers import ServerProcess, free_port
 
 MakeApp = Callable[..., Celery]
 
-#: The smallest ACL that runs a beat and the entry API on a cluster (documented).
-MINIMAL_ACL = (
-    "~{redbeat}:*", "-@all", "+cluster|slots", "+command", "+client|setinfo", "+ping",
-    "+evalsha", "+script|load", "+get", "+set", "+incr", "+pexpire",
-    "+exists", "+type", "+del", "+time", "+hset", "+hsetnx", "+hdel", "+hmget", "+hgetall", "+zadd",
-    "+zrem", "+zrange", "+zrangebyscore", "+zrank", "+zscore", "+zcard", "+sadd", "+smembers",
-)  # fmt: skip
-#: The Redis page's category rule, plus what a cluster client needs (documented).
-CATEGORY_ACL = (
-    "~{redbeat}:*", "+@read", "+@write", "+evalsha", "+script|load", "+time",
-    "+cluster|slots", "+command", "+ping", "+client|setinfo",
-)  # fmt: skip
+#: The rules of the security guide: a beat and the entry API on a cluster, command by command
+#: and in categories (tests/cluster/test_acl.py shows each command of the first is needed).
+MINIMAL_ACL = tuple(acl_rules.rule("beat", "entries", "cluster", prefix="{redbeat}:").split())
+CATEGORY_ACL = (*acl_rules.category_rule("{redbeat}:").split(), "+cluster|slots", "+command")
 
 
 def due(app: Celery, name: str) -> RedBeatSchedulerEntry:
@@ -162,12 +155,7 @@ def test_acl_user_limited_to_the_prefix(
     cluster: ClusterTopology, make_cluster_app: MakeApp, acl: tuple[str, ...]
 ) -> None:
     for node in cluster.nodes:  # ACLs are per node
-        try:
-            node.call("ACL", "SETUSER", "beat", "reset", "on", ">s3cret", *acl)
-        except ServerReplyError:  # Redis < 7.2 has no CLIENT SETINFO (redis-py's errors on it
-            # are ignored, so the beat needs nothing else)
-            rules = [rule for rule in acl if rule != "+client|setinfo"]
-            node.call("ACL", "SETUSER", "beat", "reset", "on", ">s3cret", *rules)
+        node.call("ACL", "SETUSER", "beat", "reset", "on", ">s3cret", *acl)
     try:
         host, port = cluster.startup_nodes[0]
         app = make_cluster_app(

@@ -15,6 +15,7 @@ import pytest
 from celery import Celery
 from celery.schedules import schedule
 from celery.signals import before_task_publish
+from redbeat_test_support import exposure, run_a_beat
 from redis.connection import SSLConnection
 
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
@@ -94,3 +95,25 @@ def test_rediss_cluster_refuses_an_unverified_certificate(tls_cluster: ClusterTo
             RedBeatScheduler(app=app)
     finally:
         app.close()
+
+
+def test_turning_verification_off_is_warned_once_naming_where(
+    tls_cluster: ClusterTopology,
+) -> None:
+    """An inherited ``broker_use_ssl`` that turns verification off (in Celery's spelling)
+    works, as for plain Redis, and is warned about once, with where it came from."""
+    tls_cluster.flushall()
+    app = make_app(
+        tls_cluster.url("rediss+cluster", nodes=1), broker_use_ssl={"ssl_cert_reqs": "CERT_NONE"}
+    )
+    try:
+        with exposure() as shown:
+            run_a_beat(app, shown)  # no CA given: it connects only because nothing is verified
+            run_a_beat(app, shown)
+    finally:
+        app.redbeat_runtime.close()
+        app.close()
+    warned = [line for line in shown.text.splitlines() if "verification is OFF" in line]
+    assert len(warned) == 1, shown.text
+    assert "broker_use_ssl (inherited: redbeat_redis_use_ssl is not set)" in warned[0]
+    assert "set redbeat_redis_use_ssl = {'ssl_cert_reqs': ssl.CERT_REQUIRED" in warned[0]

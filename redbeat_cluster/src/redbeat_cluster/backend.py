@@ -24,8 +24,9 @@ import redis.exceptions
 from redbeat_cluster.connection import APP_CLIENT_ATTRIBUTE, build_client, cluster_target
 from redbeat_cluster.keys import adjust_config
 from redbeat_core.config import RedBeatConfig
-from redbeat_core.exceptions import ConfigurationError
+from redbeat_core.exceptions import ConfigurationError, RedBeatError
 from redbeat_core.urls import mask_url
+from redbeat_redis import acl
 from redbeat_redis.backend import RedisBackend
 from redbeat_redis.connection import unwrap
 from redbeat_redis.errors import RedisUnavailableError
@@ -82,15 +83,24 @@ def client_for(config: RedBeatConfig, app: Any) -> Any:
         return unwrap(assigned)
     try:
         client = build_client(config)
-    except redis.exceptions.RedisClusterException as exc:
-        nodes = cluster_target(config).describe()
-        raise RedisUnavailableError(f"Redis Cluster unreachable at {nodes}: {exc}") from exc
-    except redis.exceptions.RedisError as exc:
-        nodes = cluster_target(config).describe()
-        raise RedisUnavailableError(f"Redis Cluster at {nodes}: {exc}") from exc
+    except (redis.exceptions.RedisClusterException, redis.exceptions.RedisError) as exc:
+        raise _start_up_error(config, exc) from exc
     if app is not None:
         setattr(app, APP_CLIENT_ATTRIBUTE, client)
     return client
+
+
+def _start_up_error(config: RedBeatConfig, exc: Exception) -> RedBeatError:
+    """What building the client failed on: an ACL refusal (redis-py reports a refused CLUSTER
+    SLOTS as "Cluster mode is not enabled") names what to grant; anything else is an outage."""
+    target = cluster_target(config)
+    refused = acl.refusal(exc, None, user=target.kwargs.get("username") or "default")
+    if refused is not None:
+        return refused
+    nodes = target.describe()
+    if isinstance(exc, redis.exceptions.RedisClusterException):
+        return RedisUnavailableError(f"Redis Cluster unreachable at {nodes}: {exc}")
+    return RedisUnavailableError(f"Redis Cluster at {nodes}: {exc}")
 
 
 def check_config(config: RedBeatConfig) -> RedBeatConfig:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import re
 import ssl
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -47,7 +46,10 @@ from redis.retry import Retry
 
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import ConfigurationError
+from redbeat_core.masking import redacted_repr
 from redbeat_core.urls import mask_url
+from redbeat_redis import tls
+from redbeat_redis.connection import verification_sources
 from redbeat_redis.settings import INTERNAL_OPTION_KEYS, RedisSettings
 
 logger = logging.getLogger("celery.beat")
@@ -102,7 +104,8 @@ class ClusterTarget:
     """Where the cluster is and how to talk to it: what ``RedisCluster(...)`` is called with."""
 
     nodes: tuple[tuple[str, int], ...]
-    kwargs: Mapping[str, Any]
+    #: Passwords and credential providers are masked in the repr.
+    kwargs: Mapping[str, Any] = attrs.field(repr=redacted_repr)
     tls: bool
 
     def startup_nodes(self) -> list[ClusterNode]:
@@ -147,11 +150,9 @@ def _parse_host(item: str, setting: str, shown: object) -> tuple[str, int]:
 
 
 def shown_url(url: str) -> str:
-    """The URL for messages, password masked even when the URL cannot be parsed."""
-    try:
-        return mask_url(url)
-    except ValueError:
-        return re.sub(r"(://[^:@/]*:)[^@/]*@", r"\1**@", url)
+    """The URL for messages, its secrets masked (:func:`~redbeat_core.urls.mask_url` also
+    masks URLs that do not parse)."""
+    return mask_url(url)
 
 
 def _url_parts(config: RedBeatConfig) -> tuple[list[tuple[str, int]], dict[str, Any]]:
@@ -238,9 +239,10 @@ def _check_options(options: Mapping[str, Any], setting: str = OPTIONS_SETTING) -
         )
     unknown = sorted(k for k in checked if k not in _CLUSTER_OPTIONS and k not in _REDIS_OPTIONS)
     if unknown:
+        # Names only: the value of a misspelled "pasword" is a password all the same.
         raise ConfigurationError(
             setting,
-            {k: checked[k] for k in unknown},
+            unknown,
             f"unknown option(s) {', '.join(unknown)} for the Redis Cluster client; accepted: "
             + ", ".join(sorted(_CLUSTER_OPTIONS)),
         )
@@ -249,7 +251,7 @@ def _check_options(options: Mapping[str, Any], setting: str = OPTIONS_SETTING) -
     if unsafe:
         raise ConfigurationError(
             setting,
-            {k: checked[k] for k in unsafe},
+            unsafe,
             "redis-py's RedisCluster does not pass these TLS options to its connections, so "
             "they would have no effect; remove them (supported TLS options: "
             + ", ".join(sorted(k for k in _CLUSTER_OPTIONS if k.startswith("ssl")))
@@ -367,6 +369,8 @@ def build_client(config: RedBeatConfig) -> RedisCluster:
     kwargs = dict(target.kwargs)
     if "retry" not in kwargs and "cluster_error_retry_attempts" not in kwargs:
         kwargs["retry"] = default_retry()
+    if target.tls:  # warned before connecting: the client reads the slot map at once
+        tls.warn_if_unverified(shown_url(config.url), verification_sources(config))
     # Looked up now, not at import: tests patch redis.cluster.RedisCluster (and its
     # from_url) to intercept the client, as they do with celery-redbeat.
     cluster_class = redis.cluster.RedisCluster
@@ -375,11 +379,13 @@ def build_client(config: RedBeatConfig) -> RedisCluster:
             host, port = target.nodes[0]
             scheme = "rediss" if target.tls else "redis"
             url = f"{scheme}://{_format_node(host, port)}"
-            return cluster_class.from_url(url, **kwargs)
-        return cluster_class(startup_nodes=target.startup_nodes(), **kwargs)
+            client = cluster_class.from_url(url, **kwargs)
+        else:
+            client = cluster_class(startup_nodes=target.startup_nodes(), **kwargs)
     except TypeError as exc:
         raise ConfigurationError(
             config.url_setting,
             shown_url(config.url),
             f"cannot build a Redis Cluster client from it and redbeat_redis_options: {exc}",
         ) from exc
+    return client

@@ -14,6 +14,7 @@ from redbeat_core.exceptions import (
     LockNotOwnedError,
     PluginError,
     RedBeatError,
+    StorePermissionError,
     StoreUnavailableError,
     UnknownBackendError,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "SettingRegistry",
     "Settings",
     "Skipped",
+    "StorePermissionError",
     "StoreUnavailableError",
     "StoredEntry",
     "UnknownBackendError",

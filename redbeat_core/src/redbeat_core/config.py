@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Self
 import attrs
 
 from redbeat_core.exceptions import ConfigurationError
+from redbeat_core.masking import redacted_repr, userinfo_spills
 from redbeat_core.settings import (
     CORE_OWNER,
     InvalidValue,
@@ -89,6 +90,13 @@ def _min_interval(value: Any) -> float:
 def _url(value: Any) -> str:
     if not isinstance(value, str) or "://" not in value:
         raise InvalidValue("a URL string such as scheme://host:port/path")
+    if userinfo_spills(value):
+        # Parsers would read part of the password as a host, port or path, and show it.
+        raise InvalidValue(
+            "a URL whose password is percent-encoded: a '/', '?' or '#' in it ends the host "
+            "part early (encode it with urllib.parse.quote(password, safe=''), or pass the "
+            "password in the backend's options instead of the URL)"
+        )
     return value
 
 
@@ -267,7 +275,8 @@ class RedBeatConfig:
     settings) still read the same values, for code that reads ``app.redbeat_conf``.
     """
 
-    url: str = ""
+    #: The storage URL; its repr masks secrets (see :mod:`redbeat_core.masking`).
+    url: str = attrs.field(default="", repr=redacted_repr)
     #: Which setting ``url`` came from, so errors about it name what the user wrote.
     url_setting: str = URL_SETTING
     key_prefix: str = DEFAULT_KEY_PREFIX

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import reprlib
 
+from redbeat_core.masking import MASK, is_secret_name, redacted
+
 
 class RedBeatError(Exception):
     """Base class of every error RedBeat raises on purpose."""
@@ -12,11 +14,16 @@ class RedBeatError(Exception):
 class ConfigurationError(RedBeatError, ValueError):
     """A setting has a value RedBeat cannot use. Raised at start-up, never mid-loop.
 
-    The message names the setting, the value found and what is accepted.
+    The message names the setting, the value found and what is accepted. The value is kept
+    and shown with its secrets masked (:func:`~redbeat_core.masking.redacted`: passwords in
+    URLs, secret keys of option dicts): errors end up in logs, crash reports and tickets.
     """
 
     def __init__(self, setting: str, value: object, accepted: str) -> None:
         self.setting = setting
+        # A secret setting's own value (``options['password']``) is masked whole.
+        secret = is_secret_name(setting) and isinstance(value, str | bytes | int | float)
+        value = MASK if secret else redacted(value)
         self.value = value
         self.accepted = accepted
         super().__init__(f"invalid setting {setting}={value!r}: {accepted}")
@@ -118,6 +125,20 @@ class LockNotOwnedError(RedBeatError):
     another beat). celery-redbeat's ``scheduler.lock`` raised its client library's
     ``LockNotOwnedError`` then; a backend may raise a subclass that is also that error, so code
     written for celery-redbeat catches it unchanged."""
+
+
+class StorePermissionError(BrokenStoreError):
+    """The storage refused an operation for lack of permission (an access control list).
+
+    An outage as far as the scheduler is concerned: the beat logs it once, keeps its loop alive
+    and tries again every lock poll interval (stepping down once its lease has lapsed), so
+    granting the permission on the server is enough, without a restart. ``missing`` names what
+    to grant when the backend can tell (a command, a key pattern).
+    """
+
+    def __init__(self, *args: object, missing: str | None = None) -> None:
+        super().__init__(*args)
+        self.missing = missing
 
 
 class PluginError(RedBeatError):

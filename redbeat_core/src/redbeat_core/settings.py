@@ -26,6 +26,7 @@ from typing import Any, Final
 import attrs
 
 from redbeat_core.exceptions import ConfigurationError
+from redbeat_core.masking import redacted_repr
 
 __all__ = [
     "CORE_OWNER",
@@ -344,7 +345,8 @@ class Settings:
     same configuration the first time it is asked for, and checked then.
     """
 
-    values: Mapping[str, Any] = attrs.field(factory=dict)
+    #: Shown with their secrets masked (passwords in URLs and option dicts) by ``repr``.
+    values: Mapping[str, Any] = attrs.field(factory=dict, repr=redacted_repr)
     #: Names set in the configuration (not defaults or fallbacks).
     explicit: frozenset[str] = frozenset()
     #: Which key each value was read from: the name, an alias, or a fallback such as broker_url.

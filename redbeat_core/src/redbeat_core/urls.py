@@ -1,20 +1,18 @@
-"""Small helpers for storage URLs that every layer needs (no client library involved)."""
+"""Small helpers for storage URLs that every layer needs (no client library involved).
+
+:func:`mask_url` (every secret a URL can carry, masked) lives in :mod:`redbeat_core.masking`
+and is importable from here too.
+"""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from redbeat_core.masking import mask_url
+
+__all__ = ["mask_url", "url_scheme"]
 
 
 def url_scheme(url: str) -> str:
     """The scheme of a storage URL, lower case (``db+replicas`` for ``DB+Replicas://``)."""
     return urlsplit(url).scheme.lower()
-
-
-def mask_url(url: str) -> str:
-    """The URL with its password replaced by ``**``, safe for logs, banners and errors."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    userinfo = f"{parts.username or ''}:**"
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))

@@ -4,7 +4,8 @@ Options follow celery-redbeat 2.4.2: keys of ``redbeat_redis_options`` other tha
 go to the client (``password``, ``username``, ``credential_provider``, ``socket_timeout``,
 ``health_check_interval``, ...), but only when that setting was given explicitly (options
 inherited from ``broker_transport_options`` belong to the broker). ``rediss://`` requires a
-verified certificate unless ``redbeat_redis_use_ssl`` says otherwise.
+verified certificate unless ``redbeat_redis_use_ssl`` says otherwise, and a setting that turns
+verification off is warned about (:mod:`redbeat_redis.tls`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import redis
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import ConfigurationError
 from redbeat_core.urls import mask_url, url_scheme
+from redbeat_redis import tls
 from redbeat_redis.settings import OPTIONS_SETTING, RedisSettings
 
 #: Where celery-redbeat kept the client; a client assigned there by the user is used as is.
@@ -71,12 +73,28 @@ def client_for(config: RedBeatConfig, app: Any) -> Any:
         # connection object now (no I/O) so a misspelled option fails at start-up.
         pool = client.connection_pool
         pool.connection_class(**pool.connection_kwargs)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, redis.exceptions.RedisError) as exc:
         raise ConfigurationError(
             config.url_setting,
             mask_url(config.url),
             f"cannot build a Redis client from it and redbeat_redis_options: {exc}",
         ) from exc
+    if url_scheme(config.url) == "rediss":
+        tls.warn_if_unverified(mask_url(config.url), verification_sources(config))
     if app is not None:
         setattr(app, APP_CLIENT_ATTRIBUTE, client)
     return client
+
+
+def verification_sources(config: RedBeatConfig, *, options: bool = True) -> list[tls.Source]:
+    """Where the TLS options of ``config`` come from, in the order the backends apply them
+    (a later one wins): ``redbeat_redis_use_ssl`` (or the ``broker_use_ssl`` it inherits),
+    ``redbeat_redis_options`` when they go to the client (``options``), the URL's query."""
+    redis_settings = RedisSettings.of(config)
+    sources = []
+    if isinstance(redis_settings.use_ssl, dict):
+        sources.append(tls.use_ssl_source(redis_settings.use_ssl, redis_settings.use_ssl_source))
+    if options and redis_settings.client_options:
+        sources.append(tls.options_source(redis_settings.client_options))
+    sources.append(tls.query_source(config.url, config.url_setting))
+    return sources

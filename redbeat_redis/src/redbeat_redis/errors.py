@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import redis
 
-from redbeat_core.exceptions import BrokenStoreError, LockNotOwnedError, StoreUnavailableError
+from redbeat_core.exceptions import (
+    BrokenStoreError,
+    LockNotOwnedError,
+    StorePermissionError,
+    StoreUnavailableError,
+)
 
 __all__ = [
     "RedisBrokenError",
     "RedisLockNotOwnedError",
+    "RedisPermissionError",
     "RedisReadOnlyError",
     "RedisUnavailableError",
 ]
@@ -42,3 +48,8 @@ class RedisBrokenError(BrokenStoreError, redis.exceptions.ResponseError):
 class RedisLockNotOwnedError(LockNotOwnedError, redis.exceptions.LockNotOwnedError):
     """``scheduler.lock.extend()`` on a lease this beat does not hold; also redis-py's
     ``LockNotOwnedError`` (celery-redbeat's lock was a redis-py ``Lock``)."""
+
+
+class RedisPermissionError(StorePermissionError, redis.exceptions.NoPermissionError):
+    """The server's ACL refused a command or key; also redis-py's ``NoPermissionError`` (what
+    celery-redbeat raised). The message names what to grant."""

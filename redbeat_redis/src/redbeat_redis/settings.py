@@ -18,6 +18,7 @@ import attrs
 
 from redbeat_core.config import URL_SETTING, RedBeatConfig
 from redbeat_core.exceptions import ConfigurationError
+from redbeat_core.masking import redacted_repr
 from redbeat_core.settings import (
     InvalidValue,
     Setting,
@@ -26,6 +27,7 @@ from redbeat_core.settings import (
     integer,
     seconds,
 )
+from redbeat_redis import tls
 
 OWNER: Final = "redbeat-redis"
 URL_ALIAS: Final = "redbeat_redis_url"
@@ -48,10 +50,14 @@ _RETRY_PERIOD = seconds(allow_zero=True, forever=-1)
 
 
 def _options(value: Any) -> dict[str, Any]:
-    """A dict of client options, whose ``retry_period`` (when given) is a number of seconds."""
+    """A dict of client options, whose ``retry_period`` (when given) is a number of seconds.
+    Celery's spellings of ``ssl_cert_reqs`` (``'CERT_NONE'``...) become :mod:`ssl` constants,
+    here and in ``sentinel_kwargs``."""
     if not isinstance(value, Mapping):
         raise InvalidValue("a dict of options for the Redis client")
-    options = dict(value)
+    options = tls.normalized(value)
+    if isinstance(options.get("sentinel_kwargs"), Mapping):
+        options["sentinel_kwargs"] = tls.normalized(options["sentinel_kwargs"])
     retry_period = options.get("retry_period")
     if retry_period is not None:
         try:
@@ -65,7 +71,7 @@ def _use_ssl(value: Any) -> bool | dict[str, Any]:
     if isinstance(value, bool):
         return value
     if isinstance(value, Mapping):
-        return dict(value)
+        return tls.normalized(value)  # 'CERT_NONE' as Celery spells it: ssl.CERT_NONE
     raise InvalidValue("True, False or a dict of ssl_* options such as {'ssl_cert_reqs': ...}")
 
 
@@ -113,7 +119,10 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "bool | dict",
         None,
         "TLS options for rediss:// (ssl_cert_reqs, ssl_ca_certs, ssl_certfile, ssl_keyfile); "
-        "certificates are verified by default.",
+        "certificates are verified by default. ssl_cert_reqs takes ssl constants or Celery's "
+        "strings ('CERT_NONE', 'none', ...). Turning verification off, here, in the inherited "
+        "broker_use_ssl, in redbeat_redis_options or in the URL (?ssl_cert_reqs=none), logs a "
+        "warning at start-up naming where.",
         parse=_use_ssl,
         default_doc="broker_use_ssl",
         fallback="broker_use_ssl",
@@ -147,12 +156,15 @@ class RedisSettings:
     """The Redis settings of one app, checked: what the Redis, Sentinel and Cluster backends
     build their client, retry policy and commits from."""
 
-    #: ``redbeat_redis_options``, or the broker's transport options it falls back to.
-    options: Mapping[str, Any] = attrs.field(factory=dict)
+    #: ``redbeat_redis_options``, or the broker's transport options it falls back to
+    #: (passwords and credential providers masked in the repr).
+    options: Mapping[str, Any] = attrs.field(factory=dict, repr=redacted_repr)
     #: True when ``redbeat_redis_options`` was set (not inherited from the broker's options);
     #: only then are its keys forwarded to the client, as celery-redbeat 2.4.2 does.
     options_explicit: bool = False
-    use_ssl: bool | dict[str, Any] | None = None
+    use_ssl: bool | dict[str, Any] | None = attrs.field(default=None, repr=redacted_repr)
+    #: The key ``use_ssl`` was read from: ``broker_use_ssl`` when it was inherited.
+    use_ssl_source: str = USE_SSL_SETTING
     replica_acks: int = 0
     replica_ack_timeout: float = DEFAULT_REPLICA_ACK_TIMEOUT
 
@@ -164,6 +176,7 @@ class RedisSettings:
             options=dict(settings.get(OPTIONS_SETTING) or {}),
             options_explicit=settings.is_set(OPTIONS_SETTING),
             use_ssl=settings.get(USE_SSL_SETTING),
+            use_ssl_source=settings.source(USE_SSL_SETTING),
             replica_acks=settings.get(REPLICA_ACKS_SETTING, 0),
             replica_ack_timeout=settings.get(
                 REPLICA_ACK_TIMEOUT_SETTING, DEFAULT_REPLICA_ACK_TIMEOUT

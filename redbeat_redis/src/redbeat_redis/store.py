@@ -10,7 +10,8 @@ redis-py's per-command overhead 40,000 times.
 
 Every call goes through the retry policy and turns a connection failure that outlived it into
 :class:`~redbeat_core.exceptions.StoreUnavailableError`, the one storage error the scheduler
-knows.
+knows, and an ACL refusal into its :class:`~redbeat_core.exceptions.StorePermissionError`
+(:mod:`redbeat_redis.acl`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from redbeat_core.typing import (
     Quarantine,
     StoredEntry,
 )
-from redbeat_redis import scripts
+from redbeat_redis import acl, scripts
 from redbeat_redis.errors import RedisBrokenError, RedisReadOnlyError, RedisUnavailableError
 from redbeat_redis.retry import TRANSIENT_ERRORS, RetryPolicy
 from redbeat_redis.settings import DEFAULT_REPLICA_ACK_TIMEOUT
@@ -79,6 +80,9 @@ def call_translated(client: Any, retry: RetryPolicy, operation: Callable[[], T])
     except redis.exceptions.NoScriptError:
         raise  # handled by the callers that send raw EVALSHA
     except redis.exceptions.ResponseError as exc:
+        refused = acl.refusal(exc, client)  # an ACL refusal: say what to grant
+        if refused is not None:
+            raise refused from exc
         message = str(exc)
         if message.startswith(BROKEN_KEY_ERROR):
             raise RedisBrokenError(f"key {message[len(BROKEN_KEY_ERROR) :].strip()}") from exc
@@ -169,6 +173,8 @@ class RedisStore(StoreBase):
     _scripts: dict[str, Any] = attrs.field(factory=dict, init=False, repr=False)
     #: True while commits get fewer acknowledgements than asked (warned once per episode).
     _short_of_acks: bool = attrs.field(default=False, init=False, repr=False)
+    #: True once a refused WAIT (ACL) was reported.
+    _wait_refused: bool = attrs.field(default=False, init=False, repr=False)
 
     def _script(self, name: str) -> Any:
         script = self._scripts.get(name)
@@ -238,11 +244,13 @@ class RedisStore(StoreBase):
         if not self.replica_acks:
             return bool(self._call(lambda: script(keys=keys, args=args)))
         owned, acks = self._call(lambda: self._commit_and_wait(script, keys, args))
-        if owned:
+        if owned and acks is not None:
             self._note_acks(acks)
         return owned
 
-    def _commit_and_wait(self, script: Any, keys: list[str], args: list[Any]) -> tuple[bool, int]:
+    def _commit_and_wait(
+        self, script: Any, keys: list[str], args: list[Any]
+    ) -> tuple[bool, int | None]:
         """``commit.lua`` then ``WAIT``, pipelined: one round trip and, what WAIT needs, one
         connection (it counts the replicas that have this connection's writes).
 
@@ -260,6 +268,13 @@ class RedisStore(StoreBase):
             if isinstance(owned, redis.exceptions.NoScriptError):
                 self.client.script_load(script.script)  # same source, same sha
                 continue
+            if isinstance(acks, redis.exceptions.NoPermissionError) and not isinstance(
+                owned, Exception
+            ):  # the commit is done: go on without acks rather than lose its runs
+                self._wait_refused = acl.warn_wait_refused(
+                    acks, self.client, warned=self._wait_refused
+                )
+                return bool(owned), None
             for reply in (owned, acks):
                 if isinstance(reply, Exception):
                     raise reply

@@ -31,8 +31,9 @@ from redis.sentinel import Sentinel
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import ConfigurationError
 from redbeat_core.urls import mask_url
+from redbeat_redis import tls
 from redbeat_redis.backend import RedisBackend
-from redbeat_redis.connection import APP_CLIENT_ATTRIBUTE, unwrap
+from redbeat_redis.connection import APP_CLIENT_ATTRIBUTE, unwrap, verification_sources
 from redbeat_sentinel.settings import SentinelSettings, read_settings
 
 #: Where celery-redbeat kept its ``Sentinel`` object.
@@ -115,10 +116,26 @@ def client_for(config: RedBeatConfig, app: Any) -> Any:
     if not isinstance(sentinel, Sentinel):
         sentinel = build_sentinel(settings, config)
     client = master_client(sentinel, settings, config)
+    warn_if_unverified(settings, config)
     if app is not None:
         setattr(app, APP_SENTINEL_ATTRIBUTE, sentinel)
         setattr(app, APP_CLIENT_ATTRIBUTE, client)
     return client
+
+
+def warn_if_unverified(settings: SentinelSettings, config: RedBeatConfig) -> None:
+    """Warn (:mod:`redbeat_redis.tls`) when TLS to the master, or to the sentinels, does not
+    verify certificates."""
+    shown = mask_url(config.url)
+    if settings.tls:
+        # celery-redbeat's form forwards no other option than those it names.
+        sources = verification_sources(config, options=settings.form == "url")
+        tls.warn_if_unverified(shown, sources, what="RedBeat's storage (the master)")
+    sentinel_kwargs = settings.sentinel_kwargs or {}
+    if sentinel_kwargs.get("ssl"):
+        setting = "redbeat_redis_options['sentinel_kwargs']"
+        sources = [tls.options_source(sentinel_kwargs, setting)]
+        tls.warn_if_unverified(shown, sources, what="the sentinels")
 
 
 #: The backend for ``redis+sentinel://``, ``rediss+sentinel://`` and ``redis-sentinel://``: the

@@ -39,6 +39,7 @@ from redis.connection import URL_QUERY_ARGUMENT_PARSERS
 
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import ConfigurationError
+from redbeat_core.masking import MASK, is_secret_name, redacted_repr
 from redbeat_core.urls import mask_url, url_scheme
 from redbeat_redis.settings import RedisSettings
 
@@ -91,8 +92,9 @@ class SentinelSettings:
     sentinels: tuple[tuple[str, int], ...]
     service_name: str
     db: int
-    connection_kwargs: Mapping[str, Any]
-    sentinel_kwargs: Mapping[str, Any] | None
+    #: Passwords and credential providers are masked in the repr (as in ``sentinel_kwargs``).
+    connection_kwargs: Mapping[str, Any] = attrs.field(repr=redacted_repr)
+    sentinel_kwargs: Mapping[str, Any] | None = attrs.field(repr=redacted_repr)
     tls: bool
     form: Form
 
@@ -147,7 +149,7 @@ def _sentinel_kwargs(options: Mapping[str, Any]) -> Mapping[str, Any] | None:
     if not isinstance(value, Mapping):
         raise ConfigurationError(
             "redbeat_redis_options['sentinel_kwargs']",
-            value,
+            f"<{type(value).__name__}>",  # its type, not a value that may hold a password
             "a dict of connection options for the sentinels, such as "
             "{'password': '...', 'socket_timeout': 1.0}",
         )
@@ -231,10 +233,11 @@ def _query(query: str, config: RedBeatConfig) -> dict[str, Any]:
         try:
             kwargs[name] = parser(value) if callable(parser) else value
         except (TypeError, ValueError):
+            shown = MASK if is_secret_name(name) else repr(value)
             raise ConfigurationError(
                 config.url_setting,
                 mask_url(config.url),
-                f"invalid value {value!r} for {name!r} in the URL's query",
+                f"invalid value {shown} for {name!r} in the URL's query",
             ) from None
     return kwargs
 

@@ -87,7 +87,9 @@ def parse_url(url: str, *, setting: str = "redbeat_url", cwd: Path | None = None
         raise ConfigurationError(setting, url, ACCEPTED_URLS)
     if parts.netloc:
         raise ConfigurationError(
-            setting, url, f"a SQLite database has no host ({parts.netloc!r}); {ACCEPTED_URLS}"
+            setting,
+            url,  # ConfigurationError masks a password in it; the host alone is quoted here
+            f"a SQLite database has no host ({parts.netloc.rpartition('@')[2]!r}); {ACCEPTED_URLS}",
         )
     raw = unquote(parts.path)
     # sqlite:///x.db has the path "/x.db" (relative x.db), sqlite:////x.db has "//x.db".

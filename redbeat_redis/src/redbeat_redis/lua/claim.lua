@@ -22,7 +22,15 @@ local function broken(key, holds, expected)
     '(DEL ' .. key .. '); this beat waits as a standby and retries')
 end
 local function failed(reply)
-  return type(reply) == 'table' and reply.err ~= nil
+  -- Only a key of the wrong type is "broken"; any other error (an ACL refusal, OOM) is the
+  -- server's, passed on as it is.
+  if type(reply) == 'table' and reply.err ~= nil then
+    if string.sub(reply.err, 1, 9) ~= 'WRONGTYPE' then
+      error(reply)
+    end
+    return true
+  end
+  return false
 end
 if #KEYS > 2 then
   local holder = redis.pcall('GET', KEYS[3])

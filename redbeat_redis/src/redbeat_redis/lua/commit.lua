@@ -23,6 +23,9 @@ end
 if #KEYS > 2 then
   local holder = redis.pcall('GET', KEYS[3])
   if type(holder) == 'table' and holder.err then
+    if string.sub(holder.err, 1, 9) ~= 'WRONGTYPE' then
+      error(holder)  -- the server's own error (an ACL refusal): passed on as it is
+    end
     return broken(KEYS[3], kind(KEYS[3]), 'the beat lock', 'a string')
   end
   if holder ~= ARGV[1] then

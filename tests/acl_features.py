@@ -1,0 +1,175 @@
+"""RedBeat's features, each run as a user would, for the ACL tests of every Redis backend.
+
+Each run exercises every path of its feature that sends a command (a static removed and one
+kept at start-up, a corrupt entry quarantined, a one-off entry finished, a standby, a release;
+saves with and without a schedule, loads, reschedules, ranks, deletes...) and returns what it
+showed (logs at WARNING and above, exceptions with their causes) and whether everything
+worked. The tests run each under exactly the documented rule (it must work, silently), and
+under the rule minus each command (it must fail, naming that command).
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import attrs
+from celery import Celery
+from celery.schedules import schedule
+from redbeat_test_support import ago, exposure, recording_publishes
+
+from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
+from redbeat_core.runtime import get_runtime
+from redbeat_core.schedules import clocked
+
+
+@dataclass
+class Outcome:
+    """What a feature run did: whether it did its job (``worked``), and the warnings, errors
+    and exceptions it showed (``shown``: nothing, when all is well)."""
+
+    worked: bool = False
+    shown: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.shown)
+
+    @property
+    def fine(self) -> bool:
+        """It worked and had nothing to say."""
+        return self.worked and not self.shown
+
+    def fail(self, exc: BaseException) -> None:
+        self.shown.append("".join(traceback.format_exception(exc)))
+
+
+#: What a run is expected to log: the corrupt entry it quarantines.
+EXPECTED = "beat: entry 'broken' cannot be scheduled"
+
+
+@contextmanager
+def watching(outcome: Outcome) -> Iterator[None]:
+    """Record the warnings and errors logged while the block runs into ``outcome``."""
+    with exposure() as shown:
+        yield
+    outcome.shown += [
+        line
+        for line in shown.text.splitlines()
+        if line.startswith(("WARNING ", "ERROR ", "CRITICAL ")) and EXPECTED not in line
+    ]
+
+
+def quarantine(admin_app: Celery, name: str) -> None:
+    """Record ``name`` as quarantined, as an earlier tick would have: saving or deleting it
+    then clears the record (the ``HDEL`` path of the write script)."""
+    runtime = get_runtime(admin_app)
+    config = runtime.config
+    client = runtime.backend.client  # type: ignore[attr-defined]
+    client.hset(config.quarantine_key, config.key_for(name), "an earlier tick could not run it")
+
+
+def seed_for_a_beat(admin_app: Celery) -> None:
+    """What a beat finds at start-up, written with full rights: a static still configured (its
+    stored meta must survive), one no longer configured (deleted at start-up), a corrupt
+    entry due now (quarantined) and a one-off due now (finished after its run)."""
+    store = get_runtime(admin_app).store
+    kept = RedBeatSchedulerEntry("kept", "tasks.kept", schedule(3600), app=admin_app)
+    kept.last_run_at = ago(60)
+    kept.save()
+    RedBeatSchedulerEntry("gone", "tasks.gone", schedule(3600), app=admin_app).save()
+    store.set_statics(["kept", "gone"])
+    quarantine(admin_app, "gone")
+    RedBeatSchedulerEntry("once", "tasks.once", clocked(ago(1)), app=admin_app).save()
+    broken = RedBeatSchedulerEntry("broken", "tasks.broken", schedule(60), app=admin_app)
+    broken.last_run_at = ago(120)
+    stored = broken.to_stored()
+    store.save(attrs.evolve(stored, definition="{not json"))
+
+
+def run_beat(make_app: Callable[..., Celery], admin_app: Celery, **conf: Any) -> Outcome:
+    """Start a beat (statics sync), lead it through busy ticks, tick a standby, close both;
+    ``admin_app`` (full rights) checks what they stored."""
+    outcome = Outcome()
+    beat_schedule = {"kept": {"task": "tasks.kept", "schedule": 3600.0}}
+    beat_schedule["new"] = {"task": "tasks.new", "schedule": 3600.0}
+    app = make_app(beat_schedule=beat_schedule, **conf)
+    other = make_app(beat_schedule=beat_schedule, **conf)
+    schedulers: list[RedBeatScheduler] = []
+    try:
+        with watching(outcome), recording_publishes() as published:
+            leader = RedBeatScheduler(app=app)
+            schedulers.append(leader)
+            for _ in range(3):
+                leader.tick()
+            standby = RedBeatScheduler(app=other)
+            schedulers.append(standby)
+            standby.tick()
+            lock = leader.lock
+            assert lock is not None
+            store = get_runtime(admin_app).store
+            outcome.worked = (
+                lock.held
+                and standby.lock is not None
+                and not standby.lock.held
+                and published.tasks == ["tasks.once"]
+                and "broken" in store.quarantined()
+                and store.load("gone") is None
+                and "gone" not in store.quarantined()
+                and store.load("kept") is not None
+            )
+    except Exception as exc:  # what a beat shows its operator: the test reads it
+        outcome.fail(exc)
+        outcome.worked = False
+    finally:
+        for scheduler in schedulers:
+            with watching(outcome):
+                scheduler.close()
+    return outcome
+
+
+def run_entries(make_app: Callable[..., Celery], admin_app: Celery, **conf: Any) -> Outcome:
+    """The entry API from a process with no beat: save (scheduled, and disabled), load,
+    reschedule, rank, delete."""
+    outcome = Outcome()
+    app = make_app(**conf)
+    quarantine(admin_app, "web")  # mended by the save below
+    try:
+        with watching(outcome):
+            entry = RedBeatSchedulerEntry("web", "tasks.web", schedule(60), app=app)
+            entry.last_run_at = ago(10)
+            entry.save()
+            off = RedBeatSchedulerEntry("off", "tasks.off", schedule(60), app=app, enabled=False)
+            off.save()
+            key = get_runtime(app).config.key_for("web")
+            loaded = RedBeatSchedulerEntry.from_key(key, app=app)
+            loaded.reschedule()
+            rank = loaded.rank
+            loaded.delete()
+            admin = get_runtime(admin_app).store
+            gone = admin.load("web") is None and "web" not in admin.quarantined()
+            outcome.worked = loaded.task == "tasks.web" and rank == 0 and gone
+    except Exception as exc:
+        outcome.fail(exc)
+    return outcome
+
+
+def run_inspection(make_app: Callable[..., Celery], admin_app: Celery, **conf: Any) -> Outcome:
+    """Reading the whole schedule, as the Prometheus plugin and operator tools do."""
+    outcome = Outcome()
+    store = get_runtime(make_app(**conf)).store
+    try:
+        with watching(outcome):
+            counted = store.count()
+            listed = store.scheduled()
+            outcome.worked = (counted, store.quarantined(), store.statics()) == (
+                len(listed),
+                {},
+                set(),
+            )
+    except Exception as exc:
+        outcome.fail(exc)
+    return outcome

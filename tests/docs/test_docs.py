@@ -21,6 +21,7 @@ import pytest
 
 from redbeat_core import hookspecs
 from redbeat_core.plugins import BLOCK_ENV, DISABLE_AUTOLOAD_ENV
+from redbeat_core.runtime import CONF_ATTRIBUTE, RUNTIME_ATTRIBUTE
 from redbeat_redis.testing import pytest_plugin
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,10 +146,11 @@ def test_docs_name_only_hooks_that_exist(pages: dict[str, str]) -> None:
     hooks = set(hookspecs_by_name())
     settings = {part for s in ROWS for part in re.findall(r"\w+", s.name)}
     fixtures = {name for name in pytest_plugin.__all__ if name.startswith("redbeat_")}
+    app_attributes = {CONF_ATTRIBUTE, RUNTIME_ATTRIBUTE}  # app.redbeat_conf, app.redbeat_runtime
     wrong: dict[str, list[str]] = {}
     for page, text in pages.items():
         for name in sorted(set(re.findall(r"(?<![\w-])redbeat_[a-z_]+\b", text))):
-            if name in hooks or name in settings or name in fixtures:
+            if name in hooks or name in settings or name in fixtures or name in app_attributes:
                 continue
             if importlib.util.find_spec(name) is not None:  # redbeat_core, redbeat_redis, ...
                 continue

@@ -9,7 +9,7 @@ import attrs
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import ConfigurationError
 from redbeat_core.typing import BackendFactory, Lock
-from redbeat_core.urls import mask_url, url_scheme
+from redbeat_core.urls import mask_url
 from redbeat_redis.connection import APP_CLIENT_ATTRIBUTE, client_address, client_for
 from redbeat_redis.lock import RedisLock
 from redbeat_redis.retry import RetryingConnection
@@ -75,9 +75,10 @@ class RedisBackend:
         )
 
     def describe(self) -> str:
-        if url_scheme(self.config.url) in ("redis", "rediss", "unix"):
+        if self.config.url:
             return f"redis -> {mask_url(self.config.url)}"
-        # Routed here by a client the user assigned (the URL, if any, is the broker's).
+        # No URL: routed here by a client the user assigned (a broker URL it made unused is
+        # dropped from the config, see redbeat_redis.plugin).
         return f"redis -> the client assigned to app.{APP_CLIENT_ATTRIBUTE} " + (
             f"({client_address(self.client)})"
         )

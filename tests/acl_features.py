@@ -165,10 +165,12 @@ def run_inspection(make_app: Callable[..., Celery], admin_app: Celery, **conf: A
         with watching(outcome):
             counted = store.count()
             listed = store.scheduled()
-            outcome.worked = (counted, store.quarantined(), store.statics()) == (
+            names = store.names()  # type: ignore[attr-defined]
+            outcome.worked = (counted, store.quarantined(), store.statics(), names) == (
                 len(listed),
                 {},
                 set(),
+                [name for name, _ in listed],
             )
     except Exception as exc:
         outcome.fail(exc)

@@ -8,10 +8,20 @@ from redbeat._conflict import refuse_celery_redbeat
 
 refuse_celery_redbeat()
 
+from redbeat_core.catalog import EntryInfo, EntryNotFoundError, EntryState, Schedule  # noqa: E402
 from redbeat_core.entry import RedBeatSchedulerEntry  # noqa: E402
 from redbeat_core.exceptions import InvalidEntryError  # noqa: E402
 from redbeat_core.hookspecs import hookimpl  # noqa: E402
 from redbeat_core.scheduler import RedBeatScheduler  # noqa: E402
 
-__all__ = ["InvalidEntryError", "RedBeatScheduler", "RedBeatSchedulerEntry", "hookimpl"]
+__all__ = [
+    "EntryInfo",
+    "EntryNotFoundError",
+    "EntryState",
+    "InvalidEntryError",
+    "RedBeatScheduler",
+    "RedBeatSchedulerEntry",
+    "Schedule",
+    "hookimpl",
+]
 __version__ = "0.1.0"

@@ -13,6 +13,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 
+from redbeat.commands import SCHEDULE_COMMANDS, Target, app_options
+
 __all__ = ["main"]
 
 _DISTRIBUTIONS = ("redbeat", "redbeat-core", "redbeat-redis", "celery")
@@ -49,11 +51,21 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     callback=_print_version,
     help="Show the versions of RedBeat and Celery, then exit.",
 )
-def main() -> None:
+@app_options
+@click.pass_context
+def main(ctx: click.Context, app_path: str | None, url: str | None) -> None:
     """RedBeat: a Celery beat scheduler that keeps its schedule in Redis.
 
     Run beat with:  celery -A proj beat -S redbeat.RedBeatScheduler
+
+    The schedule commands act on the app's schedule (--app proj, or --url redis://...
+    without one); the same commands are `celery -A proj redbeat ...`.
     """
+    ctx.obj = Target(app_path=app_path, url=url)
+
+
+for _command in SCHEDULE_COMMANDS:
+    main.add_command(_command)
 
 
 @main.command()

@@ -25,6 +25,7 @@ from redbeat_core.typing import Backend, Fence, Lock, ScheduleStore, StoredEntry
 
 # Last: these import Celery's beat machinery and the modules above.
 from redbeat_core.entry import RedBeatSchedulerEntry  # isort: skip
+from redbeat_core.catalog import EntryInfo, EntryNotFoundError, EntryState, Schedule  # isort: skip
 from redbeat_core.runs import Decision, Dispatched, DueRun, DueRuns, Skipped  # isort: skip
 from redbeat_core.scheduler import RedBeatScheduler  # isort: skip
 
@@ -39,6 +40,9 @@ __all__ = [
     "DueRun",
     "DueRuns",
     "EntryDecodeError",
+    "EntryInfo",
+    "EntryNotFoundError",
+    "EntryState",
     "Fence",
     "InvalidEntryError",
     "InvalidValue",
@@ -49,6 +53,7 @@ __all__ = [
     "RedBeatError",
     "RedBeatScheduler",
     "RedBeatSchedulerEntry",
+    "Schedule",
     "ScheduleStore",
     "Setting",
     "SettingRegistry",

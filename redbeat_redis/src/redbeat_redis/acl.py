@@ -46,9 +46,9 @@ FEATURES: Final[Mapping[str, tuple[str, ...]]] = {
         *_SCRIPTS, "type", "hset", "hsetnx", "hdel", "hmget", "zadd", "zrem", "zscore", "del",
         "zrank",
     ),
-    # Reading the whole schedule: the store's count, scheduled, quarantined and statics (the
-    # Prometheus plugin's gauges, operator tools).
-    "inspection": ("zcard", "zrange", "hgetall", "smembers"),
+    # Reading the whole schedule: the store's count, scheduled, quarantined, statics and
+    # names (the Prometheus plugin's gauges, `redbeat list` and the other operator tools).
+    "inspection": ("zcard", "zrange", "hgetall", "smembers", "scan"),
     # redbeat_replica_acks: WAIT after each busy tick's commit.
     "replica_acks": ("wait",),
     # A database other than 0 in the URL or the options.

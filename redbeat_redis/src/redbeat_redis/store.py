@@ -127,6 +127,11 @@ def _score_arg(score: float | None) -> str:
     return "" if score is None else repr(float(score))
 
 
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally by a ``SCAN MATCH`` pattern."""
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
+
+
 def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
@@ -386,6 +391,18 @@ class RedisStore(StoreBase):
         """``ZCARD``: faster than the base class's read of the whole schedule."""
         schedule = self.keys.schedule
         return int(self._read(schedule, _SCHEDULE, lambda: self.client.zcard(schedule)))
+
+    def names(self) -> list[str]:
+        """Every stored entry's name, in no order: the hashes under the prefix, found with
+        ``SCAN`` (1,000 keys a step; the server stays responsive, but the whole key space is
+        walked: an operator's listing, never the tick's). RedBeat's own keys (``P:...``) are
+        not entries."""
+        pattern = _glob_escape(self.keys.prefix) + "*"
+        found = self._call(
+            lambda: list(self.client.scan_iter(match=pattern, count=1000, _type="hash"))
+        )
+        names = (self.keys.name(_text(key) or "") for key in found)
+        return sorted({name for name in names if name and not name.startswith(":")})
 
     def statics(self) -> set[str]:
         statics = self.keys.statics

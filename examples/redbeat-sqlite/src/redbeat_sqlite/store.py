@@ -214,6 +214,11 @@ class SqliteStore(StoreBase):
         with self.database.transaction(write=False) as conn:
             return {name for (name,) in conn.execute("SELECT name FROM statics")}
 
+    def names(self) -> list[str]:
+        """Every stored entry's name, scheduled or not (``redbeat list`` shows them all)."""
+        with self.database.transaction(write=False) as conn:
+            return [name for (name,) in conn.execute("SELECT name FROM entries ORDER BY name")]
+
     def quarantined(self) -> dict[str, str]:
         with self.database.transaction(write=False) as conn:
             return dict(conn.execute("SELECT name, reason FROM quarantine").fetchall())

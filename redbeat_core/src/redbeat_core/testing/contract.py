@@ -389,6 +389,21 @@ class StoreContract:
         assert [n for n, _ in store.scheduled()] == ["c"]
         store.delete("a")  # deleting twice is fine
 
+    def test_names_lists_every_entry_scheduled_or_not(self, store: ScheduleStore) -> None:
+        """``names()``, optional: every stored entry, also the disabled and finished ones the
+        schedule does not hold (``redbeat list`` and ``Schedule.names`` use it; without it they
+        show only scheduled and quarantined entries)."""
+        lister = getattr(store, "names", None)
+        if lister is None:
+            pytest.skip(
+                f"{type(store).__name__} has no names(): `redbeat list` shows only scheduled "
+                "and quarantined entries; implement names() to list the others"
+            )
+        store.save_many([entry("on", NOW), entry("off", None), entry("also", NOW + 5)])
+        assert sorted(lister()) == ["also", "off", "on"]
+        store.delete("on")
+        assert sorted(lister()) == ["also", "off"]
+
     # ------------------------------------------------------------------ ordering
 
     def test_rank_scheduled_and_count_follow_due_order(self, store: ScheduleStore) -> None:

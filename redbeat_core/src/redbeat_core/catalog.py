@@ -1,0 +1,409 @@
+"""``Schedule``: the stored schedule as operators and tools see it, on any backend.
+
+celery-redbeat never had a way to list its entries (users were told to run ``ZRANGE`` on the
+sorted set, and disabled entries were not even there). This is that way: list and filter the
+entries with their state and next run, look one up, preview its next runs, add, change,
+enable, disable and delete entries, read and restore the quarantine, and export or import the
+whole schedule as JSON. The ``redbeat`` command and the dashboard are thin layers over it.
+
+Every write goes through :class:`~redbeat_core.entry.RedBeatSchedulerEntry`, so it is checked
+as the beat checks it (a bad value is refused with the entry's name and what is accepted),
+stored as celery-redbeat stores it, and fires the ``redbeat_entry_saved`` and
+``redbeat_entry_deleted`` hooks.
+"""
+
+from __future__ import annotations
+
+import builtins
+import enum
+import fnmatch
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import attrs
+from celery.app import app_or_default
+
+from redbeat_core import validation
+from redbeat_core.entry import RedBeatSchedulerEntry, has_own_clock, schedule_at
+from redbeat_core.exceptions import EntryDecodeError, InvalidEntryError, RedBeatError
+from redbeat_core.runtime import Runtime, get_runtime
+from redbeat_core.typing import StoredEntry
+from redbeat_core.words import describe_schedule
+
+__all__ = ["EntryInfo", "EntryNotFoundError", "EntryState", "Schedule"]
+
+#: Fields ``Schedule.update`` changes (the entry's definition; its runs are the beat's).
+UPDATABLE: Final = ("task", "schedule", "args", "kwargs", "options", "enabled")
+#: How many names are loaded per round trip while listing.
+PAGE: Final = 500
+
+
+class EntryState(enum.StrEnum):
+    """Where an entry stands, as ``list`` filters and shows it."""
+
+    #: In the schedule: the beat runs it at its next due time.
+    SCHEDULED = "scheduled"
+    #: ``enabled=False``: kept, out of the schedule until enabled again.
+    DISABLED = "disabled"
+    #: Its schedule has no further run (a one-off that ran, a bounded rrule): kept, not run.
+    FINISHED = "finished"
+    #: The beat could not run it (undecodable, a schedule it refuses): set aside with a reason.
+    QUARANTINED = "quarantined"
+
+
+class EntryNotFoundError(RedBeatError, KeyError):
+    """No entry of that name is stored (a ``KeyError``, as ``from_key`` raises)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    def __str__(self) -> str:
+        return f"no entry named {self.name!r} is stored"
+
+
+@attrs.frozen
+class EntryInfo:
+    """One entry as listed: what it runs, when, and where it stands."""
+
+    name: str
+    #: The storage key (``prefix + name``), what ``RedBeatSchedulerEntry.from_key`` takes.
+    key: str
+    state: EntryState
+    #: The task name; None when the stored definition cannot be read.
+    task: str | None
+    #: The Celery schedule object; None when it cannot be read.
+    schedule: Any
+    #: The schedule in words (``every 30 seconds``), or why it cannot be read.
+    schedule_text: str
+    #: When the beat runs it next (UTC); None unless scheduled.
+    next_run: datetime | None
+    last_run_at: datetime | None
+    total_run_count: int
+    args: Sequence[Any] = ()
+    kwargs: Mapping[str, Any] = attrs.field(factory=dict)
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+    enabled: bool = True
+    #: Why it is quarantined; None otherwise.
+    reason: str | None = None
+    #: Whether it came from ``beat_schedule`` (the beat re-creates it at start-up).
+    static: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (times as ISO 8601 strings in UTC)."""
+        return {
+            "name": self.name,
+            "key": self.key,
+            "state": self.state.value,
+            "task": self.task,
+            "schedule": self.schedule_text,
+            "next_run": _iso(self.next_run),
+            "last_run_at": _iso(self.last_run_at),
+            "total_run_count": self.total_run_count,
+            "args": list(self.args),
+            "kwargs": dict(self.kwargs),
+            "options": dict(self.options),
+            "enabled": self.enabled,
+            "reason": self.reason,
+            "static": self.static,
+        }
+
+
+class Schedule:
+    """The schedule of a Celery app, in whatever storage its RedBeat settings name.
+
+    Building one opens no connection; each call reads or writes the storage once or a few
+    times (listing pages through it, :data:`PAGE` entries per round trip).
+    """
+
+    def __init__(self, app: Any = None) -> None:
+        self.app = app_or_default(app)
+
+    @property
+    def _runtime(self) -> Runtime:
+        return get_runtime(self.app)
+
+    # ----------------------------------------------------------------- reading
+
+    def names(self) -> builtins.list[str]:
+        """Every stored entry's name, sorted: scheduled, disabled, finished and quarantined."""
+        store = self._runtime.store
+        lister = getattr(store, "names", None)
+        found: set[str] = set(lister()) if lister is not None else set()
+        # A store without a full listing still knows these (disabled entries it cannot list).
+        found.update(name for name, _ in store.scheduled())
+        found.update(store.quarantined())
+        return sorted(found)
+
+    def entries(
+        self,
+        *,
+        match: str = "*",
+        task: str | None = None,
+        state: EntryState | str | None = None,
+    ) -> Iterator[EntryInfo]:
+        """Every entry whose name matches the glob ``match`` (and ``task``, ``state`` when
+        given), by name."""
+        wanted = EntryState(state) if state is not None else None
+        names = [name for name in self.names() if fnmatch.fnmatchcase(name, match)]
+        store = self._runtime.store
+        quarantined = store.quarantined()
+        statics = store.statics()
+        for start in range(0, len(names), PAGE):
+            page = names[start : start + PAGE]
+            for name, stored in zip(page, store.load_many(page), strict=True):
+                if stored is None:
+                    continue  # deleted meanwhile
+                info = self._info(stored, quarantined.get(name), name in statics)
+                if wanted is not None and info.state is not wanted:
+                    continue
+                if task is not None and not fnmatch.fnmatchcase(info.task or "", task):
+                    continue
+                yield info
+
+    def list(
+        self,
+        *,
+        match: str = "*",
+        task: str | None = None,
+        state: EntryState | str | None = None,
+        offset: int = 0,
+        limit: int | None = 100,
+    ) -> builtins.list[EntryInfo]:
+        """One page of :meth:`entries` (``limit=None``: all of them)."""
+        found: builtins.list[EntryInfo] = []
+        for index, info in enumerate(self.entries(match=match, task=task, state=state)):
+            if index < offset:
+                continue
+            if limit is not None and len(found) >= limit:
+                break
+            found.append(info)
+        return found
+
+    def get(self, name: str) -> EntryInfo:
+        """The entry ``name``; :class:`EntryNotFoundError` when none is stored."""
+        store = self._runtime.store
+        stored = store.load(name)
+        if stored is None:
+            raise EntryNotFoundError(name)
+        return self._info(stored, store.quarantined().get(name), name in store.statics())
+
+    def next_runs(self, name: str, count: int = 10) -> builtins.list[datetime]:
+        """The next ``count`` times the entry runs (UTC), from its stored next run on; fewer
+        when its schedule ends, none when it is not scheduled."""
+        info = self.get(name)
+        if info.state is not EntryState.SCHEDULED or info.next_run is None:
+            return []
+        return _preview(info.schedule, info.next_run, count)
+
+    # ----------------------------------------------------------------- writing
+
+    def add(
+        self,
+        name: str,
+        task: str,
+        schedule: Any,
+        *,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        enabled: bool = True,
+        replace: bool = False,
+    ) -> EntryInfo:
+        """Store a new entry (``schedule``: a Celery schedule, or seconds). An entry of that
+        name already stored is refused unless ``replace`` (its run history is then kept)."""
+        if not replace and self._runtime.store.load(name) is not None:
+            raise InvalidEntryError(
+                name, "name", name, "a name no entry has: pass replace=True to replace it"
+            )
+        RedBeatSchedulerEntry(
+            name,
+            task,
+            schedule,
+            args=args,
+            kwargs=dict(kwargs or {}),
+            options=dict(options or {}),
+            enabled=enabled,
+            app=self.app,
+        ).save()
+        return self.get(name)
+
+    def update(self, name: str, **changes: Any) -> EntryInfo:
+        """Change fields of a stored entry (see :data:`UPDATABLE`); its runs are kept."""
+        unknown = sorted(set(changes) - set(UPDATABLE))
+        if unknown:
+            raise InvalidEntryError(
+                name,
+                unknown[0],
+                changes[unknown[0]],
+                f"one of the fields {', '.join(UPDATABLE)}",
+            )
+        entry = self._entry(name)
+        if "schedule" in changes:  # the constructor converts numbers and timedeltas
+            schedule = changes["schedule"]
+            changes["schedule"] = RedBeatSchedulerEntry(name, entry.task, schedule, app=self.app)
+            changes["schedule"] = changes["schedule"].schedule
+        for field, value in changes.items():
+            setattr(entry, field, value)
+        entry.save()
+        return self.get(name)
+
+    def enable(self, name: str) -> EntryInfo:
+        """Put a disabled entry back in the schedule."""
+        return self.update(name, enabled=True)
+
+    def disable(self, name: str) -> EntryInfo:
+        """Take an entry out of the schedule, keeping it (and its runs) stored."""
+        return self.update(name, enabled=False)
+
+    def delete(self, name: str) -> None:
+        """Delete the entry; :class:`EntryNotFoundError` when none is stored."""
+        runtime = self._runtime
+        if runtime.store.load(name) is None:
+            raise EntryNotFoundError(name)
+        runtime.store.delete(validation.check_name(name, runtime.config))
+        runtime.plugins.entry_deleted(app=self.app, name=name)
+
+    # ----------------------------------------------------------------- the quarantine
+
+    def quarantine(self) -> dict[str, str]:
+        """Quarantined entries: name -> the reason the beat gave."""
+        return self._runtime.store.quarantined()
+
+    def restore(self, name: str) -> EntryInfo:
+        """Put a quarantined entry back in the schedule once it can run: it is read and saved
+        again, which clears its quarantine record. Raises ``EntryDecodeError`` or
+        ``InvalidEntryError`` (saying why) when it still cannot."""
+        self._entry(name).save()
+        return self.get(name)
+
+    # ----------------------------------------------------------------- export and import
+
+    def export(self) -> builtins.list[dict[str, Any]]:
+        """Every readable entry's definition and runs, as JSON-ready dicts (RedBeat's codec:
+        the schedule as tagged JSON, times in ISO 8601), for :meth:`import_`."""
+        runtime = self._runtime
+        exported: builtins.list[dict[str, Any]] = []
+        names = self.names()
+        for start in range(0, len(names), PAGE):
+            page = names[start : start + PAGE]
+            for stored in runtime.store.load_many(page):
+                if stored is None or not stored.definition:
+                    continue
+                # As stored: plain JSON with the schedule as its ``__type__`` dict (nothing
+                # decoded, so an entry a plugin's type holds exports without that plugin).
+                exported.append(
+                    {
+                        "name": stored.name,
+                        "definition": json.loads(stored.definition),
+                        "meta": json.loads(stored.meta) if stored.meta else None,
+                        "policy": json.loads(stored.policy) if stored.policy else None,
+                    }
+                )
+        return exported
+
+    def import_(self, items: Iterable[Mapping[str, Any]], *, keep_runs: bool = True) -> int:
+        """Store every exported entry (replacing entries of the same name); each is checked
+        as :meth:`add` checks it. ``keep_runs`` keeps the exported run count and last run.
+        Returns how many were stored."""
+        runtime = self._runtime
+        entries = []
+        for item in items:
+            name = str(item.get("name", ""))
+            meta = item.get("meta") if keep_runs else None
+            policy = item.get("policy")
+            stored = StoredEntry(
+                name=name,
+                definition=json.dumps(item.get("definition")),
+                meta=json.dumps(meta) if meta else None,
+                policy=json.dumps(policy) if policy else None,
+            )
+            entries.append(RedBeatSchedulerEntry.from_stored(stored, app=self.app, runtime=runtime))
+        stored_entries = [entry.to_stored() for entry in entries]  # all checked before writing
+        runtime.store.save_many(stored_entries, keep_meta=False)
+        for entry in entries:
+            runtime.plugins.entry_saved(app=self.app, entry=entry)
+        return len(entries)
+
+    # ----------------------------------------------------------------- helpers
+
+    def _entry(self, name: str) -> RedBeatSchedulerEntry:
+        runtime = self._runtime
+        stored = runtime.store.load(name)
+        if stored is None or not stored.definition:
+            raise EntryNotFoundError(name)
+        return RedBeatSchedulerEntry.from_stored(stored, app=self.app, runtime=runtime)
+
+    def _info(self, stored: StoredEntry, reason: str | None, static: bool) -> EntryInfo:
+        runtime = self._runtime
+        key = runtime.config.key_for(stored.name)
+        try:
+            entry = RedBeatSchedulerEntry.from_stored(stored, app=self.app, runtime=runtime)
+        except EntryDecodeError as exc:
+            return EntryInfo(
+                name=stored.name,
+                key=key,
+                state=EntryState.QUARANTINED,
+                task=None,
+                schedule=None,
+                schedule_text="(cannot be read)",
+                next_run=None,
+                last_run_at=None,
+                total_run_count=0,
+                reason=reason or exc.reason,
+                static=static,
+            )
+        if reason is not None:
+            state = EntryState.QUARANTINED
+        elif not entry.enabled:
+            state = EntryState.DISABLED
+        elif stored.score is None:
+            state = EntryState.FINISHED
+        else:
+            state = EntryState.SCHEDULED
+        scheduled = state is EntryState.SCHEDULED and stored.score is not None
+        return EntryInfo(
+            name=stored.name,
+            key=key,
+            state=state,
+            task=entry.task,
+            schedule=entry.schedule,
+            schedule_text=describe_schedule(entry.schedule),
+            next_run=(
+                datetime.fromtimestamp(stored.score, UTC)
+                if scheduled and stored.score is not None
+                else None
+            ),
+            last_run_at=entry.last_run_at,
+            total_run_count=entry.total_run_count or 0,
+            args=tuple(entry.args or ()),
+            kwargs=dict(entry.kwargs or {}),
+            options=dict(entry.options or {}),
+            enabled=bool(entry.enabled),
+            reason=reason,
+            static=static,
+        )
+
+
+def _preview(schedule: Any, first: datetime, count: int) -> list[datetime]:
+    """``first`` and the runs after it, asking the schedule as if each run had just happened
+    (its clock pinned to that run), so it is the schedule's own answer, DST and all."""
+    runs: list[datetime] = []
+    moment = first
+    while len(runs) < count:
+        runs.append(moment)
+        pinned = schedule if has_own_clock(schedule) else schedule_at(schedule, moment)
+        remaining = pinned.remaining_estimate(moment)
+        if remaining is None:
+            break
+        later = moment + max(remaining, timedelta(0))
+        if later <= moment:  # a schedule that says "now" again would repeat this run
+            later = moment + timedelta(seconds=1)
+        moment = later.astimezone(UTC)
+    return runs
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat() if moment is not None else None

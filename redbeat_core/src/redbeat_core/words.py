@@ -1,0 +1,69 @@
+"""A schedule in words, for people: ``every 30 seconds``, ``at 03:00 every day``.
+
+Listings, ``show`` and the dashboard print these next to the exact next run times; a schedule
+RedBeat does not know is shown by its ``repr``, which is what Celery itself prints.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from celery.schedules import crontab, schedule, solar
+
+from redbeat_core.schedules import clocked, rrule
+
+__all__ = ["describe_schedule"]
+
+
+def describe_schedule(value: Any) -> str:
+    """``value`` (any Celery schedule) in a few words."""
+    if isinstance(value, clocked):
+        return f"once at {_moment(value.clocked_time)}"
+    if isinstance(value, rrule):
+        return f"rrule {value.rrule}".replace("\n", " ")
+    if isinstance(value, crontab):
+        return _crontab(value)
+    if isinstance(value, solar):
+        return f"solar {value.event} at {value.lat:g}, {value.lon:g}"
+    if isinstance(value, schedule):
+        every = _interval(value.run_every.total_seconds())
+        return every + (" (relative)" if value.relative else "")
+    return repr(value)
+
+
+_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60))
+
+
+def _interval(seconds: float) -> str:
+    """``every 30 seconds``, ``every hour``, ``every 90 minutes``, ``every 0.5 seconds``."""
+    for unit, size in _UNITS:
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"every {unit}" if count == 1 else f"every {count} {unit}s"
+    if seconds == 1:
+        return "every second"
+    return f"every {seconds:g} seconds"
+
+
+def _crontab(value: crontab) -> str:
+    fields = [
+        value._orig_minute,
+        value._orig_hour,
+        value._orig_day_of_month,
+        value._orig_month_of_year,
+        value._orig_day_of_week,
+    ]
+    text = " ".join(str(field) for field in fields)
+    minute, hour = (str(fields[0]), str(fields[1]))
+    if fields[2:] == ["*", "*", "*"] and minute.isdigit() and hour.isdigit():
+        return f"at {int(hour):02d}:{int(minute):02d} every day (crontab {text})"
+    return f"crontab {text}"
+
+
+def _moment(value: datetime | timedelta | Any) -> str:
+    """``2030-01-01 09:00:00 UTC`` (a naive time is UTC, as ``clocked`` reads it)."""
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return f"{aware:%Y-%m-%d %H:%M:%S} {aware.tzname() or ''}".rstrip()
+    return str(value)

@@ -1,0 +1,582 @@
+"""The schedule commands: ``redbeat list``, ``show``, ``next``, ``add``, ``edit``, ``delete``,
+``enable``, ``disable``, ``quarantine``, ``export`` and ``import``.
+
+They are thin layers over :class:`redbeat.Schedule` and exist twice with the same code: in the
+``redbeat`` command (``redbeat --app proj list``, or ``--url`` without an app) and as
+``celery -A proj redbeat list`` (Celery finds :data:`celery_group` through its
+``celery.commands`` entry point and passes its app).
+
+Output: a table on a terminal (rich), plain tab-separated text when piped, JSON with
+``--json``. Exit codes: 0 done, 1 a problem (no such entry, a value refused, the storage
+unreachable), 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+__all__ = ["SCHEDULE_COMMANDS", "app_options", "celery_group"]
+
+#: Exit code for "a problem was found" (1); usage errors are click's 2.
+PROBLEM = 1
+
+
+# --------------------------------------------------------------------------- the app
+
+
+class Target:
+    """Which app the commands act on: Celery's (``celery -A proj redbeat``) or the one the
+    ``redbeat`` options name. Resolved on first use, so ``--help`` imports nothing."""
+
+    def __init__(self, app: Any = None, app_path: str | None = None, url: str | None = None):
+        self._app = app
+        self.app_path = app_path
+        self.url = url
+
+    @property
+    def app(self) -> Any:
+        if self._app is None:
+            self._app = _load_app(self.app_path, self.url)
+        return self._app
+
+
+def _load_app(app_path: str | None, url: str | None) -> Any:
+    from celery import Celery
+
+    if app_path:
+        from celery.app.utils import find_app
+
+        try:
+            app = find_app(app_path)
+        except Exception as exc:  # what Celery raises for a bad -A is any import error
+            raise click.UsageError(f"cannot load the Celery app {app_path!r}: {exc}") from exc
+    else:
+        app = Celery("redbeat-cli", set_as_current=False)
+    if url:
+        app.conf.redbeat_url = url
+    elif not app_path:
+        raise click.UsageError("say which schedule: --app proj.celery:app, or --url redis://...")
+    return app
+
+
+def app_options(command: F) -> F:
+    """``--app`` and ``--url`` for the ``redbeat`` group."""
+    command = click.option(
+        "--url",
+        envvar="REDBEAT_URL",
+        metavar="URL",
+        help="Storage URL (redis://..., sqlite://...) instead of, or over, the app's setting.",
+    )(command)
+    return click.option(
+        "--app",
+        "-A",
+        "app_path",
+        envvar="REDBEAT_APP",
+        metavar="APP",
+        help="The Celery app, as `celery -A` takes it (proj, proj.celery:app).",
+    )(command)
+
+
+def _target(ctx: click.Context) -> Target:
+    root = ctx.find_root().obj
+    if isinstance(root, Target):
+        return root
+    celery_app = getattr(root, "app", None)  # Celery's CLIContext
+    if celery_app is not None:
+        return Target(app=celery_app)
+    raise click.UsageError("no Celery app: use celery -A proj redbeat ..., or redbeat --app")
+
+
+def _schedule(ctx: click.Context) -> Any:
+    from redbeat_core.catalog import Schedule
+
+    return Schedule(_target(ctx).app)
+
+
+def run_guarded(action: Callable[[], None]) -> None:
+    """Run a command's body; RedBeat's own errors become one line and exit code 1."""
+    from redbeat_core.exceptions import RedBeatError
+
+    try:
+        action()
+    except KeyError as exc:  # EntryNotFoundError, from_key's KeyError
+        _fail(str(exc) if type(exc) is not KeyError else f"no entry {exc.args[0]!r}")
+    except (RedBeatError, ValueError) as exc:
+        _fail(str(exc))
+
+
+def _fail(message: str) -> None:
+    click.secho(f"Error: {message}", fg="red", err=True)
+    sys.exit(PROBLEM)
+
+
+# --------------------------------------------------------------------------- output
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+def _when(moment: datetime | None, tz: Any, now: datetime) -> str:
+    """``2026-12-05 10:30:00 CET (09:30:00 UTC, in 3 min)``: the app's time zone (the one its
+    crontabs are read in), UTC, and how far off; ``2026-12-05 09:30:00 UTC (in 3 min)`` when
+    the app runs on UTC."""
+    if moment is None:
+        return "-"
+    local = moment.astimezone(tz)
+    relative = _relative(moment - now)
+    if local.utcoffset() == timedelta(0) and local.tzname() in ("UTC", "GMT", None):
+        return f"{local:%Y-%m-%d %H:%M:%S} UTC ({relative})"
+    return f"{local:%Y-%m-%d %H:%M:%S %Z} ({moment.astimezone(UTC):%H:%M:%S} UTC, {relative})"
+
+
+def _last_run(info: Any, tz: Any, now: datetime) -> str:
+    """The last run; "never" for an entry that has not run (Celery stamps a new entry's
+    last run "now", which is not a run)."""
+    return _when(info.last_run_at, tz, now) if info.total_run_count else "never"
+
+
+def _relative(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    ahead = seconds >= 0
+    seconds = abs(seconds)
+    if seconds < 60:
+        text = f"{seconds:.0f} s"
+    elif seconds < 3600:
+        text = f"{seconds / 60:.0f} min"
+    elif seconds < 86400:
+        text = f"{seconds / 3600:.1f} h"
+    elif seconds < 365 * 86400:
+        text = f"{seconds / 86400:.1f} d"
+    else:
+        text = f"{seconds / (365.25 * 86400):.1f} y"
+    return f"in {text}" if ahead else f"{text} ago"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A rich table on a terminal, tab-separated lines when piped."""
+    if not sys.stdout.isatty():
+        for row in rows:
+            click.echo("\t".join(row))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for header in headers:
+        # Times and names stay on one line; the schedule in words wraps if it must.
+        table.add_column(
+            header, no_wrap=header not in WRAPPING, min_width=12 * (header in WRAPPING)
+        )
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+def _info_rows(infos: Sequence[Any], tz: Any) -> list[list[str]]:
+    now = datetime.now(UTC)
+    rows = []
+    for info in infos:
+        state = info.state.value + (f" ({info.reason})" if info.reason else "")
+        rows.append(
+            [
+                info.name,
+                info.task or "-",
+                info.schedule_text,
+                state,
+                _when(info.next_run, tz, now),
+                _last_run(info, tz, now),
+                str(info.total_run_count),
+            ]
+        )
+    return rows
+
+
+HEADERS = ("NAME", "TASK", "SCHEDULE", "STATE", "NEXT RUN", "LAST RUN", "RUNS")
+#: Columns that may wrap on a narrow terminal.
+WRAPPING = frozenset({"SCHEDULE", "REASON"})
+
+
+# --------------------------------------------------------------------------- the commands
+
+
+@click.command("list")
+@click.option("--match", default="*", show_default=True, help="Names matching this glob.")
+@click.option("--task", default=None, help="Only entries whose task matches this glob.")
+@click.option(
+    "--state",
+    type=click.Choice(["scheduled", "disabled", "finished", "quarantined"]),
+    default=None,
+    help="Only entries in this state.",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True)
+@json_option
+@click.pass_context
+def list_entries(
+    ctx: click.Context,
+    match: str,
+    task: str | None,
+    state: str | None,
+    limit: int,
+    offset: int,
+    as_json: bool,
+) -> None:
+    """List stored entries: task, schedule in words, state, next and last run, run count."""
+
+    def action() -> None:
+        api = _schedule(ctx)
+        infos = api.list(match=match, task=task, state=state, offset=offset, limit=limit)
+        if as_json:
+            _echo_json([info.to_json() for info in infos])
+            return
+        _table(HEADERS, _info_rows(infos, api.app.timezone))
+
+    run_guarded(action)
+
+
+@click.command("show")
+@click.argument("name")
+@json_option
+@click.pass_context
+def show(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Everything about one entry."""
+
+    def action() -> None:
+        api = _schedule(ctx)
+        info = api.get(name)
+        if as_json:
+            _echo_json(info.to_json())
+            return
+        fields = info.to_json()
+        now = datetime.now(UTC)
+        fields["next_run"] = _when(info.next_run, api.app.timezone, now)
+        fields["last_run_at"] = _last_run(info, api.app.timezone, now)
+        for key, value in fields.items():
+            shown = json.dumps(value) if isinstance(value, list | dict) else str(value)
+            click.echo(f"{key + ':':<17}{shown}")
+
+    run_guarded(action)
+
+
+@click.command("next")
+@click.argument("name")
+@click.option("-n", "count", type=click.IntRange(min=1, max=1000), default=10, show_default=True)
+@json_option
+@click.pass_context
+def next_runs(ctx: click.Context, name: str, count: int, as_json: bool) -> None:
+    """The next run times of an entry, from its schedule."""
+
+    def action() -> None:
+        api = _schedule(ctx)
+        runs = api.next_runs(name, count)
+        if as_json:
+            _echo_json([run.isoformat() for run in runs])
+            return
+        now = datetime.now(UTC)
+        for run in runs:
+            click.echo(_when(run, api.app.timezone, now))
+
+    run_guarded(action)
+
+
+def _schedule_from(every: float | None, cron: str | None, at: str | None) -> Any:
+    """The schedule ``add``/``edit`` were given (exactly one of the three), or None."""
+    given = [value is not None for value in (every, cron, at)]
+    if sum(given) > 1:
+        raise click.UsageError("give one of --every, --cron and --at")
+    if every is not None:
+        return every
+    if cron is not None:
+        from celery.schedules import crontab
+
+        parts = cron.split()
+        if len(parts) != 5:
+            raise click.BadParameter(
+                f"{cron!r}: five fields, 'minute hour day-of-month month day-of-week' "
+                "(e.g. '0 3 * * *')",
+                param_hint="--cron",
+            )
+        minute, hour, day_of_month, month, day_of_week = parts
+        return crontab(minute, hour, day_of_week, day_of_month, month)
+    if at is not None:
+        from redbeat_core.schedules import clocked
+
+        try:
+            moment = datetime.fromisoformat(at)
+        except ValueError:
+            raise click.BadParameter(
+                f"{at!r}: an ISO 8601 time such as 2026-12-24T18:00:00+01:00", param_hint="--at"
+            ) from None
+        return clocked(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    return None
+
+
+def _json_value(text: str | None, what: str, kind: type) -> Any:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint=what) from None
+    if not isinstance(value, kind):
+        raise click.BadParameter(f"a JSON {'list' if kind is list else 'object'}", param_hint=what)
+    return value
+
+
+def _definition_options(command: F) -> F:
+    for option in reversed(
+        [
+            click.option("--every", type=float, metavar="SECONDS", help="Run every N seconds."),
+            click.option("--cron", metavar="'M H DoM MON DoW'", help="A crontab (app's zone)."),
+            click.option("--at", metavar="ISO-TIME", help="Run once at this time."),
+            click.option("--args", "args_json", metavar="JSON", help="Positional args, a list."),
+            click.option("--kwargs", "kwargs_json", metavar="JSON", help="Keyword args, a dict."),
+            click.option("--options", "options_json", metavar="JSON", help="apply_async options."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+@click.command("add")
+@click.argument("name")
+@click.argument("task")
+@_definition_options
+@click.option("--disabled", is_flag=True, help="Store it disabled.")
+@click.option("--replace", is_flag=True, help="Replace an entry of that name (runs kept).")
+@json_option
+@click.pass_context
+def add(
+    ctx: click.Context,
+    name: str,
+    task: str,
+    every: float | None,
+    cron: str | None,
+    at: str | None,
+    args_json: str | None,
+    kwargs_json: str | None,
+    options_json: str | None,
+    disabled: bool,
+    replace: bool,
+    as_json: bool,
+) -> None:
+    """Add an entry: NAME runs TASK on --every, --cron or --at."""
+    schedule = _schedule_from(every, cron, at)
+    if schedule is None:
+        raise click.UsageError("say when it runs: --every SECONDS, --cron '0 3 * * *' or --at")
+    args = _json_value(args_json, "--args", list) or []
+    kwargs = _json_value(kwargs_json, "--kwargs", dict)
+    options = _json_value(options_json, "--options", dict)
+
+    def action() -> None:
+        info = _schedule(ctx).add(
+            name,
+            task,
+            schedule,
+            args=args,
+            kwargs=kwargs,
+            options=options,
+            enabled=not disabled,
+            replace=replace,
+        )
+        _done(info, as_json, f"added {name}")
+
+    run_guarded(action)
+
+
+@click.command("edit")
+@click.argument("name")
+@click.option("--task", default=None, help="Another task name.")
+@_definition_options
+@json_option
+@click.pass_context
+def edit(
+    ctx: click.Context,
+    name: str,
+    task: str | None,
+    every: float | None,
+    cron: str | None,
+    at: str | None,
+    args_json: str | None,
+    kwargs_json: str | None,
+    options_json: str | None,
+    as_json: bool,
+) -> None:
+    """Change an entry's task, schedule or arguments; its runs are kept."""
+    changes: dict[str, Any] = {}
+    schedule = _schedule_from(every, cron, at)
+    if schedule is not None:
+        changes["schedule"] = schedule
+    if task is not None:
+        changes["task"] = task
+    for field, text, kind in (
+        ("args", args_json, list),
+        ("kwargs", kwargs_json, dict),
+        ("options", options_json, dict),
+    ):
+        value = _json_value(text, f"--{field}", kind)
+        if value is not None:
+            changes[field] = value
+    if not changes:
+        raise click.UsageError("nothing to change: give --task, a schedule or arguments")
+
+    def action() -> None:
+        _done(_schedule(ctx).update(name, **changes), as_json, f"changed {name}")
+
+    run_guarded(action)
+
+
+def _done(info: Any, as_json: bool, message: str) -> None:
+    if as_json:
+        _echo_json(info.to_json())
+    else:
+        click.echo(f"{message}: {info.state.value}, {info.schedule_text}")
+
+
+@click.command("enable")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def enable(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Put disabled entries back in the schedule."""
+
+    def action() -> None:
+        api = _schedule(ctx)
+        for name in names:
+            click.echo(f"enabled {api.enable(name).name}")
+
+    run_guarded(action)
+
+
+@click.command("disable")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def disable(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Take entries out of the schedule, keeping them and their runs."""
+
+    def action() -> None:
+        api = _schedule(ctx)
+        for name in names:
+            click.echo(f"disabled {api.disable(name).name}")
+
+    run_guarded(action)
+
+
+@click.command("delete")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def delete(ctx: click.Context, names: tuple[str, ...], yes: bool) -> None:
+    """Delete entries (a static one comes back when a beat starts: remove it from
+    beat_schedule)."""
+    if not yes:
+        click.confirm(f"Delete {', '.join(names)}?", abort=True)
+
+    def action() -> None:
+        api = _schedule(ctx)
+        for name in names:
+            api.delete(name)
+            click.echo(f"deleted {name}")
+
+    run_guarded(action)
+
+
+@click.group("quarantine", invoke_without_command=True)
+@json_option
+@click.pass_context
+def quarantine(ctx: click.Context, as_json: bool) -> None:
+    """Entries the beat set aside, with the reason (restore one with `quarantine restore`)."""
+    if ctx.invoked_subcommand is not None:
+        return
+
+    def action() -> None:
+        found = _schedule(ctx).quarantine()
+        if as_json:
+            _echo_json(found)
+        elif not found:
+            click.echo("nothing is quarantined")
+        else:
+            _table(("NAME", "REASON"), [[name, reason] for name, reason in sorted(found.items())])
+
+    run_guarded(action)
+
+
+@quarantine.command("restore")
+@click.argument("name")
+@click.pass_context
+def restore(ctx: click.Context, name: str) -> None:
+    """Put a quarantined entry back in the schedule once it can run (fix it first)."""
+    run_guarded(lambda: _done(_schedule(ctx).restore(name), False, f"restored {name}"))
+
+
+@click.command("export")
+@click.option("--output", "-o", type=click.File("w"), default="-", help="File (default: stdout).")
+@click.pass_context
+def export(ctx: click.Context, output: Any) -> None:
+    """Write every entry (definition, runs, policy) as JSON, for `import`."""
+
+    def action() -> None:
+        exported = _schedule(ctx).export()
+        json.dump(exported, output, indent=2)
+        output.write("\n")
+        if output is not sys.stdout and getattr(output, "name", "-") != "<stdout>":
+            click.echo(f"exported {len(exported)} entries to {output.name}")
+
+    run_guarded(action)
+
+
+@click.command("import")
+@click.argument("source", type=click.File("r"))
+@click.option("--no-runs", is_flag=True, help="Start every entry afresh (drop run counts).")
+@click.pass_context
+def import_(ctx: click.Context, source: Any, no_runs: bool) -> None:
+    """Store the entries of an `export` file (replacing entries of the same name). Every entry
+    is checked before any is written."""
+
+    def action() -> None:
+        try:
+            items = json.load(source)
+        except ValueError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="SOURCE") from None
+        if not isinstance(items, list):
+            raise click.BadParameter("a JSON list, as `redbeat export` writes", param_hint="SOURCE")
+        count = _schedule(ctx).import_(items, keep_runs=not no_runs)
+        click.echo(f"imported {count} entries")
+
+    run_guarded(action)
+
+
+#: Every schedule command, in the order ``--help`` lists them.
+SCHEDULE_COMMANDS: tuple[click.Command, ...] = (
+    list_entries,
+    show,
+    next_runs,
+    add,
+    edit,
+    enable,
+    disable,
+    delete,
+    quarantine,
+    export,
+    import_,
+)
+
+
+@click.group("redbeat")
+def celery_group() -> None:
+    """RedBeat's schedule: list, show, add, edit and remove entries of this app."""
+
+
+for _command in SCHEDULE_COMMANDS:
+    celery_group.add_command(_command)

@@ -1,0 +1,113 @@
+"""docs/operations.md shows real output: every command on the page runs here, in order, as a
+reader would run it (the installed executables, on a terminal), against a real server, and its
+output must match the page's, times and counts of seconds aside."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import select
+import shlex
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+PAGE = Path(__file__).parents[2] / "docs" / "operations.md"
+BIN = Path(sys.executable).parent
+#: The page's app names this storage; the test points it at its own server.
+PAGE_URL = "redis://127.0.0.1:6379/1"
+#: Wide enough that no table wraps (wrapping moves words between lines).
+COLUMNS = 200
+TIMEOUT = 60.0
+
+
+@pytest.fixture(scope="session")
+def redbeat_server_kind() -> str:
+    """One kind: the commands are the API's, tested on every kind elsewhere."""
+    return "valkey"
+
+
+def blocks(kind: str) -> list[str]:
+    return re.findall(rf"```{kind}\n(.*?)```", PAGE.read_text("utf-8"), re.DOTALL)
+
+
+def examples() -> list[tuple[str, list[str]]]:
+    """``(command, expected output lines)`` of every console block, in page order."""
+    found: list[tuple[str, list[str]]] = []
+    for block in blocks("console"):
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                found.append((line[2:], []))
+            else:
+                found[-1][1].append(line)
+    return found
+
+
+def normalized(lines: list[str]) -> list[str]:
+    """Lines without colours, with times as TIME, relative times as REL and runs of spaces as
+    one (a column one digit wider shifts the others); every other number must match."""
+    result = []
+    for raw in lines:
+        text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", raw)
+        text = re.sub(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(\+00:00)?", "TIME", text)
+        text = re.sub(r"in \d+(\.\d+)? (s|min|h|d|y)\b|\d+(\.\d+)? (s|min|h|d|y) ago", "REL", text)
+        text = re.sub(r"\s+", " ", text).strip()
+        if text:
+            result.append(text)
+    return result
+
+
+def on_a_terminal(argv: list[str], cwd: Path, env: dict[str, str]) -> list[str]:
+    """Run ``argv`` with a pseudo-terminal as stdout and stderr; its output lines."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, COLUMNS, 0, 0))
+    process = subprocess.Popen(
+        argv, stdout=slave, stderr=slave, stdin=subprocess.DEVNULL, cwd=cwd, env=env
+    )
+    os.close(slave)
+    output = b""
+    deadline = time.monotonic() + TIMEOUT
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], deadline - time.monotonic())
+            if not ready:
+                break
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+        process.wait(timeout=max(deadline - time.monotonic(), 1))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(master)
+    return output.decode().replace("\r\n", "\n").splitlines()
+
+
+def test_every_command_on_the_operations_page_gives_the_output_shown(
+    tmp_path: Path, redbeat_url: str
+) -> None:
+    (app_source,) = [b for b in blocks("python") if "app = Celery(" in b]
+    assert PAGE_URL in app_source
+    (tmp_path / "proj.py").write_text(app_source.replace(PAGE_URL, redbeat_url))
+    env = dict(os.environ, COLUMNS=str(COLUMNS), NO_COLOR="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH")]))
+    for name in ("REDBEAT_APP", "REDBEAT_URL", "TERM"):
+        env.pop(name, None)
+    ran = examples()
+    assert len(ran) >= 10
+    for command, expected in ran:
+        argv = shlex.split(command)
+        assert argv[0] in ("redbeat", "celery"), command
+        shown = on_a_terminal([str(BIN / argv[0]), *argv[1:]], tmp_path, env)
+        assert normalized(shown) == normalized(expected), f"$ {command}\n" + "\n".join(shown)

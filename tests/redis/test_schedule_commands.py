@@ -1,0 +1,182 @@
+"""The schedule commands, run as operators run them: the installed ``redbeat`` and
+``celery -A proj redbeat`` executables as subprocesses against a real server, reading their
+``--json`` output and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+BIN = Path(sys.executable).parent
+PROJ = """
+    from celery import Celery
+    import os
+
+    app = Celery("proj", broker="memory://")
+    app.conf.redbeat_url = os.environ["REDBEAT_TEST_URL"]
+    app.conf.timezone = "Europe/Paris"
+"""
+
+
+@pytest.fixture(scope="session")
+def redbeat_server_kind() -> str:
+    """One server kind: the commands send what ``Schedule`` sends, which runs on every kind
+    (tests/redis/test_schedule_api.py); each command here starts a Python process."""
+    return "valkey"
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, redbeat_url: str) -> Path:
+    (tmp_path / "proj.py").write_text(textwrap.dedent(PROJ))
+    return tmp_path
+
+
+def run(
+    workdir: Path, url: str, *argv: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, REDBEAT_TEST_URL=url)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(workdir), env.get("PYTHONPATH")]))
+    env.pop("REDBEAT_APP", None)
+    env.pop("REDBEAT_URL", None)
+    return subprocess.run(
+        [str(BIN / argv[0]), *argv[1:]],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        env=env,
+        input=stdin,
+        timeout=60,
+        check=False,
+    )
+
+
+def ok(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_add_list_show_next_with_an_app(workdir: Path, redbeat_url: str) -> None:
+    ok(run(workdir, redbeat_url, "redbeat", "-A", "proj", "add", "job", "tasks.add",
+           "--every", "30", "--args", "[1, 2]"))  # fmt: skip
+    ok(run(workdir, redbeat_url, "redbeat", "-A", "proj", "add", "nightly", "tasks.report",
+           "--cron", "0 3 * * *"))  # fmt: skip
+    listed = json.loads(ok(run(workdir, redbeat_url, "redbeat", "-A", "proj", "list", "--json")))
+    assert [(e["name"], e["state"], e["schedule"]) for e in listed] == [
+        ("job", "scheduled", "every 30 seconds"),
+        ("nightly", "scheduled", "at 03:00 every day (crontab 0 3 * * *)"),
+    ]
+    assert listed[0]["args"] == [1, 2]
+    shown = json.loads(ok(run(workdir, redbeat_url, "redbeat", "-A", "proj", "show", "job",
+                              "--json")))  # fmt: skip
+    assert shown["key"] == "redbeat:job"
+    runs = json.loads(ok(run(workdir, redbeat_url, "redbeat", "-A", "proj", "next", "nightly",
+                             "-n", "3", "--json")))  # fmt: skip
+    assert [r[11:] for r in runs] == ["02:00:00+00:00"] * 3  # 03:00 in Paris, in winter
+    piped = ok(run(workdir, redbeat_url, "redbeat", "-A", "proj", "list"))
+    assert piped.splitlines()[0].split("\t")[:4] == ["job", "tasks.add", "every 30 seconds",
+                                                       "scheduled"]  # fmt: skip
+
+
+def test_the_same_commands_inside_celery(workdir: Path, redbeat_url: str) -> None:
+    ok(run(workdir, redbeat_url, "celery", "-A", "proj", "redbeat", "add", "job", "tasks.add",
+           "--every", "60"))  # fmt: skip
+    listed = json.loads(ok(run(workdir, redbeat_url, "celery", "-A", "proj", "redbeat", "list",
+                               "--json")))  # fmt: skip
+    assert [e["name"] for e in listed] == ["job"]
+    assert "list" in ok(run(workdir, redbeat_url, "celery", "redbeat", "--help"))
+
+
+def test_url_without_an_app(workdir: Path, redbeat_url: str) -> None:
+    ok(run(workdir, redbeat_url, "redbeat", "--url", redbeat_url, "add", "job", "tasks.add",
+           "--every", "30"))  # fmt: skip
+    client = redis.Redis.from_url(redbeat_url, decode_responses=True)
+    try:
+        assert client.zscore("redbeat::schedule", "redbeat:job") is not None
+    finally:
+        client.close()
+
+
+def test_enable_disable_edit_delete(workdir: Path, redbeat_url: str) -> None:
+    base = ("redbeat", "-A", "proj")
+    ok(run(workdir, redbeat_url, *base, "add", "job", "tasks.add", "--every", "30"))
+    assert ok(run(workdir, redbeat_url, *base, "disable", "job")) == "disabled job\n"
+    listed = json.loads(ok(run(workdir, redbeat_url, *base, "list", "--state", "disabled",
+                               "--json")))  # fmt: skip
+    assert [e["name"] for e in listed] == ["job"]
+    ok(run(workdir, redbeat_url, *base, "enable", "job"))
+    edited = json.loads(ok(run(workdir, redbeat_url, *base, "edit", "job", "--every", "300",
+                               "--kwargs", '{"x": 1}', "--json")))  # fmt: skip
+    assert (edited["schedule"], edited["kwargs"]) == ("every 5 minutes", {"x": 1})
+    ok(run(workdir, redbeat_url, *base, "delete", "job", "--yes"))
+    assert json.loads(ok(run(workdir, redbeat_url, *base, "list", "--json"))) == []
+
+
+def test_export_then_import(workdir: Path, redbeat_url: str) -> None:
+    base = ("redbeat", "-A", "proj")
+    ok(run(workdir, redbeat_url, *base, "add", "a", "tasks.a", "--every", "30"))
+    ok(run(workdir, redbeat_url, *base, "add", "b", "tasks.b", "--cron", "*/5 * * * *"))
+    exported = ok(run(workdir, redbeat_url, *base, "export"))
+    other = ("redbeat", "--url", redbeat_url.rsplit("/", 1)[0] + "/3")
+    assert ok(run(workdir, redbeat_url, *other, "import", "-", stdin=exported)) == (
+        "imported 2 entries\n"
+    )
+    listed = json.loads(ok(run(workdir, redbeat_url, *other, "list", "--json")))
+    assert [(e["name"], e["schedule"]) for e in listed] == [
+        ("a", "every 30 seconds"),
+        ("b", "crontab */5 * * * *"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (("show", "nope"), 1, "no entry named 'nope' is stored"),
+        (("add", "bad", "tasks.x", "--every", "0"), 1, "entry 'bad': invalid schedule"),
+        (("add", "x", "tasks.x"), 2, "say when it runs"),
+        (("add", "x", "tasks.x", "--cron", "0 3 *"), 2, "five fields"),
+        (("add", "x", "tasks.x", "--every", "5", "--args", "{}"), 2, "a JSON list"),
+        (("edit", "x"), 2, "nothing to change"),
+        (("import", "-"), 2, "not JSON"),
+    ],
+)
+def test_problems_and_usage_errors_say_what_to_do(
+    workdir: Path, redbeat_url: str, argv: tuple[str, ...], code: int, message: str
+) -> None:
+    done = run(workdir, redbeat_url, "redbeat", "-A", "proj", *argv, stdin="not json")
+    assert done.returncode == code
+    assert message in done.stderr
+
+
+def test_no_app_and_no_url_is_a_usage_error(workdir: Path, redbeat_url: str) -> None:
+    done = run(workdir, redbeat_url, "redbeat", "list")
+    assert done.returncode == 2
+    assert "--app" in done.stderr
+
+
+def test_quarantine_lists_and_restores(workdir: Path, redbeat_url: str) -> None:
+    base = ("redbeat", "-A", "proj")
+    ok(run(workdir, redbeat_url, *base, "add", "job", "tasks.add", "--every", "30"))
+    client = redis.Redis.from_url(redbeat_url, decode_responses=True)
+    try:
+        client.hset("redbeat::quarantine", "redbeat:job", "a test put it here")
+        found = json.loads(ok(run(workdir, redbeat_url, *base, "quarantine", "--json")))
+        assert found == {"job": "a test put it here"}
+        ok(run(workdir, redbeat_url, *base, "quarantine", "restore", "job"))
+        assert not client.exists("redbeat::quarantine")
+    finally:
+        client.close()
+
+
+def test_help_lists_every_schedule_command(workdir: Path, redbeat_url: str) -> Any:
+    text = ok(run(workdir, redbeat_url, "redbeat", "--help"))
+    for command in ("list", "show", "next", "add", "edit", "enable", "disable", "delete",
+                    "quarantine", "export", "import", "demo"):  # fmt: skip
+        assert f"  {command} " in text

@@ -21,7 +21,7 @@ from celery import Celery
 from celery.schedules import schedule
 from redbeat_test_support import ago, exposure, recording_publishes
 
-from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
+from redbeat import RedBeatScheduler, RedBeatSchedulerEntry, Schedule
 from redbeat_core.runtime import get_runtime
 from redbeat_core.schedules import clocked
 
@@ -160,18 +160,20 @@ def run_entries(make_app: Callable[..., Celery], admin_app: Celery, **conf: Any)
 def run_inspection(make_app: Callable[..., Celery], admin_app: Celery, **conf: Any) -> Outcome:
     """Reading the whole schedule, as the Prometheus plugin and operator tools do."""
     outcome = Outcome()
-    store = get_runtime(make_app(**conf)).store
+    app = make_app(**conf)
+    store = get_runtime(app).store
     try:
         with watching(outcome):
             counted = store.count()
             listed = store.scheduled()
             names = store.names()  # type: ignore[attr-defined]
+            lock = Schedule(app).lock_status()
             outcome.worked = (counted, store.quarantined(), store.statics(), names) == (
                 len(listed),
                 {},
                 set(),
                 [name for name, _ in listed],
-            )
+            ) and lock.epoch >= 0
     except Exception as exc:
         outcome.fail(exc)
     return outcome

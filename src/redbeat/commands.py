@@ -520,6 +520,38 @@ def restore(ctx: click.Context, name: str) -> None:
     run_guarded(lambda: _done(_schedule(ctx).restore(name), False, f"restored {name}"))
 
 
+@click.command("lock")
+@json_option
+@click.pass_context
+def lock(ctx: click.Context, as_json: bool) -> None:
+    """Which beat leads (host:pid, since, fencing epoch), its lease left, and the standbys
+    seen in the last minute. Exit code 1 when no beat holds the lock."""
+
+    def action() -> None:
+        status = _schedule(ctx).lock_status()
+        if as_json:
+            _echo_json(status.to_json())
+        else:
+            _print_lock(status)
+        if not status.held:
+            sys.exit(PROBLEM)
+
+    run_guarded(action)
+
+
+def _print_lock(status: Any) -> None:
+    if not status.held:
+        click.echo(f"no beat holds the lock {status.key} (last fencing epoch {status.epoch})")
+    else:
+        click.echo(f"leader:   {status.holder.describe()}")
+        click.echo(f"lease:    {status.lease_left:.1f} s left on {status.key}")
+    if status.standbys:
+        for identity, ago in status.standbys:
+            click.echo(f"standby:  {identity} (seen {ago:.1f} s ago)")
+    else:
+        click.echo("standbys: none seen in the last minute")
+
+
 @click.command("export")
 @click.option("--output", "-o", type=click.File("w"), default="-", help="File (default: stdout).")
 @click.pass_context
@@ -568,6 +600,7 @@ SCHEDULE_COMMANDS: tuple[click.Command, ...] = (
     disable,
     delete,
     quarantine,
+    lock,
     export,
     import_,
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -180,3 +181,25 @@ def test_help_lists_every_schedule_command(workdir: Path, redbeat_url: str) -> A
     for command in ("list", "show", "next", "add", "edit", "enable", "disable", "delete",
                     "quarantine", "export", "import", "demo"):  # fmt: skip
         assert f"  {command} " in text
+
+
+def test_lock_names_the_leader_and_says_when_there_is_none(
+    workdir: Path, redbeat_url: str, make_app: Any
+) -> None:
+    from redbeat import RedBeatScheduler
+
+    base = ("redbeat", "-A", "proj")
+    none = run(workdir, redbeat_url, *base, "lock", "--json")
+    assert none.returncode == 1
+    assert json.loads(none.stdout)["held"] is False
+    leader = RedBeatScheduler(app=make_app())
+    try:
+        leader.tick()
+        status = json.loads(ok(run(workdir, redbeat_url, *base, "lock", "--json")))
+        assert status["held"] is True
+        assert status["holder"] == f"{socket.gethostname()}:{os.getpid()}"
+        assert status["holder_epoch"] == status["epoch"] == 1
+        text = ok(run(workdir, redbeat_url, *base, "lock"))
+        assert text.startswith(f"leader:   {status['holder']} (since ")
+    finally:
+        leader.close()

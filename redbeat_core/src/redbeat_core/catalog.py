@@ -28,6 +28,7 @@ from celery.app import app_or_default
 from redbeat_core import validation
 from redbeat_core.entry import RedBeatSchedulerEntry, has_own_clock, schedule_at
 from redbeat_core.exceptions import EntryDecodeError, InvalidEntryError, RedBeatError
+from redbeat_core.locks import LockStatus
 from redbeat_core.runtime import Runtime, get_runtime
 from redbeat_core.typing import StoredEntry
 from redbeat_core.words import describe_schedule
@@ -278,6 +279,22 @@ class Schedule:
         ``InvalidEntryError`` (saying why) when it still cannot."""
         self._entry(name).save()
         return self.get(name)
+
+    # ----------------------------------------------------------------- the beats
+
+    def lock_status(self) -> LockStatus:
+        """Who leads (host:pid, since when, epoch), how long its lease has left, and the
+        standbys seen in the last minute. Raises ``ValueError`` when the app runs without a
+        lock (``redbeat_lock_key = None``) or its lock cannot say."""
+        runtime = self._runtime
+        if runtime.config.lock_key is None:
+            raise ValueError("this app runs a single beat without a lock (redbeat_lock_key=None)")
+        lock = runtime.plugins.make_lock(runtime.config, runtime.backend)
+        status = getattr(lock, "status", None)
+        if status is None:
+            raise ValueError(f"the lock ({type(lock).__name__}) cannot report its status")
+        result: LockStatus = status()
+        return result
 
     # ----------------------------------------------------------------- export and import
 

@@ -190,6 +190,15 @@ CORE_SETTINGS: Final[tuple[Setting, ...]] = (
         parse=seconds(allow_zero=True),
     ),
     Setting(
+        "redbeat_summary_interval",
+        "float (s)",
+        300.0,
+        "How often the leading beat logs a one-line summary at INFO: entries scheduled, and "
+        "runs dispatched, skipped, published late (over 1 s) and failed since the last one. "
+        "0 turns it off.",
+        parse=seconds(allow_zero=True),
+    ),
+    Setting(
         "redbeat_min_interval",
         "float (s)",
         DEFAULT_MIN_INTERVAL,

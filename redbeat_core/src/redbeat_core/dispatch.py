@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from redbeat_core.runs import Dispatched
+from redbeat_core.summary import LATE_AFTER
 
 if TYPE_CHECKING:
     from redbeat_core.entry import RedBeatSchedulerEntry
@@ -52,6 +53,9 @@ class Published:
 
     failed: tuple[str, ...] = ()
     unsent: tuple[str, ...] = ()
+    #: Runs published more than ``LATE_AFTER`` seconds after their due time (for the
+    #: leader's summary).
+    late: int = 0
 
 
 def publish(
@@ -71,6 +75,7 @@ def publish(
     producer = scheduler.producer
     stop: BaseException | None = None
     failing = 0
+    late = 0
     for index, (name, entry, due_at) in enumerate(due):
         # Prepared ahead (prepare_ahead): never published before its due time. A loop, as
         # sleep keeps the monotonic clock and the due time is on the wall clock.
@@ -83,11 +88,11 @@ def publish(
         if not lease_ok():
             unsent = tuple(n for n, _, _ in due[index:])
             _log_unsent(unsent, at_most_once, "the lease may have lapsed while this beat waited")
-            return _done(scheduler, observed, dispatched, failed, unsent, stop)
+            return _done(scheduler, observed, dispatched, failed, unsent, stop, late)
         if not at_most_once and failing >= BROKER_DOWN_AFTER:
             unsent = tuple(n for n, _, _ in due[index:])
             _log_unsent(unsent, at_most_once, f"{failing} publishes failed in a row")
-            return _done(scheduler, observed, dispatched, failed, unsent, stop)
+            return _done(scheduler, observed, dispatched, failed, unsent, stop, late)
         logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
         try:
             result = scheduler.apply_async(entry, producer=producer, advance=False)
@@ -109,9 +114,12 @@ def publish(
             plugins.dispatch_failed(scheduler=scheduler, entry=entry, exc=exc)
             continue
         failing = 0
+        published_at = time.time()
+        if published_at - due_at > LATE_AFTER:
+            late += 1
         if observed:
-            dispatched.append(Dispatched(entry, due_at, time.time(), result))
-    return _done(scheduler, observed, dispatched, failed, (), stop)
+            dispatched.append(Dispatched(entry, due_at, published_at, result))
+    return _done(scheduler, observed, dispatched, failed, (), stop, late)
 
 
 def _done(
@@ -121,12 +129,13 @@ def _done(
     failed: list[str],
     unsent: tuple[str, ...],
     stop: BaseException | None,
+    late: int,
 ) -> Published:
     if observed:
         scheduler.plugins.after_dispatch(scheduler=scheduler, dispatched=dispatched)
     if stop is not None:
         raise stop  # the stop that arrived mid-dispatch, now that no committed run is lost
-    return Published(failed=tuple(failed), unsent=unsent)
+    return Published(failed=tuple(failed), unsent=unsent, late=late)
 
 
 def _log_unsent(unsent: tuple[str, ...], at_most_once: bool, why: str) -> None:

@@ -13,7 +13,10 @@ release-if-ours. Renewal is not among them: the store extends the lease in every
 from __future__ import annotations
 
 import abc
+import os
+import socket
 import uuid
+from datetime import UTC, datetime
 from typing import ClassVar
 
 import attrs
@@ -21,12 +24,71 @@ import attrs
 from redbeat_core.exceptions import LockNotOwnedError
 from redbeat_core.typing import Fence
 
-__all__ = ["LeaseLock", "NullLock"]
+__all__ = ["Holder", "LeaseLock", "LockStatus", "NullLock", "beat_identity"]
 
 
 def new_token() -> str:
     """A random owner token (uuid4, hex): what the lease holds and the store's fence checks."""
     return uuid.uuid4().hex
+
+
+def beat_identity() -> str:
+    """``host:pid`` of this process, read when asked (a forked child is another beat)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@attrs.frozen
+class Holder:
+    """Who holds a lease, as the holder recorded it beside the lease: for standbys' logs and
+    ``redbeat lock``. ``identity`` is None when the holder did not record itself (a
+    celery-redbeat beat, or a RedBeat older than this record)."""
+
+    identity: str | None = None
+    #: When it took the lease (Unix seconds, the storage's clock).
+    since: float | None = None
+    #: The fencing epoch it took the lease with.
+    epoch: int | None = None
+
+    def describe(self) -> str:
+        """``beat-2:4121 (since 2026-12-05 09:30:00 UTC, epoch 7)``."""
+        if self.identity is None:
+            return "a beat that does not record who it is (celery-redbeat, or an older RedBeat)"
+        details = []
+        if self.since is not None:
+            details.append(f"since {datetime.fromtimestamp(self.since, UTC):%Y-%m-%d %H:%M:%S} UTC")
+        if self.epoch is not None:
+            details.append(f"epoch {self.epoch}")
+        return self.identity + (f" ({', '.join(details)})" if details else "")
+
+
+@attrs.frozen
+class LockStatus:
+    """The beat lock as ``redbeat lock`` shows it: who leads, for how long still, who waits."""
+
+    key: str
+    #: Whether a beat holds the lease now.
+    held: bool
+    #: The holder, as it recorded itself (``identity`` None: it did not); None when free.
+    holder: Holder | None
+    #: Seconds left on the lease; None when free.
+    lease_left: float | None
+    #: The fencing epoch of the last acquisition (0: never taken).
+    epoch: int
+    #: Standbys that tried the lease recently: ``(identity, seconds since)``, latest first.
+    standbys: tuple[tuple[str, float], ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        holder = self.holder
+        return {
+            "key": self.key,
+            "held": self.held,
+            "holder": None if holder is None else holder.identity,
+            "since": None if holder is None or holder.since is None else holder.since,
+            "holder_epoch": None if holder is None else holder.epoch,
+            "lease_left": self.lease_left,
+            "epoch": self.epoch,
+            "standbys": [{"identity": i, "seen_ago": ago} for i, ago in self.standbys],
+        }
 
 
 @attrs.define
@@ -49,6 +111,9 @@ class LeaseLock(abc.ABC):
     token: str = attrs.field(factory=new_token, kw_only=True)
     epoch: int = attrs.field(default=0, kw_only=True)
     _held: bool = attrs.field(default=False, init=False)
+    #: Who held the lease when the last take failed, if the backend reports it (standbys log
+    #: it when it changes); None otherwise.
+    holder_seen: Holder | None = attrs.field(default=None, init=False)
 
     # ----------------------------------------------------------------- what a backend writes
 

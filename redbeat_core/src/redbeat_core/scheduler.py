@@ -40,6 +40,12 @@ from redbeat_core.planning import Plan, Settled, TickTime, plan_tick, settle
 from redbeat_core.plugins import PluginManager
 from redbeat_core.runs import Dispatched, DueRuns
 from redbeat_core.runtime import Runtime, get_runtime
+from redbeat_core.summary import (
+    DEFAULT_SUMMARY_INTERVAL,
+    SUMMARY_SETTING,
+    LeaderSummary,
+    StandbyNotes,
+)
 from redbeat_core.typing import ClaimResult, EntryUpdate, Lock, ScheduleStore
 
 __all__ = ["Dispatched", "RedBeatScheduler"]
@@ -103,6 +109,10 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         #: Set while a tick publishes; a close() meanwhile waits for the end (see close()).
         self._dispatching = False
         self._close_deferred = False
+        self._summary = LeaderSummary(
+            self._runtime.config.settings.get(SUMMARY_SETTING, DEFAULT_SUMMARY_INTERVAL)
+        )
+        self._standby_notes = StandbyNotes()
         super().__init__(app, **kwargs)
         self.max_interval = self.config.max_interval
 
@@ -221,6 +231,8 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         for item in claim.quarantined:
             self._report_quarantine(item.name, item.reason)
         interval = self._run_claim(claim, now) if claim.entries else self._sleep_for(claim, ())
+        if self._summary.due():
+            self._log_summary()
         if self.plugins.tick:
             self.plugins.tick(
                 scheduler=self, leader=True, due=len(claim.entries), next_wake=interval
@@ -276,12 +288,24 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
             f" (fencing epoch {fence.epoch})" if fence is not None else "",
         )
         self._last_fence_ok = sent
+        self._standby_notes.forget()
+        self._summary.reset()
         self.plugins.lock_acquired(scheduler=self, fence=fence)
         return True
 
     def _standby_tick(self) -> float:
         self._reachable()
+        self._standby_notes.seen(self.lock_key, getattr(self.lock, "holder_seen", None))
         return self._report_idle_tick(self.config.lock_poll_interval)
+
+    def _log_summary(self) -> None:
+        """The leader's periodic summary line; the entry count costs one command, every few
+        minutes (none when the storage cannot be reached: the line says '?')."""
+        try:
+            entries: int | None = self._runtime.store.count()
+        except StoreUnavailableError:
+            entries = None
+        self._summary.log(entries)
 
     def _report_idle_tick(self, interval: float, *, leader: bool = False) -> float:
         """Every tick is reported to ``redbeat_tick``: those that claimed nothing (a standby,
@@ -324,6 +348,13 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         except StoreUnavailableError as exc:
             return self._unreachable(exc)
         self._count_failures(settled, published)
+        not_sent = len(published.failed) + len(published.unsent)
+        self._summary.add(
+            dispatched=len(settled.publish) - not_sent,
+            skipped=len(settled.skipped),
+            late=published.late,
+            failed=len(published.failed),
+        )
         if len(claim.entries) >= config.batch_size or plan.unplanned:
             return 0.0  # more are due: claim (and so renew the lease) and go on at once
         return self._sleep_for(claim, settled.updates)

@@ -39,6 +39,7 @@ FEATURES: Final[Mapping[str, tuple[str, ...]]] = {
     "beat": (
         *_SCRIPTS, "time", "get", "set", "pexpire", "incr", "del", "type", "hset", "hsetnx",
         "hdel", "hmget", "zadd", "zrem", "zrange", "zrangebyscore", "zscore", "sadd", "smembers",
+        "zremrangebyscore",
     ),
     # RedBeatSchedulerEntry from any process: save, delete (write.lua), from_key / load
     # (load.lua), reschedule / next (commit.lua without a lock), rank.
@@ -47,8 +48,9 @@ FEATURES: Final[Mapping[str, tuple[str, ...]]] = {
         "zrank",
     ),
     # Reading the whole schedule: the store's count, scheduled, quarantined, statics and
-    # names (the Prometheus plugin's gauges, `redbeat list` and the other operator tools).
-    "inspection": ("zcard", "zrange", "hgetall", "smembers", "scan"),
+    # names, and the lock's status (the Prometheus plugin's gauges, `redbeat list`,
+    # `redbeat lock` and the other operator tools).
+    "inspection": ("zcard", "zrange", "hgetall", "smembers", "scan", "get", "pttl", "time"),
     # redbeat_replica_acks: WAIT after each busy tick's commit.
     "replica_acks": ("wait",),
     # A database other than 0 in the URL or the options.

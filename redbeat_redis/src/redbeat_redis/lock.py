@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import attrs
 
 from redbeat_core.exceptions import LockNotOwnedError
-from redbeat_core.locks import LeaseLock
+from redbeat_core.locks import Holder, LeaseLock, LockStatus, beat_identity
 from redbeat_redis import scripts
 from redbeat_redis.errors import RedisLockNotOwnedError
 from redbeat_redis.retry import RetryPolicy
@@ -49,15 +49,84 @@ class RedisLock(LeaseLock):
             script = self._scripts[name] = scripts.register(self.client, name)
         return call_translated(self.client, self.retry, lambda: script(keys=keys, args=args))
 
+    @property
+    def holder_key(self) -> str:
+        """Who holds the lease (a hash beside it: the lock's value stays a bare token)."""
+        return self.key + ":holder"
+
+    @property
+    def standbys_key(self) -> str:
+        """Standbys by when they last tried the lease (a sorted set, ms)."""
+        return self.key + ":standbys"
+
     def _take_or_extend(self) -> int:
         ttl_ms = max(1, round(self.ttl * 1000))
-        return int(self._run("acquire_lock", [self.key, self.epoch_key], [self.token, ttl_ms]))
+        keys = [self.key, self.epoch_key, self.holder_key, self.standbys_key]
+        reply = self._run("acquire_lock", keys, [self.token, ttl_ms, beat_identity()])
+        if isinstance(reply, list):  # another beat holds it: who, as it recorded itself
+            _, identity, since, epoch = reply
+            self.holder_seen = Holder(
+                identity=_text(identity),
+                since=int(since) / 1000 if since else None,
+                epoch=int(epoch) if epoch else None,
+            )
+            return 0
+        self.holder_seen = None
+        return int(reply)
 
     def _release_if_ours(self) -> None:
         self._run("release_lock", [self.key], [self.token])
+
+    def status(self, recent: float = 60.0) -> LockStatus:
+        """Who holds the lease, for how long still, and the standbys seen in the last
+        ``recent`` seconds: one round trip of reads (``redbeat lock``)."""
+
+        def read() -> list[Any]:
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.get(self.key)
+                pipe.pttl(self.key)
+                pipe.get(self.epoch_key)
+                pipe.hgetall(self.holder_key)
+                pipe.zrange(self.standbys_key, 0, -1, withscores=True)
+                pipe.time()
+                return list(pipe.execute())
+
+        token, pttl, epoch, record, standbys, (seconds, micros) = call_translated(
+            self.client, self.retry, read
+        )
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        record = {_text(k): _text(v) for k, v in (record or {}).items()}
+        token = _text(token)
+        holder = None
+        if token is not None:
+            recorded = record.get("token") == token
+            holder = Holder(
+                identity=record.get("identity") if recorded else None,
+                since=int(record["since"]) / 1000 if recorded and record.get("since") else None,
+                epoch=int(record["epoch"]) if recorded and record.get("epoch") else None,
+            )
+        seen = [
+            (_text(member) or "", (now_ms - score) / 1000)
+            for member, score in standbys
+            if now_ms - score <= recent * 1000
+        ]
+        return LockStatus(
+            key=self.key,
+            held=token is not None,
+            holder=holder,
+            lease_left=pttl / 1000 if token is not None and pttl and pttl > 0 else None,
+            epoch=int(_text(epoch) or 0),
+            standbys=tuple(sorted(seen, key=lambda item: item[1])),
+        )
 
     def _holds_lease(self) -> bool:
         holder = call_translated(self.client, self.retry, lambda: self.client.get(self.key))
         if isinstance(holder, bytes):
             holder = holder.decode()
         return bool(holder == self.token)
+
+
+def _text(value: Any) -> str | None:
+    if value is None or value is False:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)

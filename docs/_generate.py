@@ -395,7 +395,7 @@ def hooks_markdown(module: ModuleType | None = None) -> str:
 # ------------------------------------------------------------------------------ hook types
 
 #: The values hooks receive, documented field by field (the classes are in ``redbeat_core``).
-HOOK_TYPES = ("Dispatched", "DueRun", "DueRuns", "Decision", "Skipped", "Fence")
+HOOK_TYPES = ("Dispatched", "DueRun", "DueRuns", "Decision", "Skipped", "Fence", "Finding")
 _IVAR = re.compile(r"^:ivar (?P<name>\w+):\s*(?P<text>.*)$")
 
 

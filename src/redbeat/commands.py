@@ -552,6 +552,35 @@ def _print_lock(status: Any) -> None:
         click.echo("standbys: none seen in the last minute")
 
 
+@click.command("doctor")
+@json_option
+@click.pass_context
+def doctor(ctx: click.Context, as_json: bool) -> None:
+    """Check what could stop or corrupt scheduling (the storage server, its eviction and
+    persistence, clocks, the ACL user, the lock, the quarantine, statics and tasks), each
+    with a verdict and the fix. Exit code 1 when a problem is found."""
+
+    def action() -> None:
+        from redbeat_core.doctor import Verdict, run_doctor
+
+        findings = run_doctor(_target(ctx).app)
+        if as_json:
+            _echo_json([finding.to_json() for finding in findings])
+        else:
+            width = max((len(f.check) for f in findings), default=0)
+            for finding in findings:
+                mark = {"ok": "ok", "warning": "WARNING", "problem": "PROBLEM"}[finding.verdict]
+                color = {"ok": "green", "warning": "yellow", "problem": "red"}[finding.verdict]
+                head = click.style(f"{mark:<8}", fg=color, bold=finding.verdict != "ok")
+                click.echo(f"{head} {finding.check:<{width}}  {finding.detail}")
+                if finding.fix:
+                    click.echo(f"{'':<8} {'':<{width}}  fix: {finding.fix}")
+        if any(finding.verdict is Verdict.PROBLEM for finding in findings):
+            sys.exit(PROBLEM)
+
+    run_guarded(action)
+
+
 @click.command("export")
 @click.option("--output", "-o", type=click.File("w"), default="-", help="File (default: stdout).")
 @click.pass_context
@@ -601,6 +630,7 @@ SCHEDULE_COMMANDS: tuple[click.Command, ...] = (
     delete,
     quarantine,
     lock,
+    doctor,
     export,
     import_,
 )

@@ -118,7 +118,13 @@ def test_reference_shows_firstresult_and_historic_as_the_spec_says() -> None:
 def test_hooks_are_grouped_as_in_the_module() -> None:
     groups = generate.hook_groups()
     titles = [g.title for g in groups]
-    assert titles == ["Registration", "Strategies", "Decisions", "Lifecycle observers"]
+    assert titles == [
+        "Registration",
+        "Strategies",
+        "Decisions",
+        "Lifecycle observers",
+        "Operations",
+    ]
     source_order = sorted(
         hookspecs_by_name(),
         key=lambda name: inspect.getsourcelines(getattr(hookspecs, name))[1],

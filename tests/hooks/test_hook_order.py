@@ -115,6 +115,13 @@ class Recorder:
     def redbeat_configure_converter(self, codec: Codec) -> None:
         self._record("redbeat_configure_converter", codec=codec)
 
+    # -- operations
+
+    @hookimpl
+    def redbeat_doctor(self, app: Celery, backend: Backend) -> list[Any]:
+        self._record("redbeat_doctor", app=app, backend=backend)
+        return []
+
     # -- strategies
 
     @hookimpl
@@ -328,6 +335,7 @@ def test_the_recorder_implements_every_hookspec() -> None:
         "redbeat_dispatch_failed",
         "redbeat_entry_quarantined",
         "redbeat_entry_deleted",
+        "redbeat_doctor",  # run by `redbeat doctor`, never by a beat (tests/redis/test_doctor.py)
     }
 
 

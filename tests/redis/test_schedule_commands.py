@@ -203,3 +203,15 @@ def test_lock_names_the_leader_and_says_when_there_is_none(
         assert text.startswith(f"leader:   {status['holder']} (since ")
     finally:
         leader.close()
+
+
+def test_doctor_exits_1_on_a_problem_and_lists_every_check(workdir: Path, redbeat_url: str) -> None:
+    done = run(workdir, redbeat_url, "redbeat", "-A", "proj", "doctor", "--json")
+    assert done.returncode == 1  # no beat holds the lock
+    found = {f["check"]: f["verdict"] for f in json.loads(done.stdout)}
+    assert found["lock"] == "problem"
+    assert found["server"] == "ok"
+    assert set(found) >= {"eviction", "persistence", "clock", "acl", "quarantine", "statics"}
+    text = run(workdir, redbeat_url, "redbeat", "-A", "proj", "doctor").stdout
+    assert "PROBLEM  lock" in text
+    assert "fix: start a beat" in text

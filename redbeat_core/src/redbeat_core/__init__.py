@@ -6,6 +6,7 @@ Every type a hook receives is importable from here.
 
 from redbeat_core.codec import Codec
 from redbeat_core.config import RedBeatConfig
+from redbeat_core.doctor import Finding, Verdict
 from redbeat_core.exceptions import (
     BrokenStoreError,
     ConfigurationError,
@@ -44,6 +45,7 @@ __all__ = [
     "EntryNotFoundError",
     "EntryState",
     "Fence",
+    "Finding",
     "InvalidEntryError",
     "InvalidValue",
     "Lock",
@@ -63,6 +65,7 @@ __all__ = [
     "StoreUnavailableError",
     "StoredEntry",
     "UnknownBackendError",
+    "Verdict",
     "hookimpl",
     "hookspec",
 ]

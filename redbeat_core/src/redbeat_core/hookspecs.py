@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from redbeat_core.codec import Codec
     from redbeat_core.config import RedBeatConfig
+    from redbeat_core.doctor import Finding
     from redbeat_core.entry import RedBeatSchedulerEntry
     from redbeat_core.registry import BackendRegistry
     from redbeat_core.runs import Dispatched, DueRuns, Skipped
@@ -263,3 +264,24 @@ def redbeat_lock_lost(scheduler: RedBeatScheduler, reason: str) -> None:
     :param scheduler: the scheduler.
     :param reason: ``"expired"``, ``"released"`` or ``"unreachable"``.
     """
+
+
+# -------------------------------------------------------------------------------------------------
+# Operations: called by the operator's tools, never by a beat.
+# -------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def redbeat_doctor(app: Celery, backend: Backend) -> Sequence[Finding]:
+    """Checks only this plugin or backend can make, for ``redbeat doctor``: return
+    :class:`~redbeat_core.doctor.Finding` objects (a check's name, a verdict, what was found,
+    the fix). A backend answers for its own ``backend`` only (check its type), a plugin for
+    its own feature. Reading is fine; change nothing.
+
+    A backend reports a storage it cannot reach as a ``"connection"`` problem: the other checks
+    are then skipped. An implementation that raises is logged and left out.
+
+    :param app: the Celery app.
+    :param backend: the app's storage backend (not yet connected, maybe).
+    """
+    return ()

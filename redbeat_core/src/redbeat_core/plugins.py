@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     from redbeat_core.codec import Codec
     from redbeat_core.config import RedBeatConfig
+    from redbeat_core.doctor import Finding
     from redbeat_core.typing import Backend, Lock
 
 logger = logging.getLogger("celery.beat")
@@ -354,6 +355,11 @@ class PluginManager:
         self.pm.hook.redbeat_configure_converter.call_historic(kwargs={"codec": codec})
 
     # ------------------------------------------------------------------------- strategy hooks
+
+    def doctor(self, app: Any, backend: Backend) -> list[Finding]:
+        """Every plugin's ``redbeat_doctor`` findings, in plugin order."""
+        results = self.pm.hook.redbeat_doctor(app=app, backend=backend)
+        return [finding for found in reversed(results) if found for finding in found]
 
     def make_lock(self, config: RedBeatConfig, backend: Backend) -> Lock:
         lock: Lock | None = self.pm.hook.redbeat_make_lock(config=config, backend=backend)

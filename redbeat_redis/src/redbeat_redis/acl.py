@@ -72,13 +72,19 @@ def category_rule(prefix: str = "redbeat:") -> str:
     return " ".join([f"~{prefix}*", *(f"+{c}" for c in CATEGORIES)])
 
 
+def rule_commands(features: Iterable[str]) -> list[str]:
+    """The commands of ``features``, in rule order, without repeats."""
+    commands: list[str] = []
+    for feature in features:
+        commands += [c for c in FEATURES[feature] if c not in commands]
+    return commands
+
+
 def rule(*features: str, prefix: str = "redbeat:") -> str:
     """The ACL rule for ``features`` (their commands, without repeats) on the keys under
     ``prefix``, as ``ACL SETUSER <user> reset on ><password>`` takes it. The sentinels' rule
     has no keys."""
-    commands: list[str] = []
-    for feature in features:
-        commands += [c for c in FEATURES[feature] if c not in commands]
+    commands = rule_commands(features)
     keys = [] if features == ("sentinels",) else [f"~{prefix}*"]
     return " ".join([*keys, *(f"+{command}" for command in commands)])
 

@@ -15,6 +15,9 @@ from redbeat_core.urls import url_scheme
 from redbeat_redis import settings
 from redbeat_redis.backend import RedisBackend
 from redbeat_redis.connection import APP_CLIENT_ATTRIBUTE
+from redbeat_redis.doctor import redbeat_doctor
+
+__all__ = ["redbeat_doctor", "redbeat_register_backends", "redbeat_register_settings"]
 
 SCHEMES: Final = ("redis", "rediss", "unix")
 OWNER: Final = "redbeat-redis"

@@ -216,7 +216,7 @@ WRAPPING = frozenset({"SCHEDULE", "REASON"})
 @click.option("--task", default=None, help="Only entries whose task matches this glob.")
 @click.option(
     "--state",
-    type=click.Choice(["scheduled", "disabled", "finished", "quarantined"]),
+    type=click.Choice(["scheduled", "paused", "disabled", "finished", "quarantined"]),
     default=None,
     help="Only entries in this state.",
 )
@@ -263,6 +263,10 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
         now = datetime.now(UTC)
         fields["next_run"] = _when(info.next_run, api.app.timezone, now)
         fields["last_run_at"] = _last_run(info, api.app.timezone, now)
+        if info.paused_at is None:  # shown only for a paused entry
+            del fields["paused_by"], fields["paused_at"]
+        else:
+            fields["paused_at"] = _when(info.paused_at, api.app.timezone, now)
         for key, value in fields.items():
             shown = json.dumps(value) if isinstance(value, list | dict) else str(value)
             click.echo(f"{key + ':':<17}{shown}")
@@ -473,6 +477,41 @@ def disable(ctx: click.Context, names: tuple[str, ...]) -> None:
     run_guarded(action)
 
 
+@click.command("pause")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--reason", "-r", required=True, help="Why (shown by list and show).")
+@click.option("--by", default=None, help="Who pauses it (default: user@host).")
+@click.pass_context
+def pause(ctx: click.Context, names: tuple[str, ...], reason: str, by: str | None) -> None:
+    """Take entries out of the schedule with a reason, until `resume`."""
+
+    def action() -> None:
+        api = _schedule(ctx)
+        for name in names:
+            info = api.pause(name, reason, by=by)
+            click.echo(f"paused {info.name} ({info.paused_by}: {info.reason})")
+
+    run_guarded(action)
+
+
+@click.command("resume")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def resume(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Put paused entries back in the schedule (a run missed meanwhile happens once, now)."""
+
+    def action() -> None:
+        api = _schedule(ctx)
+        now = datetime.now(UTC)
+        for name in names:
+            info = api.resume(name)
+            click.echo(
+                f"resumed {info.name}: next run {_when(info.next_run, api.app.timezone, now)}"
+            )
+
+    run_guarded(action)
+
+
 @click.command("delete")
 @click.argument("names", nargs=-1, required=True)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
@@ -627,6 +666,8 @@ SCHEDULE_COMMANDS: tuple[click.Command, ...] = (
     edit,
     enable,
     disable,
+    pause,
+    resume,
     delete,
     quarantine,
     lock,

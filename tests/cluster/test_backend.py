@@ -89,6 +89,7 @@ def test_scheduler_dispatches_and_stores_everything_under_the_tagged_prefix(
         "{redbeat}::schedule",
         "{redbeat}::statics",
         "{redbeat}::lock:epoch",
+        "{redbeat}::lock:holder",
         "{redbeat}:static",
         "{redbeat}:dynamic",
         "{redbeat}:celery.backend_cleanup",  # Celery's default entry

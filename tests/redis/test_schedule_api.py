@@ -75,8 +75,8 @@ def test_list_filters_and_pages(app: Any, client: Any) -> None:
     assert [i.name for i in api.list(match="o*")] == ["off", "once"]
     assert [i.name for i in api.list(task="tasks.r*")] == ["nightly"]
     assert [i.name for i in api.list(offset=1, limit=2)] == ["every-30s", "nightly"]
-    with pytest.raises(ValueError, match="paused"):
-        api.list(state="paused")
+    with pytest.raises(ValueError, match="'sleeping' is not a valid EntryState"):
+        api.list(state="sleeping")
 
 
 def test_get_and_a_missing_name(app: Any, client: Any) -> None:
@@ -218,3 +218,45 @@ def test_the_listing_walks_the_keys_without_blocking_on_many(app: Any, client: A
     names = api.names()
     assert len(names) == 600
     assert sum(1 for _ in api.entries(state="disabled")) == 300
+
+
+def test_the_lock_keys_are_never_listed_as_entries(make_app: Any) -> None:
+    app = make_app(redbeat_lock_key="redbeat:beatlock")
+    api = Schedule(app)
+    api.add("job", "tasks.add", 30)
+    leader = RedBeatScheduler(app=app)
+    try:
+        leader.tick()  # writes redbeat:beatlock:holder, a hash under the prefix
+    finally:
+        leader.close()
+    assert api.names() == ["celery.backend_cleanup", "job"]
+
+
+def test_pause_and_resume(app: Any, client: Any) -> None:
+    api = Schedule(app)
+    api.add("job", "tasks.add", 30)
+    paused = api.pause("job", "deploying", by="ops@host")
+    assert (paused.state, paused.reason, paused.paused_by) == (
+        EntryState.PAUSED,
+        "deploying",
+        "ops@host",
+    )
+    assert paused.paused_at is not None
+    assert client.zscore("redbeat::schedule", "redbeat:job") is None  # costs no tick anything
+    assert [i.name for i in api.list(state="paused")] == ["job"]
+    scheduler = RedBeatScheduler(app=app)
+    try:
+        client.zadd("redbeat::schedule", {"redbeat:job": 1})  # re-added behind our back
+        scheduler.tick()
+        assert client.zscore("redbeat::schedule", "redbeat:job") is None  # taken out, not run
+        assert api.get("job").total_run_count == 0
+    finally:
+        scheduler.close()
+    resumed = api.resume("job")
+    assert resumed.state is EntryState.SCHEDULED
+    assert resumed.reason is None
+    assert client.zscore("redbeat::schedule", "redbeat:job") is not None
+    with pytest.raises(InvalidEntryError, match="a paused entry to resume"):
+        api.resume("job")
+    with pytest.raises(InvalidEntryError, match="reason"):
+        api.pause("job", "  ")

@@ -215,3 +215,17 @@ def test_doctor_exits_1_on_a_problem_and_lists_every_check(workdir: Path, redbea
     text = run(workdir, redbeat_url, "redbeat", "-A", "proj", "doctor").stdout
     assert "PROBLEM  lock" in text
     assert "fix: start a beat" in text
+
+
+def test_pause_and_resume(workdir: Path, redbeat_url: str) -> None:
+    base = ("redbeat", "-A", "proj")
+    ok(run(workdir, redbeat_url, *base, "add", "job", "tasks.add", "--every", "30"))
+    assert ok(run(workdir, redbeat_url, *base, "pause", "job", "--reason", "deploy", "--by",
+                  "me@here")) == "paused job (me@here: deploy)\n"  # fmt: skip
+    (shown,) = json.loads(ok(run(workdir, redbeat_url, *base, "list", "--state", "paused",
+                                 "--json")))  # fmt: skip
+    assert (shown["reason"], shown["paused_by"]) == ("deploy", "me@here")
+    assert ok(run(workdir, redbeat_url, *base, "resume", "job")).startswith("resumed job: next run")
+    missing = run(workdir, redbeat_url, *base, "pause", "job")
+    assert missing.returncode == 2  # --reason is required
+    assert "--reason" in missing.stderr

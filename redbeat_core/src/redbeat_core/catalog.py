@@ -17,7 +17,10 @@ from __future__ import annotations
 import builtins
 import enum
 import fnmatch
+import getpass
 import json
+import socket
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -29,6 +32,7 @@ from redbeat_core import validation
 from redbeat_core.entry import RedBeatSchedulerEntry, has_own_clock, schedule_at
 from redbeat_core.exceptions import EntryDecodeError, InvalidEntryError, RedBeatError
 from redbeat_core.locks import LockStatus
+from redbeat_core.model import EntryPolicy
 from redbeat_core.runtime import Runtime, get_runtime
 from redbeat_core.typing import StoredEntry
 from redbeat_core.words import describe_schedule
@@ -48,6 +52,9 @@ class EntryState(enum.StrEnum):
     SCHEDULED = "scheduled"
     #: ``enabled=False``: kept, out of the schedule until enabled again.
     DISABLED = "disabled"
+    #: Paused by an operator (``Schedule.pause``), with a reason: out of the schedule until
+    #: resumed.
+    PAUSED = "paused"
     #: Its schedule has no further run (a one-off that ran, a bounded rrule): kept, not run.
     FINISHED = "finished"
     #: The beat could not run it (undecodable, a schedule it refuses): set aside with a reason.
@@ -87,8 +94,11 @@ class EntryInfo:
     kwargs: Mapping[str, Any] = attrs.field(factory=dict)
     options: Mapping[str, Any] = attrs.field(factory=dict)
     enabled: bool = True
-    #: Why it is quarantined; None otherwise.
+    #: Why it is quarantined or paused; None otherwise.
     reason: str | None = None
+    #: Who paused it, and when (UTC); None unless paused.
+    paused_by: str | None = None
+    paused_at: datetime | None = None
     #: Whether it came from ``beat_schedule`` (the beat re-creates it at start-up).
     static: bool = False
 
@@ -108,6 +118,8 @@ class EntryInfo:
             "options": dict(self.options),
             "enabled": self.enabled,
             "reason": self.reason,
+            "paused_by": self.paused_by,
+            "paused_at": _iso(self.paused_at),
             "static": self.static,
         }
 
@@ -136,7 +148,7 @@ class Schedule:
         # A store without a full listing still knows these (disabled entries it cannot list).
         found.update(name for name, _ in store.scheduled())
         found.update(store.quarantined())
-        return sorted(found)
+        return sorted(name for name in found if _names_an_entry(name, self._runtime.config))
 
     def entries(
         self,
@@ -259,6 +271,35 @@ class Schedule:
         """Take an entry out of the schedule, keeping it (and its runs) stored."""
         return self.update(name, enabled=False)
 
+    def pause(self, name: str, reason: str, by: str | None = None) -> EntryInfo:
+        """Take the entry out of the schedule with a reason (and who paused it, default this
+        user at this host): no beat runs it and it costs nothing per tick until
+        :meth:`resume`. Its definition and runs are kept; pausing again replaces the reason."""
+        if not isinstance(reason, str) or not reason.strip():
+            raise InvalidEntryError(name, "reason", reason, "a non-empty text saying why")
+        entry = self._entry(name)
+        extra = entry.policy.extra if entry.policy is not None else {}
+        entry.policy = EntryPolicy(
+            paused_reason=reason.strip(),
+            paused_by=by or _operator(),
+            paused_at=time.time(),
+            extra=extra,
+        )
+        entry.save()
+        return self.get(name)
+
+    def resume(self, name: str) -> EntryInfo:
+        """Put a paused entry back in the schedule. Its next run is computed from its last
+        run, as for any entry: a run missed while paused happens once, at once (Celery's
+        catch-up)."""
+        entry = self._entry(name)
+        if not entry.paused:
+            raise InvalidEntryError(name, "state", "not paused", "a paused entry to resume")
+        assert entry.policy is not None
+        entry.policy = EntryPolicy(extra=entry.policy.extra)
+        entry.save()
+        return self.get(name)
+
     def delete(self, name: str) -> None:
         """Delete the entry; :class:`EntryNotFoundError` when none is stored."""
         runtime = self._runtime
@@ -372,8 +413,12 @@ class Schedule:
                 reason=reason or exc.reason,
                 static=static,
             )
+        policy = entry.policy
         if reason is not None:
             state = EntryState.QUARANTINED
+        elif entry.paused and policy is not None:
+            state = EntryState.PAUSED
+            reason = policy.paused_reason
         elif not entry.enabled:
             state = EntryState.DISABLED
         elif stored.score is None:
@@ -400,6 +445,12 @@ class Schedule:
             options=dict(entry.options or {}),
             enabled=bool(entry.enabled),
             reason=reason,
+            paused_by=policy.paused_by if state is EntryState.PAUSED and policy else None,
+            paused_at=(
+                datetime.fromtimestamp(policy.paused_at, UTC)
+                if state is EntryState.PAUSED and policy and policy.paused_at is not None
+                else None
+            ),
             static=static,
         )
 
@@ -424,3 +475,22 @@ def _preview(schedule: Any, first: datetime, count: int) -> list[datetime]:
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat() if moment is not None else None
+
+
+def _operator() -> str:
+    """``user@host``: who paused an entry, when the caller does not say."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _names_an_entry(name: str, config: Any) -> bool:
+    """Whether ``name`` can be an entry's: not the lock's own keys (its holder record sits under
+    the prefix when ``redbeat_lock_key`` has no ``:``-prefixed name)."""
+    try:
+        validation.check_name(name, config)
+    except InvalidEntryError:
+        return False
+    return True

@@ -25,6 +25,7 @@ import calendar
 import contextvars
 import functools
 import json
+import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Self, TypeVar
@@ -490,6 +491,10 @@ def _unstructure_policy(p: EntryPolicy) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if p.paused_reason is not None:
         out["paused_reason"] = p.paused_reason
+    if p.paused_by is not None:
+        out["paused_by"] = p.paused_by
+    if p.paused_at is not None:
+        out["paused_at"] = p.paused_at
     out.update(p.extra)
     return out
 
@@ -500,8 +505,23 @@ def _structure_policy(data: Any, _: Any) -> EntryPolicy:
     paused_reason = data.get("paused_reason")
     if paused_reason is not None and not isinstance(paused_reason, str):
         raise _DecodeFailure(f"paused_reason must be a string, got {_type_name(paused_reason)}")
+    paused_by = data.get("paused_by")
+    if paused_by is not None and not isinstance(paused_by, str):
+        raise _DecodeFailure(f"paused_by must be a string, got {_type_name(paused_by)}")
+    paused_at = data.get("paused_at")
+    if paused_at is not None and (
+        isinstance(paused_at, bool)
+        or not isinstance(paused_at, int | float)
+        or not math.isfinite(paused_at)
+    ):
+        raise _DecodeFailure(f"paused_at must be Unix seconds, got {_type_name(paused_at)}")
     extra = {k: v for k, v in data.items() if k not in _POLICY_FIELDS}
-    return EntryPolicy(paused_reason=paused_reason, extra=extra)
+    return EntryPolicy(
+        paused_reason=paused_reason,
+        paused_by=paused_by,
+        paused_at=None if paused_at is None else float(paused_at),
+        extra=extra,
+    )
 
 
 # ---------------------------------------------------------------------------- the converter

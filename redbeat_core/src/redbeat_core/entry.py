@@ -289,10 +289,16 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
         """
         return self._next_due()[0]
 
+    @property
+    def paused(self) -> bool:
+        """Whether the entry is paused (``Schedule.pause``): out of the schedule, like a
+        disabled one, with a reason, an author and a time in its policy."""
+        return self.policy is not None and self.policy.paused_reason is not None
+
     def next_score(self, now: datetime | None = None) -> float | None:
         """:attr:`due_at` as a score, or None when the entry must stay out of the schedule
-        (disabled, or no further runs). ``now`` pins the clock (see :meth:`now_or`)."""
-        if not self.enabled:
+        (disabled, paused, or no further runs). ``now`` pins the clock (see :meth:`now_or`)."""
+        if not self.enabled or self.paused:
             return None
         due, overdue = self._next_due(now)
         return to_score(due, overdue=overdue)
@@ -314,6 +320,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
         last = self.last_run_at if ran_at is _UNSET else ran_at
         if (
             self.enabled
+            and not self.paused
             and next_in is not None
             and next_in > 0
             and last is not None
@@ -322,7 +329,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
             )
         ):
             return to_score(last + timedelta(seconds=next_in))
-        if not self.enabled:
+        if not self.enabled or self.paused:
             return None
         due, overdue = self._next_due(last_run_at=last)
         return to_score(due, overdue=overdue)
@@ -353,7 +360,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
         interval the beat refuses to run (shorter than ``redbeat_min_interval``; see
         :func:`~redbeat_core.validation.check_interval`): one stored by celery-redbeat or a
         script is quarantined by the tick instead of being published in a loop."""
-        if not self.enabled:
+        if not self.enabled or self.paused:
             return schedstate(False, DISABLED_RECHECK_SECONDS)
         schedule = self.schedule
         if isinstance(schedule, interval):

@@ -69,5 +69,8 @@ class EntryPolicy:
     plugin): they are kept as they are and written back, never dropped.
     """
 
+    #: Set while the entry is paused (out of the schedule, kept): why, who, when (Unix s).
     paused_reason: str | None = None
+    paused_by: str | None = None
+    paused_at: float | None = None
     extra: Mapping[str, Any] = attrs.field(factory=dict, validator=_no_field_names)

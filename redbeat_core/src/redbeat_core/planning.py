@@ -186,7 +186,7 @@ def _plan_entry(
     entry = _decode(stored, app, codec, time.clock_at(run_at), entry_class, strict_tasks)
     if isinstance(entry, Quarantine):
         return entry
-    if not entry.enabled:
+    if not entry.enabled or entry.paused:  # out of the schedule (re-added behind our back)
         return EntryUpdate(name, None, None)
     try:
         is_due, next_time_to_run = entry.is_due()

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pluggy
 import pytest
+from redbeat_test_support import SiteBuild
 
 from redbeat_core import hookspecs, runtime
 from redbeat_core.plugins import BLOCK_ENV, DISABLE_AUTOLOAD_ENV
@@ -207,34 +206,9 @@ def test_plugin_environment_variables_are_documented(pages: dict[str, str]) -> N
 # ----------------------------------------------------------------------------- the real build
 
 
-def _build(config_file: Path, site: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mkdocs",
-            "build",
-            "--strict",
-            "--config-file",
-            str(config_file),
-            "--site-dir",
-            str(site),
-        ],
-        cwd=config_file.parent,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-        check=False,
-    )
-
-
-def test_site_builds_strict(tmp_path: Path) -> None:
-    pytest.importorskip("mkdocs")
-    pytest.importorskip("material")
-    site = tmp_path / "site"
-    result = _build(ROOT / "mkdocs.yml", site)
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_site_builds_strict(built_site: SiteBuild) -> None:
+    assert built_site.returncode == 0, built_site.output
+    site = built_site.site
     hooks_html = (site / "hooks" / "index.html").read_text(encoding="utf-8")
     for name in hookspecs_by_name():
         assert f'id="{name}"' in hooks_html, f"{name} not in the built hook reference"

@@ -594,8 +594,9 @@ def check_tests_collect(_: Context, command: str) -> None:
     """The tests it names are this suite's own: they are collected here with its options."""
     argv = argv_of(command)
     assert argv[:3] == [".venv/bin/python", "-m", "pytest"], command
+    no_cache = [] if "no:cacheprovider" in argv else ["-p", "no:cacheprovider"]
     collected = subprocess.run(
-        [sys.executable, *argv[1:], "--collect-only"],
+        [sys.executable, *argv[1:], "--collect-only", *no_cache],
         cwd=ROOT,
         env=environment(),
         capture_output=True,

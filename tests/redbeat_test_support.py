@@ -221,3 +221,33 @@ def run_celery_beat(
                 popen.kill()
                 popen.wait()
     return log.read_text(errors="replace")
+
+
+# ------------------------------------------------------------------------------ the docs site
+
+
+@dataclass(frozen=True)
+class SiteBuild:
+    """One ``mkdocs build --strict`` of a site (see the ``built_site`` fixture in
+    ``tests/docs/conftest.py``)."""
+
+    site: Path
+    returncode: int
+    output: str
+
+
+def build_site(config_file: Path, site: Path) -> SiteBuild:
+    """``mkdocs build --strict`` of ``config_file`` into ``site``, as ``nox -s docs`` runs it."""
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "mkdocs", "build", "--strict"),
+            *("--config-file", str(config_file), "--site-dir", str(site)),
+        ],
+        cwd=config_file.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        check=False,
+    )
+    return SiteBuild(site, result.returncode, result.stdout + result.stderr)

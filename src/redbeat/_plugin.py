@@ -26,7 +26,9 @@ redbeat_plugins: Final = {
     name: path for name, path in _BACKENDS.items() if find_spec(path.partition(".")[0])
 }
 
-_CORE_INSTALL: Final = "redbeat-redis (installed by `pip install redbeat`)"
+_CORE_INSTALL: Final = (
+    "redbeat-redis (a dependency of `redbeat`: reinstall RedBeat from a checkout or your wheels)"
+)
 #: What provides each scheme, for the error a URL with an uninstalled scheme raises.
 SCHEME_PROVIDERS: Final = {
     "redis": _CORE_INSTALL,

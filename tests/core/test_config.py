@@ -66,7 +66,7 @@ def test_no_url_at_all_names_the_setting() -> None:
     app = Celery("nothing", set_as_current=False)
     app.conf.broker_url = None
     assert RedBeatConfig.from_app(app).url == ""  # a backend may serve it without one
-    with pytest.raises(ConfigurationError, match="set redbeat_url or redbeat_redis_url"):
+    with pytest.raises(ConfigurationError, match="set redbeat_url"):
         get_runtime(app)  # none does: refused when the backend is chosen
 
 

@@ -250,6 +250,20 @@ class _Display:
         self.console.print()
         self.console.print(table)
 
+    def listing(self, rows: list[tuple[str, str, str, int]]) -> None:
+        """The stored schedule at the end, as ``redbeat list`` shows it (its API)."""
+        if self.quiet or not rows:
+            return
+        table = Table(
+            title="the stored schedule at the end, as `redbeat list` shows it", title_justify="left"
+        )
+        for column in ("NAME", "SCHEDULE", "STATE", "RUNS"):
+            table.add_column(column, justify="right" if column == "RUNS" else "left")
+        for name, schedule, state, runs in rows:
+            table.add_row(name, schedule, state, str(runs))
+        self.console.print()
+        self.console.print(table)
+
 
 def _avg_max(values: list[float]) -> str:
     if not values:
@@ -274,6 +288,8 @@ class _Demo:
     pending: dict[str, tuple[dict[str, Any], float]] = field(default_factory=dict)
     #: Seconds the schedule ran, from the first saved entry to the end (or the interruption).
     ran_for: float = 0.0
+    #: What ``redbeat list`` showed once the beat stopped (name, schedule, state, runs).
+    listing: list[tuple[str, str, str, int]] = field(default_factory=list)
 
     # ---------------------------------------------------------------- start-up
 
@@ -577,6 +593,13 @@ class _Demo:
             report.append(f"{child.name} (pid {child.pid}) {outcome}")
         with contextlib.suppress(Exception):
             self.drain()
+        with contextlib.suppress(Exception):  # the server is still up: what `redbeat list` shows
+            from redbeat_core.catalog import Schedule
+
+            self.listing = [
+                (info.name, info.schedule_text, info.state.value, info.total_run_count)
+                for info in Schedule(self.app).list(limit=None)
+            ]
         for closable in (self.client, getattr(self.app, "redbeat_runtime", None)):
             if closable is not None:
                 with contextlib.suppress(Exception):
@@ -683,6 +706,7 @@ def run_demo(duration: float = 30.0, *, quiet: bool = False, console: Console | 
         raise failure
     display.say("Every process the demo started has stopped.", style="dim")
     display.summary(demo.ran_for)
+    display.listing(demo.listing)
     if interrupted and duration:
         return 130
     if duration >= 10 and not any(s.runs for s in display.stats.values()):

@@ -144,10 +144,11 @@ class Schedule:
         """Every stored entry's name, sorted: scheduled, disabled, finished and quarantined."""
         store = self._runtime.store
         lister = getattr(store, "names", None)
-        found: set[str] = set(lister()) if lister is not None else set()
-        # A store without a full listing still knows these (disabled entries it cannot list).
-        found.update(name for name, _ in store.scheduled())
-        found.update(store.quarantined())
+        if lister is not None:
+            found: set[str] = set(lister())
+        else:  # what a store without a full listing knows (not disabled or finished entries)
+            found = {name for name, _ in store.scheduled()}
+        found.update(store.quarantined())  # also a member whose entry key is gone
         return sorted(name for name in found if _names_an_entry(name, self._runtime.config))
 
     def entries(
@@ -161,20 +162,23 @@ class Schedule:
         given), by name."""
         wanted = EntryState(state) if state is not None else None
         names = [name for name in self.names() if fnmatch.fnmatchcase(name, match)]
+        for info in self._infos(names):
+            if wanted is not None and info.state is not wanted:
+                continue
+            if task is not None and not fnmatch.fnmatchcase(info.task or "", task):
+                continue
+            yield info
+
+    def _infos(self, names: Sequence[str]) -> Iterator[EntryInfo]:
+        """The entries ``names``, loaded :data:`PAGE` at a time (gone ones left out)."""
         store = self._runtime.store
         quarantined = store.quarantined()
         statics = store.statics()
         for start in range(0, len(names), PAGE):
             page = names[start : start + PAGE]
             for name, stored in zip(page, store.load_many(page), strict=True):
-                if stored is None:
-                    continue  # deleted meanwhile
-                info = self._info(stored, quarantined.get(name), name in statics)
-                if wanted is not None and info.state is not wanted:
-                    continue
-                if task is not None and not fnmatch.fnmatchcase(info.task or "", task):
-                    continue
-                yield info
+                if stored is not None:  # else deleted meanwhile
+                    yield self._info(stored, quarantined.get(name), name in statics)
 
     def list(
         self,
@@ -185,7 +189,12 @@ class Schedule:
         offset: int = 0,
         limit: int | None = 100,
     ) -> builtins.list[EntryInfo]:
-        """One page of :meth:`entries` (``limit=None``: all of them)."""
+        """One page of :meth:`entries` (``limit=None``: all of them). Without a task or state
+        filter only the page's entries are read."""
+        if task is None and state is None:
+            names = [name for name in self.names() if fnmatch.fnmatchcase(name, match)]
+            end = None if limit is None else offset + limit
+            return builtins.list(self._infos(names[offset:end]))
         found: builtins.list[EntryInfo] = []
         for index, info in enumerate(self.entries(match=match, task=task, state=state)):
             if index < offset:

@@ -9,7 +9,7 @@ JSON at all, or JSON cut short.
 
 One gap on purpose: interval schedules (and bare numbers, which Celery reads as intervals)
 are drawn at one second or more, or as non-numbers. Shorter, zero and negative intervals hot
-loop today (issue #16 item 2, fixed on another branch): ``test_stored_fuzz`` checks them
+loop today (issue #16 item 2, open on main): ``test_stored_fuzz`` checks them
 apart, as a strict xfail. Widen :func:`interval_seconds` once that is fixed.
 """
 

@@ -35,3 +35,8 @@ def fuzz_settings(default_examples: int) -> Callable[[F], F]:
         ],
     )
     return applied
+
+
+def fuzz_timeout(seconds_per_example: float) -> float:
+    """The pytest timeout for a fuzz test: the suite's 300 s, or more for a long search."""
+    return max(300.0, int(os.environ.get(EXAMPLES_ENV, "0")) * seconds_per_example)

@@ -41,7 +41,7 @@ from celery import Celery
 from celery.schedules import schedule
 from celery.signals import before_task_publish
 from fuzz.canary import fired
-from fuzz.fuzz_settings import fuzz_settings
+from fuzz.fuzz_settings import fuzz_settings, fuzz_timeout
 from fuzz.strategies import KNOWN_TAGS, as_text, definitions, metas, policies
 from hypothesis import given
 from hypothesis import strategies as st
@@ -364,6 +364,7 @@ def check_publishes(items: list[Hostile], outcome: Outcome) -> None:
 # (a closed client's parser): Python prints "Exception ignored" and the budget interrupts the
 # entry again a budget later (tests/core/test_budget.py). That print is expected here.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.timeout(fuzz_timeout(0.5))
 @fuzz_settings(25)
 @given(hostile_sets)
 def test_hostile_stored_data_never_stops_the_schedule(

@@ -69,6 +69,7 @@ app.conf.update(
     redbeat_plugins=["chaos_app:PLUGIN"],
     beat_max_loop_interval=1,
     broker_connection_retry_on_startup=True,
+    result_expires=None,  # no celery.backend_cleanup entry: only the test's entries run
 )
 
 

@@ -371,7 +371,9 @@ def read_stamps(broker: servers.ServerProcess) -> list[Stamp]:
     stamps = []
     for item in reversed(raw):  # kombu LPUSHes: the oldest is last
         headers = json.loads(item)["headers"]
-        s = headers["chaos"]
+        s = headers.get("chaos")
+        if s is None:
+            raise AssertionError(f"a message without a stamp was published: {headers}")
         stamps.append(
             Stamp(
                 s["entry"],

@@ -198,11 +198,14 @@ def test_an_interrupt_that_a_finalizer_swallowed_is_raised_again() -> None:
         def __del__(self) -> None:
             _spin(0.2)  # the timer fires in here, and its exception is dropped
 
+    def plan_the_entry() -> None:
+        SlowFinalizer()  # collected at once: its finalizer runs now
+        _spin(5.0)  # the entry's own endless work: interrupted, not finished
+
     started = time.process_time()
     with budget.planning():
         budget.start_entry()
         with pytest.raises(BudgetExceeded):
-            SlowFinalizer()  # collected at once: its finalizer runs now
-            _spin(5.0)  # the entry's own endless work: interrupted, not finished
+            plan_the_entry()
         budget.end_entry()
     assert time.process_time() - started < 1.0

@@ -364,7 +364,7 @@ def check_publishes(items: list[Hostile], outcome: Outcome) -> None:
 # (a closed client's parser): Python prints "Exception ignored" and the budget interrupts the
 # entry again a budget later (tests/core/test_budget.py). That print is expected here.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.timeout(fuzz_timeout(0.5))
+@pytest.mark.timeout(fuzz_timeout(1.0))
 @fuzz_settings(25)
 @given(hostile_sets)
 def test_hostile_stored_data_never_stops_the_schedule(

@@ -8,6 +8,8 @@ same import name as we do, so it can never share ours.
 
 from __future__ import annotations
 
+import os
+import random
 import shutil
 from pathlib import Path
 
@@ -143,6 +145,35 @@ def docs(session: nox.Session) -> None:
         "--site-dir",
         str(site),
         env={"NO_MKDOCS_2_WARNING": "1"},
+    )
+
+
+#: Defaults of the long chaos session: seconds of random actions per delivery mode, examples
+#: per fuzz test. Override with the environment variables of the same names.
+CHAOS_DEFAULTS = {"REDBEAT_CHAOS_SECONDS": "240", "REDBEAT_FUZZ_EXAMPLES": "500"}
+
+
+@nox.session(python=PYTHON, default=False)
+def chaos(session: nox.Session) -> None:
+    """The chaos soak and the fuzz suite at length (docs/chaos-testing.md); not in the default
+    run, which has their short, fixed variants. ``REDBEAT_CHAOS_SECONDS`` (240 per delivery
+    mode), ``REDBEAT_CHAOS_SEED`` (random, printed) and ``REDBEAT_FUZZ_EXAMPLES`` (500 per
+    fuzz test) set the length; extra arguments go to pytest."""
+    _sync(session)
+    env = {name: os.environ.get(name, default) for name, default in CHAOS_DEFAULTS.items()}
+    env["REDBEAT_CHAOS_SEED"] = os.environ.get("REDBEAT_CHAOS_SEED") or str(
+        random.randrange(1_000_000)
+    )
+    session.log("chaos: " + " ".join(f"{k}={v}" for k, v in sorted(env.items())))
+    session.run(
+        "pytest",
+        "tests/chaos",
+        "tests/fuzz",
+        "-p",
+        "no:cacheprovider",
+        "-rP",  # the soak's report lines, also when it passes
+        *(session.posargs or ["-q"]),
+        env=env,
     )
 
 

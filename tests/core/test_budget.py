@@ -175,3 +175,37 @@ def test_check_raises_once_per_entry() -> None:
     with pytest.raises(BudgetExceeded, match="took more than 1s"):
         budget.check()
     budget.check()  # interrupted once: a second alarm in the handler does not raise again
+
+
+def _spin(cpu_seconds: float) -> None:
+    """Busy work for ``cpu_seconds`` of this process's CPU time (what the timer counts)."""
+    until = time.process_time() + cpu_seconds
+    while time.process_time() < until:
+        pass
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_an_interrupt_that_a_finalizer_swallowed_is_raised_again() -> None:
+    """Found by the stored-data fuzz (tests/fuzz/test_stored_fuzz.py): the timer's
+    ``BudgetExceeded`` can land while a finalizer runs (there: a garbage-collected redis
+    parser's ``__del__`` during planning), where Python prints "Exception ignored" and drops
+    it. The entry was then never interrupted again ("interrupted once"), and a schedule that
+    never finishes stalled the tick as it did before the budget. It is raised again one
+    budget later."""
+    budget = PlanningBudget(per_entry=0.05)
+
+    class SlowFinalizer:
+        def __del__(self) -> None:
+            _spin(0.2)  # the timer fires in here, and its exception is dropped
+
+    def plan_the_entry() -> None:
+        SlowFinalizer()  # collected at once: its finalizer runs now
+        _spin(5.0)  # the entry's own endless work: interrupted, not finished
+
+    started = time.process_time()
+    with budget.planning():
+        budget.start_entry()
+        with pytest.raises(BudgetExceeded):
+            plan_the_entry()
+        budget.end_entry()
+    assert time.process_time() - started < 1.0

@@ -83,8 +83,12 @@ class PlanningBudget:
         """Raise :class:`BudgetExceeded` when the current entry has run too long (what the
         timer does; callable directly where no timer can be armed)."""
         since = self._entry_since
-        if since is not None and self.per_entry > 0 and self.clock() - since > self.per_entry:
-            self._entry_since = None  # interrupted once
+        now = self.clock()
+        if since is not None and self.per_entry > 0 and now - since > self.per_entry:
+            # Not again in the handler, which ends the entry at once; but again one budget
+            # later if nobody handled this one: raised inside a finalizer (a ``__del__`` the
+            # garbage collector ran meanwhile), Python prints and drops it.
+            self._entry_since = now
             raise BudgetExceeded(f"took more than {self.per_entry:g}s")
 
     # ------------------------------------------------------------------ the timer

@@ -424,7 +424,10 @@ def _structure_schedule(value: Any, data: Mapping[str, Any]) -> Any:
     if _is_number(value):
         # Celery's maybe_schedule: a number of seconds is an interval.
         relative = bool(data.get("relative", False))
-        return schedule(run_every=value, relative=relative, nowfun=_decode_clock.get())
+        try:
+            return schedule(run_every=value, relative=relative, nowfun=_decode_clock.get())
+        except (ValueError, OverflowError) as exc:  # NaN, infinities, beyond a timedelta
+            raise _DecodeFailure(f"invalid schedule {value!r}: {_reason(exc)}") from exc
     if not callable(getattr(value, "is_due", None)):
         raise _DecodeFailure(f"schedule must be a schedule object, got {_type_name(value)}")
     return value

@@ -105,12 +105,24 @@ def run_guarded(action: Callable[[], None]) -> None:
     """Run a command's body; RedBeat's own errors become one line and exit code 1."""
     from redbeat_core.exceptions import RedBeatError
 
+    _escape_undecodable_output()
     try:
         action()
     except KeyError as exc:  # EntryNotFoundError, from_key's KeyError
         _fail(str(exc) if type(exc) is not KeyError else f"no entry {exc.args[0]!r}")
     except (RedBeatError, ValueError) as exc:
         _fail(str(exc))
+
+
+def _escape_undecodable_output() -> None:
+    """Print what cannot be encoded escaped rather than fail the command. A key another
+    program wrote may hold bytes that are not UTF-8; its name keeps each as a lone surrogate
+    (as Python keeps such file names) and is printed ``bad\\udcff``, as JSON and ``repr``
+    show it. On the command line the raw bytes name it again (``$'bad\\xff'`` in bash)."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
 
 
 def _fail(message: str) -> None:

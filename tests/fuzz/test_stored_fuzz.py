@@ -20,8 +20,8 @@ members without the key prefix, entry keys of the wrong Redis type. Then a real
 * a hostile thing that is not due is not touched;
 * no decode executes anything (fuzz.canary).
 
-Two known failures are checked apart, as strict xfails with their reproduction: stored data
-that is not UTF-8 stops every claim, and intervals under a second hot loop (issue #16 item 2).
+Two cases the generator cannot make are checked apart, with their reproduction: stored bytes
+that are not UTF-8, and intervals under the minimum (issue #16 item 2).
 """
 
 from __future__ import annotations
@@ -389,7 +389,10 @@ def run_with_raw(
     with server.client(decode_responses=False) as raw:
         raw.flushall()
         write(raw)
-    with server.client() as client, celery_apps(server.url) as make:
+    with (
+        server.client(encoding_errors="surrogateescape") as client,
+        celery_apps(server.url) as make,
+    ):
         app = make(redbeat_entry_time_budget=ENTRY_BUDGET)
         save_healthy(app, time.time())
         written = {PREFIX + n: client.zscore(SCHEDULE_KEY, PREFIX + n) for n in (*HEALTHY, LATER)}
@@ -431,22 +434,15 @@ NOT_UTF8 = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stored bytes that are not UTF-8 stop every claim: nothing is published by anyone",
-)
 @pytest.mark.parametrize("where", sorted(NOT_UTF8))
 def test_stored_bytes_that_are_not_utf8_do_not_stop_the_schedule(
     redbeat_server: ServerProcess, where: str
 ) -> None:
     """Found by this suite's first design (hostile bytes, not text): a definition, meta or key
-    that is not UTF-8 next to healthy entries. The client decodes replies strictly, so the
-    claim script's reply fails to decode as a whole (UnicodeDecodeError, logged by the beat as
-    a storage error); every tick, of every beat, fails the same way and nothing is published.
-    Expected: the bad entry is quarantined and the healthy ones run. Decoding with
-    ``encoding_errors="surrogateescape"`` is not enough: hiredis encodes commands strictly, so
-    the commit that quarantines the entry then fails with UnicodeEncodeError, out of
-    ``tick()``."""
+    that is not UTF-8 next to healthy entries. The client decoded replies strictly, so the
+    claim script's reply failed to decode as a whole (UnicodeDecodeError, logged by the beat as
+    a storage error) at every tick of every beat, and nothing was published. Now the bad entry
+    is quarantined under its real key, with the reason, and the healthy ones run."""
     member = b"redbeat:\xff" if where == "key" else b"redbeat:bin"
 
     def write(client: Any) -> None:
@@ -455,21 +451,21 @@ def test_stored_bytes_that_are_not_utf8_do_not_stop_the_schedule(
 
     outcome, written = run_with_raw(redbeat_server, write)
     check_healthy_runs(outcome, written)
-    assert len(outcome.quarantine) == 1
+    (key, reason), *others = outcome.quarantine.items()
+    assert not others
+    assert key.encode("utf-8", "surrogateescape") == member
+    assert "not UTF-8 text (byte 0xff" in reason
 
 
 ITEM_2 = {"zero": "0", "negative": "-5", "tiny": "1e-09"}
 
 
-@pytest.mark.xfail(strict=True, reason="issue #16 item 2: intervals under a second hot loop")
 @pytest.mark.parametrize("every", sorted(ITEM_2))
 def test_a_stored_interval_under_a_second_is_quarantined(
     redbeat_server: ServerProcess, every: str
 ) -> None:
-    """Issue #16 item 2 (refuse at save and start-up, quarantine when stored), open on main
-    (the entry-validation work takes it): a stored ``every`` of 0, -5 or 1e-9 publishes on
-    every tick (hundreds a second). The fuzz generator keeps intervals at a second or more
-    until then (fuzz.strategies)."""
+    """Issue #16 item 2: a stored ``every`` of 0, -5 or 1e-9 published on every tick
+    (hundreds a second); it is quarantined with the minimum in its reason."""
     definition = (
         '{"name": "hot", "task": "tasks.hot", "schedule": '
         f'{{"__type__": "interval", "every": {ITEM_2[every]}}}}}'

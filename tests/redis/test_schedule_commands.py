@@ -176,6 +176,35 @@ def test_quarantine_lists_and_restores(workdir: Path, redbeat_url: str) -> None:
         client.close()
 
 
+def test_an_entry_whose_key_is_not_utf8_is_listed_and_deleted(
+    workdir: Path, redbeat_url: str
+) -> None:
+    """Another program left a key that is not UTF-8. Its name is kept as Python keeps such
+    file names (``surrogateescape``: the byte 0xff is ``\\udcff``), printed escaped as JSON
+    and ``repr`` show it, never crashes a listing, and is taken back on the command line as
+    the raw bytes (``$'bad\\xff'`` in bash) to act on that key."""
+    base = ("redbeat", "-A", "proj")
+    ok(run(workdir, redbeat_url, *base, "add", "job", "tasks.add", "--every", "30"))
+    client = redis.Redis.from_url(redbeat_url)
+    try:
+        client.hset(b"redbeat:bad\xff", b"definition", b'{"task": "t", "schedule": 5}')
+        client.hset(b"redbeat::quarantine", b"redbeat:bad\xff", b"not UTF-8")
+        listed = json.loads(ok(run(workdir, redbeat_url, *base, "list", "--json")))
+        assert [(e["name"], e["state"]) for e in listed] == [
+            ("bad\udcff", "quarantined"),
+            ("job", "scheduled"),
+        ]
+        assert "bad\\udcff\t-\t(cannot be read)\tquarantined (not UTF-8)" in ok(
+            run(workdir, redbeat_url, *base, "list")
+        )
+        assert "bad\\udcff" in ok(run(workdir, redbeat_url, *base, "quarantine"))
+        ok(run(workdir, redbeat_url, *base, "delete", "bad\udcff", "--yes"))
+        assert not client.exists(b"redbeat:bad\xff")
+        assert not client.exists(b"redbeat::quarantine")
+    finally:
+        client.close()
+
+
 def test_help_lists_every_schedule_command(workdir: Path, redbeat_url: str) -> Any:
     text = ok(run(workdir, redbeat_url, "redbeat", "--help"))
     for command in ("list", "show", "next", "add", "edit", "enable", "disable", "delete",

@@ -49,7 +49,7 @@ from redbeat_core.exceptions import ConfigurationError
 from redbeat_core.masking import redacted_repr
 from redbeat_core.urls import mask_url
 from redbeat_redis import tls
-from redbeat_redis.connection import verification_sources
+from redbeat_redis.connection import TEXT_REPLIES, verification_sources
 from redbeat_redis.settings import INTERNAL_OPTION_KEYS, RedisSettings
 
 logger = logging.getLogger("celery.beat")
@@ -313,7 +313,7 @@ def cluster_target(config: RedBeatConfig) -> ClusterTarget:
     else:
         client_options = {}
     tls = scheme in TLS_SCHEMES or bool(client_options.get("ssl") or url_options.get("ssl"))
-    kwargs: dict[str, Any] = {"decode_responses": True}
+    kwargs: dict[str, Any] = dict(TEXT_REPLIES)
     if tls:
         kwargs["ssl"] = True
         kwargs["ssl_cert_reqs"] = ssl.CERT_REQUIRED

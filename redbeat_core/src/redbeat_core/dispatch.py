@@ -12,10 +12,13 @@ are committed, so they are lost and logged; at-least-once: they stay due).
 
 A stop (SIGTERM, Ctrl-C: celery beat's handler closes the scheduler, then raises
 ``SystemExit`` wherever the beat is) that arrives during the publishes must not lose runs that
-are already committed: under at-most-once the rest are published first (at once, at most
-``redbeat_prepare_ahead`` early) and the stop is raised after; under at-least-once nothing is
-committed yet and the next leader publishes them, so it is raised at once. A second stop is
-obeyed at once, whatever is lost.
+are already committed. In the main thread the scheduler holds the stop signals from the
+at-most-once commit to the last publish (:mod:`redbeat_core.stops`). Elsewhere (a beat in a
+thread) the guard here catches a ``SystemExit`` that lands in a wait or in ``apply_async``:
+under at-most-once the rest are published first (at once, at most ``redbeat_prepare_ahead``
+early) and the stop is raised after; under at-least-once nothing is committed yet and the next
+leader publishes them, so it is raised at once. A second stop is obeyed at once, whatever is
+lost.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from redbeat_core import validation
 from redbeat_core.codec import Codec
-from redbeat_core.exceptions import InvalidEntryError
+from redbeat_core.exceptions import EntryDecodeError, InvalidEntryError
 from redbeat_core.model import EntryMeta
 from redbeat_core.typing import StoredEntry
 
@@ -39,10 +39,36 @@ def decode_entry(
     the scheduler gives one instant per tick (see :meth:`Codec.decode_definition`).
     """
     name = stored.name
+    _check_text(stored)
     definition = codec.decode_definition(stored.definition or "", name=name, clock=clock)
     meta = codec.decode_meta(stored.meta, name=name)
     policy = codec.decode_policy(stored.policy, name=name) if stored.policy else None
     return entry_class.from_model(definition, meta, policy, app=app)
+
+
+def _check_text(stored: StoredEntry) -> None:
+    """Refuse an entry whose stored name or fields are not UTF-8 text.
+
+    A backend reads bytes that are not UTF-8 (written by another program) with Python's
+    ``surrogateescape`` error handler, which keeps each bad byte as a lone surrogate and lets
+    the backend write the same bytes back (to quarantine the entry under its real key). Valid
+    UTF-8 never decodes to a surrogate, so one here means exactly "not UTF-8"; JSON's own
+    ``\\udcff`` escapes are still text at this point and are judged by the codec."""
+    parts = (("name", stored.name), ("definition", stored.definition), ("meta", stored.meta))
+    for what, text in (*parts, ("policy", stored.policy)):
+        if text is None or text.isascii():
+            continue
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            code = ord(text[exc.start])
+            shown = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else "a surrogate"
+            raise EntryDecodeError(
+                stored.name,
+                f"its stored {what} is not UTF-8 text ({shown} at character {exc.start}): "
+                "RedBeat stores JSON text. Another program wrote it; save the entry again or "
+                "delete it",
+            ) from None
 
 
 def encode_entry(

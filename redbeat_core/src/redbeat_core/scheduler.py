@@ -20,6 +20,7 @@ The start-up sync of ``beat_schedule`` lives in :mod:`~redbeat_core.statics`.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import time
@@ -40,6 +41,7 @@ from redbeat_core.planning import Plan, Settled, TickTime, plan_tick, settle
 from redbeat_core.plugins import PluginManager
 from redbeat_core.runs import Dispatched, DueRuns
 from redbeat_core.runtime import Runtime, get_runtime
+from redbeat_core.stops import held_stops
 from redbeat_core.summary import (
     DEFAULT_SUMMARY_INTERVAL,
     SUMMARY_SETTING,
@@ -336,11 +338,13 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         at_most_once = config.delivery == "at-most-once"
         try:
             if at_most_once:
-                if not self._commit(plan, settled):
-                    return self._lost_lock("expired")
-                self._report_stored(plan, settled)
-            published = self._dispatch(settled.publish, at_most_once=at_most_once)
-            if not at_most_once:
+                with self._stops_held(len(settled.publish)):
+                    if not self._commit(plan, settled):
+                        return self._lost_lock("expired")
+                    self._report_stored(plan, settled)
+                    published = self._dispatch(settled.publish, at_most_once=at_most_once)
+            else:
+                published = self._dispatch(settled.publish, at_most_once=at_most_once)
                 settled = settled.leave_due(self._retry_times(published))
                 if not self._commit(plan, settled):
                     return self._lost_lock("expired")
@@ -358,6 +362,15 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         if len(claim.entries) >= config.batch_size or plan.unplanned:
             return 0.0  # more are due: claim (and so renew the lease) and go on at once
         return self._sleep_for(claim, settled.updates)
+
+    @staticmethod
+    def _stops_held(runs: int) -> contextlib.AbstractContextManager[None]:
+        """At-most-once: from the commit that stores ``runs`` runs as run to their last
+        publish, a stop signal waits (:func:`~redbeat_core.stops.held_stops`); lost runs
+        otherwise. Nothing is held when there is nothing to publish."""
+        if not runs:
+            return contextlib.nullcontext()
+        return held_stops(f"publishing the tick's {runs} committed runs")
 
     def _retry_times(self, published: Published) -> dict[str, float]:
         """When the runs that were not published are due again (at-least-once): a failed

@@ -23,6 +23,10 @@ from redbeat_redis.settings import OPTIONS_SETTING, RedisSettings
 
 #: Where celery-redbeat kept the client; a client assigned there by the user is used as is.
 APP_CLIENT_ATTRIBUTE: Final = "redbeat_redis"
+#: How RedBeat's clients read replies: as text, as celery-redbeat's do, but a byte that is not
+#: UTF-8 (another program wrote it) is kept as a lone surrogate rather than failing the whole
+#: reply, so one such key cannot stop a listing; the store writes it back as the same bytes.
+TEXT_REPLIES: Final = {"decode_responses": True, "encoding_errors": "surrogateescape"}
 
 
 def client_kwargs(config: RedBeatConfig) -> dict[str, Any]:
@@ -36,7 +40,7 @@ def client_kwargs(config: RedBeatConfig) -> dict[str, Any]:
             "Redis Cluster needs the extra `redbeat[cluster]` (which then handles this form) or a "
             "redis+cluster:// URL",
         )
-    kwargs: dict[str, Any] = {"decode_responses": True}
+    kwargs: dict[str, Any] = dict(TEXT_REPLIES)
     if url_scheme(config.url) == "rediss":
         kwargs["ssl_cert_reqs"] = ssl.CERT_REQUIRED
         if isinstance(redis_settings.use_ssl, dict):

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import attrs
 import redis.exceptions
+from redis.client import NEVER_DECODE
 
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import BrokenStoreError
@@ -115,12 +116,27 @@ def disconnect(client: Any) -> None:
 
 def _text(value: Any) -> str | None:
     """Responses as ``str`` whatever the client's ``decode_responses`` (a user-assigned client
-    may not decode)."""
+    may not decode, and the scripts that return entries are read undecoded). Bytes that are not
+    UTF-8 are kept as lone surrogates (``surrogateescape``): the core quarantines such an entry
+    with the reason, and :func:`_wire` writes its key back as the same bytes."""
     if value is None or value is False:
         return None
     if isinstance(value, bytes):
-        return value.decode("utf-8")
+        return value.decode("utf-8", "surrogateescape")
     return str(value)
+
+
+def _wire(text: str) -> str | bytes:
+    """``text`` as sent: itself, or, when it holds bytes that were not UTF-8 (see
+    :func:`_text`), those bytes. redis-py would encode it strictly (hiredis always does) and
+    fail the whole command, so the commit that quarantines such an entry could never run."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
+    return text
 
 
 def _score_arg(score: float | None) -> str:
@@ -190,6 +206,23 @@ class RedisStore(StoreBase):
     def _call(self, operation: Callable[[], T]) -> T:
         return call_translated(self.client, self.retry, operation)
 
+    def _run_undecoded(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """Run a script that returns stored entries, its reply left as bytes (redis-py's
+        ``NEVER_DECODE``) and decoded per field by :func:`_text`: a decoding client would fail
+        the whole reply on one value that is not UTF-8, and every tick with it. A server that
+        lost its script cache (NOSCRIPT) gets it loaded, as ``Script`` does."""
+        script = self._script(name)
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+
+        def run() -> Any:
+            try:
+                return self.client.execute_command(*command, **{NEVER_DECODE: True})
+            except redis.exceptions.NoScriptError:
+                self.client.script_load(script.script)
+                return self.client.execute_command(*command, **{NEVER_DECODE: True})
+
+        return self._call(run)
+
     # ----------------------------------------------------------------- the tick
 
     def claim_due(self, fence: Fence | None, now: float, limit: int) -> ClaimResult:
@@ -198,8 +231,7 @@ class RedisStore(StoreBase):
         if fence is not None:
             keys.append(fence.key)
             args += [fence.token, _ms(fence.ttl)]
-        script = self._script("claim")
-        reply = self._call(lambda: script(keys=keys, args=args))
+        reply = self._run_undecoded("claim", keys, args)
         if not reply or int(reply[0]) == 0:
             return ClaimResult(owned=False)
         server_time = int(reply[1]) + int(reply[2]) / 1_000_000
@@ -241,10 +273,11 @@ class RedisStore(StoreBase):
         if fence is not None:
             keys.append(fence.key)
             args[0:2] = [fence.token, _ms(fence.ttl)]
+        entry_key = self.keys.entry
         for update in updates:
-            args += [self.keys.entry(update.name), update.meta or "", _score_arg(update.score)]
+            args += [_wire(entry_key(update.name)), update.meta or "", _score_arg(update.score)]
         for item in quarantine:
-            args += [self.keys.entry(item.name), item.reason]
+            args += [_wire(entry_key(item.name)), _wire(item.reason)]
         script = self._script("commit")
         if not self.replica_acks:
             return bool(self._call(lambda: script(keys=keys, args=args)))
@@ -332,13 +365,13 @@ class RedisStore(StoreBase):
         for entry in saves:
             score = entry.score if entry.score is not None and entry.score >= 0 else None
             args += [
-                entry_key(entry.name),
+                _wire(entry_key(entry.name)),
                 entry.definition or "",
                 entry.policy or "",
                 entry.meta or "",
                 _score_arg(score),
             ]
-        args += [entry_key(name) for name in deletes]
+        args += [_wire(entry_key(name)) for name in deletes]
         if statics is not None:
             args += statics
         keys = [self.keys.schedule, self.keys.quarantine, self.keys.statics]
@@ -351,9 +384,8 @@ class RedisStore(StoreBase):
         if not names:
             return []
         keys = [self.keys.schedule]
-        args = [self.keys.entry(name) for name in names]
-        script = self._script("load")
-        reply = self._call(lambda: script(keys=keys, args=args))
+        args = [_wire(self.keys.entry(name)) for name in names]
+        reply = self._run_undecoded("load", keys, args)
         result: list[StoredEntry | None] = []
         for i, name in enumerate(names):
             definition, meta, policy, score = reply[4 * i : 4 * i + 4]

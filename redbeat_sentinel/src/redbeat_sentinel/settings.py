@@ -41,6 +41,7 @@ from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import ConfigurationError
 from redbeat_core.masking import MASK, is_secret_name, redacted_repr
 from redbeat_core.urls import mask_url, url_scheme
+from redbeat_redis.connection import TEXT_REPLIES
 from redbeat_redis.settings import RedisSettings
 
 logger = logging.getLogger("celery.beat")
@@ -293,7 +294,7 @@ def _url_form(
                 url_scheme(config.url),
             )
 
-    kwargs: dict[str, Any] = {"decode_responses": True}
+    kwargs: dict[str, Any] = dict(TEXT_REPLIES)
     if tls:
         kwargs.update(_tls_kwargs(config))
     kwargs.update(redis.client_options)  # explicit options only, minus RedBeat's own keys
@@ -344,7 +345,7 @@ def _celery_redbeat_form(
         "socket_timeout": options.get("socket_timeout"),
         "password": options.get("password"),
         "db": db,
-        "decode_responses": True,
+        **TEXT_REPLIES,
         "credential_provider": options.get("credential_provider"),
     }
     if isinstance(redis.use_ssl, dict):

@@ -62,6 +62,13 @@ def healthy(app: Celery, name: str = "healthy") -> RedBeatSchedulerEntry:
     return entry.save()
 
 
+def test_the_error_is_exported_from_the_drop_in_package_too() -> None:
+    """celery-redbeat users import errors from ``redbeat``; it is the core's class."""
+    import redbeat_core
+
+    assert InvalidEntryError is redbeat_core.InvalidEntryError
+
+
 @pytest.mark.parametrize(
     "fields",
     [
@@ -72,13 +79,6 @@ def healthy(app: Celery, name: str = "healthy") -> RedBeatSchedulerEntry:
         pytest.param({"kwargs": {"when": object()}}, id="unencodable-kwarg"),
     ],
 )
-def test_the_error_is_exported_from_the_drop_in_package_too() -> None:
-    """celery-redbeat users import errors from ``redbeat``; it is the core's class."""
-    import redbeat_core
-
-    assert InvalidEntryError is redbeat_core.InvalidEntryError
-
-
 def test_an_invalid_entry_is_refused_before_anything_is_written(
     app: Celery, client: Any, fields: dict[str, Any]
 ) -> None:

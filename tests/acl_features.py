@@ -120,6 +120,7 @@ def run_beat(make_app: Callable[..., Celery], admin_app: Celery, **conf: Any) ->
                 and store.load("gone") is None
                 and "gone" not in store.quarantined()
                 and store.load("kept") is not None
+                and "once" in {r.name for r in Schedule(admin_app).history()}
             )
     except Exception as exc:  # what a beat shows its operator: the test reads it
         outcome.fail(exc)
@@ -158,7 +159,8 @@ def run_entries(make_app: Callable[..., Celery], admin_app: Celery, **conf: Any)
 
 
 def run_inspection(make_app: Callable[..., Celery], admin_app: Celery, **conf: Any) -> Outcome:
-    """Reading the whole schedule, as the Prometheus plugin and operator tools do."""
+    """Reading the whole schedule and its history, as the Prometheus plugin and operator
+    tools do."""
     outcome = Outcome()
     app = make_app(**conf)
     store = get_runtime(app).store
@@ -168,11 +170,13 @@ def run_inspection(make_app: Callable[..., Celery], admin_app: Celery, **conf: A
             listed = store.scheduled()
             names = store.names()  # type: ignore[attr-defined]
             lock = Schedule(app).lock_status()
-            outcome.worked = (counted, store.quarantined(), store.statics(), names) == (
+            history = Schedule(app).history()
+            outcome.worked = (counted, store.quarantined(), store.statics(), names, history) == (
                 len(listed),
                 {},
                 set(),
                 [name for name, _ in listed],
+                [],
             ) and lock.epoch >= 0
     except Exception as exc:
         outcome.fail(exc)

@@ -17,7 +17,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import click
 
@@ -571,6 +571,57 @@ def restore(ctx: click.Context, name: str) -> None:
     run_guarded(lambda: _done(_schedule(ctx).restore(name), False, f"restored {name}"))
 
 
+@click.command("history")
+@click.argument("name", required=False)
+@click.option(
+    "-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True,
+    help="How many records, newest first.",
+)  # fmt: skip
+@json_option
+@click.pass_context
+def history(ctx: click.Context, name: str | None, limit: int, as_json: bool) -> None:
+    """What ran: each publish, failed publish, unsent and skipped run of NAME (of every entry
+    without NAME), newest first, with its due time, lateness, task id and the beat (host:pid,
+    fencing epoch) that did it."""
+
+    def action() -> None:
+        api = _schedule(ctx)
+        if name is not None:
+            api.get(name)  # an unknown name is an error, not an empty history
+        records = api.history(name, limit)
+        if as_json:
+            _echo_json([record.to_dict() for record in records])
+            return
+        if not records:
+            if not api.keeps_history:
+                click.echo("this schedule keeps no run history (see redbeat_history_total)")
+            else:
+                click.echo("no runs recorded yet")
+            return
+        tz = api.app.timezone
+        _table(HISTORY_HEADERS, [_history_row(record, tz) for record in records])
+
+    run_guarded(action)
+
+
+HISTORY_HEADERS: Final = ("DUE", "ENTRY", "OUTCOME", "LATE", "TASK ID", "BEAT", "REASON")
+
+
+def _history_row(record: Any, tz: Any) -> list[str]:
+    due = datetime.fromtimestamp(record.due_at, UTC).astimezone(tz)
+    outcome = record.outcome + (" (manual)" if record.manual else "")
+    beat = f"{record.beat or '?'} #{record.epoch}" if record.epoch else (record.beat or "?")
+    return [
+        f"{due:%Y-%m-%d %H:%M:%S %Z}",
+        record.name,
+        outcome,
+        f"{record.lateness:+.3f} s",
+        record.task_id or "-",
+        beat,
+        record.reason or "",
+    ]
+
+
 @click.command("lock")
 @json_option
 @click.pass_context
@@ -682,6 +733,7 @@ SCHEDULE_COMMANDS: tuple[click.Command, ...] = (
     resume,
     delete,
     quarantine,
+    history,
     lock,
     doctor,
     export,

@@ -471,6 +471,25 @@ def check_nox_sessions(_: Context, command: str) -> None:
         assert_options((sys.executable, "-m", "benchmarks"), *posargs)
 
 
+def check_long_test_run(_: Context, command: str) -> None:
+    """A long or whole-directory test run (the chaos soak, the fuzz suite): every variable it
+    sets is one the tests read, every path exists, and a nox session it names exists."""
+    argv = argv_of(command)
+    while argv and re.fullmatch(r"[A-Z_]+=\S*", argv[0]):
+        name = argv.pop(0).split("=", 1)[0]
+        if name != "CI":
+            readers = [*(ROOT / "tests").rglob("*.py"), ROOT / "noxfile.py"]
+            assert any(name in path.read_text("utf-8") for path in readers), name
+    if argv[0] == "nox":
+        check_nox_sessions(_, shlex.join(argv))
+        return
+    assert argv[0] == ".venv/bin/pytest", command
+    paths = [arg for arg in argv[1:] if not arg.startswith("-") and arg != "no:cacheprovider"]
+    assert paths, command
+    for path in paths:
+        assert (ROOT / path).exists(), path
+
+
 def check_nox_list(_: Context, command: str) -> None:
     listed = run(command, ROOT)
     noxfile = (ROOT / "noxfile.py").read_text(encoding="utf-8")
@@ -835,7 +854,18 @@ RUN: dict[str, Run] = {
 }
 
 #: Commands that cannot run in a test, with the reason and what is checked instead.
+_LONG = Excepted(
+    "the chaos soak and fuzz suite at length run for minutes to tens of minutes; their short, "
+    "fixed variants run in this suite (tests/chaos, tests/fuzz)",
+    "the variables it sets are read by the tests, its paths and nox session exist",
+    check_long_test_run,
+)
 EXCEPTIONS: dict[str, Excepted] = {
+    "CI=true .venv/bin/pytest tests/chaos tests/fuzz -p no:cacheprovider -q": _LONG,
+    "nox -s chaos": _LONG,
+    "REDBEAT_CHAOS_SECONDS=600 REDBEAT_CHAOS_SEED=7 nox -s chaos": _LONG,
+    "REDBEAT_CHAOS_SECONDS=60 REDBEAT_CHAOS_SEED=7 .venv/bin/pytest tests/chaos/test_soak.py "
+    "-p no:cacheprovider -q -rP": _LONG,
     "python3 -m pip install uv nox": _TOOLS,
     "python3 -m pip install uv": Excepted(
         _TOOLS.reason, "`uv --version` runs", check_tools_installed(("uv",))

@@ -231,9 +231,9 @@ def test_the_file_is_created_in_wal_mode_with_the_busy_timeout(tmp_path: Path) -
         with database.transaction(write=False) as conn:
             assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 2500
         assert read_db(path, "PRAGMA journal_mode") == [("wal",)]
-        assert read_db(path, "PRAGMA user_version") == [(1,)]
+        assert read_db(path, "PRAGMA user_version") == [(2,)]
         tables = {name for (name,) in read_db(path, "SELECT name FROM sqlite_master")}
-        assert {"entries", "statics", "quarantine", "lease"} <= tables
+        assert {"entries", "statics", "quarantine", "lease", "entry_runs", "runs"} <= tables
     finally:
         database.close()
 
@@ -267,6 +267,24 @@ def test_processes_opening_a_new_file_at_once_all_start(tmp_path: Path) -> None:
             for database in opened:
                 database.close()
         assert read_db(path, "PRAGMA journal_mode") == [("wal",)]
+
+
+def test_a_version_1_file_gains_the_history_tables_and_keeps_its_entries(tmp_path: Path) -> None:
+    """Files written before the run history (schema 1) are upgraded when opened."""
+    path = tmp_path / "s.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE entries (name TEXT PRIMARY KEY NOT NULL, definition TEXT NOT NULL, "
+            "meta TEXT, policy TEXT, score REAL)"
+        )
+        conn.execute("INSERT INTO entries VALUES ('old', '{}', NULL, NULL, 5.0)")
+        conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    database = Database.open(SqliteLocation(path))
+    database.close()
+    assert read_db(path, "PRAGMA user_version") == [(2,)]
+    assert read_db(path, "SELECT name, score FROM entries") == [("old", 5.0)]
+    assert read_db(path, "SELECT COUNT(*) FROM entry_runs") == [(0,)]
 
 
 def test_a_file_from_a_newer_version_is_refused(tmp_path: Path) -> None:

@@ -205,9 +205,42 @@ def test_an_entry_whose_key_is_not_utf8_is_listed_and_deleted(
         client.close()
 
 
+def test_history_shows_what_a_beat_ran(workdir: Path, redbeat_url: str, make_app: Any) -> None:
+    """A real tick runs two entries; `redbeat history` shows them newest first, as JSON and
+    as text, and an unknown name is an error."""
+    from datetime import UTC, datetime, timedelta
+
+    from celery.schedules import schedule
+
+    from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
+
+    app = make_app()
+    for name in ("job", "other"):
+        entry = RedBeatSchedulerEntry(name, f"tasks.{name}", schedule(30), app=app)
+        entry.last_run_at = datetime.now(UTC) - timedelta(seconds=45)
+        entry.save()
+    scheduler = RedBeatScheduler(app=app)
+    try:
+        scheduler.tick()
+    finally:
+        scheduler.close()
+    base = ("redbeat", "-A", "proj")
+    records = json.loads(ok(run(workdir, redbeat_url, *base, "history", "job", "--json")))
+    assert [(r["name"], r["outcome"], r["epoch"]) for r in records] == [("job", "sent", 1)]
+    assert records[0]["task_id"]
+    every = json.loads(ok(run(workdir, redbeat_url, *base, "history", "-n", "1", "--json")))
+    assert len(every) == 1
+    text = ok(run(workdir, redbeat_url, *base, "history"))
+    assert "\tjob\tsent\t" in text
+    assert "\tother\tsent\t" in text
+    missing = run(workdir, redbeat_url, *base, "history", "nope")
+    assert missing.returncode == 1
+    assert "nope" in missing.stderr
+
+
 def test_help_lists_every_schedule_command(workdir: Path, redbeat_url: str) -> Any:
     text = ok(run(workdir, redbeat_url, "redbeat", "--help"))
-    for command in ("list", "show", "next", "add", "edit", "enable", "disable", "delete",
+    for command in ("list", "show", "next", "add", "edit", "enable", "disable", "delete", "history",
                     "quarantine", "export", "import", "demo"):  # fmt: skip
         assert f"  {command} " in text
 

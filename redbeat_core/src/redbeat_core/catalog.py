@@ -31,6 +31,7 @@ from celery.app import app_or_default
 from redbeat_core import validation
 from redbeat_core.entry import RedBeatSchedulerEntry, has_own_clock, schedule_at
 from redbeat_core.exceptions import EntryDecodeError, InvalidEntryError, RedBeatError
+from redbeat_core.history import HistoryStore, RunRecord, decode_records
 from redbeat_core.locks import LockStatus
 from redbeat_core.model import EntryPolicy
 from redbeat_core.runtime import Runtime, get_runtime
@@ -219,6 +220,26 @@ class Schedule:
         if info.state is not EntryState.SCHEDULED or info.next_run is None:
             return []
         return _preview(info.schedule, info.next_run, count)
+
+    def history(self, name: str | None = None, limit: int = 20) -> builtins.list[RunRecord]:
+        """The newest ``limit`` run records, newest first: the entry ``name``'s, or the whole
+        schedule's. Empty when the store keeps no history (:class:`HistoryStore`). With
+        ``redbeat_history_per_entry`` at 0 an entry's records are found in the schedule's."""
+        runtime = self._runtime
+        store = runtime.store
+        if not isinstance(store, HistoryStore):
+            return []
+        limits = runtime.config.history
+        if name is None or limits.per_entry > 0:
+            return decode_records(store.history(name, limit))
+        found = decode_records(store.history(None, limits.total))
+        return [record for record in found if record.name == name][:limit]
+
+    @property
+    def keeps_history(self) -> bool:
+        """Whether this schedule's store records runs and the settings leave it on."""
+        runtime = self._runtime
+        return isinstance(runtime.store, HistoryStore) and runtime.config.history.enabled
 
     # ----------------------------------------------------------------- writing
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Self
 import attrs
 
 from redbeat_core.exceptions import ConfigurationError
+from redbeat_core.history import DEFAULT_PER_ENTRY, DEFAULT_TOTAL, HistoryLimits
 from redbeat_core.masking import redacted_repr, userinfo_spills
 from redbeat_core.settings import (
     CORE_OWNER,
@@ -199,6 +200,26 @@ CORE_SETTINGS: Final[tuple[Setting, ...]] = (
         parse=seconds(allow_zero=True),
     ),
     Setting(
+        "redbeat_history_per_entry",
+        "int",
+        DEFAULT_PER_ENTRY,
+        "How many run records (sent, failed, unsent, skipped, postponed, manual) the store "
+        "keeps for each entry, newest first, for 'redbeat history NAME' and "
+        "Schedule.history(name). Written in the tick's own commit (no extra round trip). Each "
+        "record is about 150 bytes: with a million entries, 10 per entry is about 1.5 GB in "
+        "Redis; lower it, or 0 for none (the schedule-wide history still names the entry).",
+        parse=integer(minimum=0),
+    ),
+    Setting(
+        "redbeat_history_total",
+        "int",
+        DEFAULT_TOTAL,
+        "How many run records the store keeps for the whole schedule, newest first, for "
+        "'redbeat history' and Schedule.history(). 0 with redbeat_history_per_entry 0 turns "
+        "run history off.",
+        parse=integer(minimum=0),
+    ),
+    Setting(
         "redbeat_min_interval",
         "float (s)",
         DEFAULT_MIN_INTERVAL,
@@ -298,6 +319,8 @@ class RedBeatConfig:
     prepare_ahead: float = DEFAULT_PREPARE_AHEAD
     entry_time_budget: float = DEFAULT_ENTRY_TIME_BUDGET
     min_interval: float = DEFAULT_MIN_INTERVAL
+    #: How much run history the store keeps (``redbeat_history_per_entry``/``_total``).
+    history: HistoryLimits = attrs.field(factory=HistoryLimits)
     gc_freeze: bool = True
     delivery: Delivery = "at-most-once"
     #: What to do with an entry whose task this beat's app does not know. Celery (and
@@ -394,6 +417,10 @@ class RedBeatConfig:
             prepare_ahead=float(settings["redbeat_prepare_ahead"]),
             entry_time_budget=float(settings["redbeat_entry_time_budget"]),
             min_interval=settings["redbeat_min_interval"],
+            history=HistoryLimits(
+                per_entry=settings["redbeat_history_per_entry"],
+                total=settings["redbeat_history_total"],
+            ),
             gc_freeze=settings["redbeat_gc_freeze"],
             delivery=settings["redbeat_delivery"],
             unknown_task=settings["redbeat_unknown_task"],

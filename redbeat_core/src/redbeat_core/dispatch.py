@@ -46,8 +46,18 @@ BROKER_DOWN_AFTER: Final = 3
 
 
 @attrs.frozen
+class Sent:
+    """One publish, for the run history: the stored name, due and publish times, task id."""
+
+    name: str
+    due_at: float
+    published_at: float
+    task_id: str | None
+
+
+@attrs.frozen
 class Published:
-    """What a dispatch did not publish, by the entries' stored names.
+    """What a dispatch did, by the entries' stored names.
 
     :ivar failed: runs whose ``apply_async`` raised.
     :ivar unsent: runs not tried: the lease may have lapsed, or (at-least-once) the broker
@@ -59,6 +69,10 @@ class Published:
     #: Runs published more than ``LATE_AFTER`` seconds after their due time (for the
     #: leader's summary).
     late: int = 0
+    #: The runs published, in order.
+    sent: tuple[Sent, ...] = ()
+    #: Why each failed run failed (the exception, one line), and why the unsent were not sent.
+    reasons: dict[str, str] = attrs.field(factory=dict)
 
 
 def publish(
@@ -74,7 +88,9 @@ def publish(
     plugins = scheduler.plugins
     observed = bool(plugins.after_dispatch)
     dispatched: list[Dispatched] = []
+    sent: list[Sent] = []
     failed: list[str] = []
+    reasons: dict[str, str] = {}
     producer = scheduler.producer
     stop: BaseException | None = None
     failing = 0
@@ -88,14 +104,17 @@ def publish(
         except (SystemExit, KeyboardInterrupt) as exc:
             where = f"{due_at - time.time():.3f}s before a due time"
             stop = _keep_publishing(exc, stop, where, len(due) - index, at_most_once)
+        why = None
         if not lease_ok():
+            why = "the lease may have lapsed while this beat waited"
+        elif not at_most_once and failing >= BROKER_DOWN_AFTER:
+            why = f"{failing} publishes failed in a row"
+        if why is not None:
             unsent = tuple(n for n, _, _ in due[index:])
-            _log_unsent(unsent, at_most_once, "the lease may have lapsed while this beat waited")
-            return _done(scheduler, observed, dispatched, failed, unsent, stop, late)
-        if not at_most_once and failing >= BROKER_DOWN_AFTER:
-            unsent = tuple(n for n, _, _ in due[index:])
-            _log_unsent(unsent, at_most_once, f"{failing} publishes failed in a row")
-            return _done(scheduler, observed, dispatched, failed, unsent, stop, late)
+            _log_unsent(unsent, at_most_once, why)
+            reasons.update(dict.fromkeys(unsent, why))
+            done = Published(tuple(failed), unsent, late, tuple(sent), reasons)
+            return _done(scheduler, observed, dispatched, done, stop)
         logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
         try:
             result = scheduler.apply_async(entry, producer=producer, advance=False)
@@ -106,6 +125,7 @@ def publish(
         except Exception as exc:
             failing += 1
             failed.append(name)
+            reasons[name] = _why(exc)
             logger.exception(
                 "beat: cannot publish %r: %s%s",
                 entry.name,
@@ -120,25 +140,32 @@ def publish(
         published_at = time.time()
         if published_at - due_at > LATE_AFTER:
             late += 1
+        sent.append(Sent(name, due_at, published_at, getattr(result, "id", None)))
         if observed:
             dispatched.append(Dispatched(entry, due_at, published_at, result))
-    return _done(scheduler, observed, dispatched, failed, (), stop, late)
+    done = Published(tuple(failed), (), late, tuple(sent), reasons)
+    return _done(scheduler, observed, dispatched, done, stop)
 
 
 def _done(
     scheduler: RedBeatScheduler,
     observed: bool,
     dispatched: list[Dispatched],
-    failed: list[str],
-    unsent: tuple[str, ...],
+    done: Published,
     stop: BaseException | None,
-    late: int,
 ) -> Published:
     if observed:
         scheduler.plugins.after_dispatch(scheduler=scheduler, dispatched=dispatched)
     if stop is not None:
         raise stop  # the stop that arrived mid-dispatch, now that no committed run is lost
-    return Published(failed=tuple(failed), unsent=unsent, late=late)
+    return done
+
+
+def _why(exc: BaseException) -> str:
+    """One line for the history: the error under Celery's ``SchedulingError`` wrapper
+    ("Couldn't apply scheduled task x: ...") when there is one, with its type."""
+    cause = exc.__cause__ or exc.__context__ or exc
+    return f"{type(cause).__name__}: {cause}"
 
 
 def _log_unsent(unsent: tuple[str, ...], at_most_once: bool, why: str) -> None:

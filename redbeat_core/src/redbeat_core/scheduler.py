@@ -37,8 +37,11 @@ from redbeat_core.config import RedBeatConfig
 from redbeat_core.dispatch import Published
 from redbeat_core.entry import RedBeatSchedulerEntry
 from redbeat_core.exceptions import BrokenStoreError, EntryDecodeError, StoreUnavailableError
+from redbeat_core.history import RunRecord
+from redbeat_core.locks import beat_identity
 from redbeat_core.planning import Plan, Settled, TickTime, plan_tick, settle
 from redbeat_core.plugins import PluginManager
+from redbeat_core.recorder import Author, RunRecorder
 from redbeat_core.runs import Dispatched, DueRuns
 from redbeat_core.runtime import Runtime, get_runtime
 from redbeat_core.stops import held_stops
@@ -115,6 +118,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
             self._runtime.config.settings.get(SUMMARY_SETTING, DEFAULT_SUMMARY_INTERVAL)
         )
         self._standby_notes = StandbyNotes()
+        self._recorder_cache: tuple[object, RunRecorder] | None = None
         super().__init__(app, **kwargs)
         self.max_interval = self.config.max_interval
 
@@ -336,17 +340,27 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
             )
         settled = settle(plan, self._decide(plan, now), codec=runtime.codec)
         at_most_once = config.delivery == "at-most-once"
+        recorder = self._recorder
         try:
             if at_most_once:
                 with self._stops_held(len(settled.publish)):
-                    if not self._commit(plan, settled):
+                    history: list[RunRecord] = []
+                    if recorder.enabled:
+                        recorder.give_task_ids(settled)
+                        history = recorder.committed_runs(settled, self._author())
+                    if not self._commit(plan, settled, history):
                         return self._lost_lock("expired")
                     self._report_stored(plan, settled)
                     published = self._dispatch(settled.publish, at_most_once=at_most_once)
+                if recorder.enabled:  # one more write, only when a publish failed
+                    recorder.append(recorder.unpublished_runs(settled, published, self._author()))
             else:
                 published = self._dispatch(settled.publish, at_most_once=at_most_once)
+                history = []
+                if recorder.enabled:
+                    history = recorder.published_runs(settled, published, self._author())
                 settled = settled.leave_due(self._retry_times(published))
-                if not self._commit(plan, settled):
+                if not self._commit(plan, settled, history):
                     return self._lost_lock("expired")
                 self._report_stored(plan, settled)
         except StoreUnavailableError as exc:
@@ -409,11 +423,35 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         self.plugins.decide_runs(scheduler=self, runs=runs)
         return runs.decided
 
-    def _commit(self, plan: Plan, settled: Settled) -> bool:
-        if not settled.updates and not plan.quarantine:
+    @property
+    def _recorder(self) -> RunRecorder:
+        """The run history's recorder for the current store (rebuilt when the store changes,
+        as after ``lock_key`` is assigned)."""
+        store = self._runtime.store
+        cached = self._recorder_cache
+        if cached is None or cached[0] is not store:
+            cached = self._recorder_cache = (
+                store,
+                RunRecorder.for_store(store, self.config.history),
+            )
+        return cached[1]
+
+    def _author(self) -> Author:
+        fence = self._lock().fence
+        return Author(beat_identity(), fence.epoch if fence is not None else 0)
+
+    def _commit(self, plan: Plan, settled: Settled, history: Sequence[RunRecord] = ()) -> bool:
+        if not settled.updates and not plan.quarantine and not history:
             return True
         sent = time.monotonic()
-        committed = self._runtime.store.commit(self._lock().fence, settled.updates, plan.quarantine)
+        store = self._runtime.store
+        fence = self._lock().fence
+        if history:
+            committed = self._recorder.store.commit(  # type: ignore[union-attr]
+                fence, settled.updates, plan.quarantine, history=history, limits=self.config.history
+            )
+        else:
+            committed = store.commit(fence, settled.updates, plan.quarantine)
         if committed:
             self._last_fence_ok = sent
         return committed

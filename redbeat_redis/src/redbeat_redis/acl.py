@@ -35,11 +35,12 @@ _SCRIPTS: Final = ("evalsha", "script|load")
 #: The commands of each feature (ACL names, ``command|subcommand``), by what the feature does.
 FEATURES: Final[Mapping[str, tuple[str, ...]]] = {
     # Start-up (statics sync: smembers, load.lua, write.lua), the lock (acquire_lock.lua,
-    # release_lock.lua) and the tick (claim.lua, commit.lua, which quarantines).
+    # release_lock.lua) and the tick (claim.lua, commit.lua, which quarantines and writes the
+    # run history: without lpush/ltrim the beat schedules, but records no history).
     "beat": (
         *_SCRIPTS, "time", "get", "set", "pexpire", "incr", "del", "type", "hset", "hsetnx",
         "hdel", "hmget", "zadd", "zrem", "zrange", "zrangebyscore", "zscore", "sadd", "smembers",
-        "zremrangebyscore",
+        "zremrangebyscore", "lpush", "ltrim",
     ),
     # RedBeatSchedulerEntry from any process: save, delete (write.lua), from_key / load
     # (load.lua), reschedule / next (commit.lua without a lock), rank.
@@ -48,9 +49,11 @@ FEATURES: Final[Mapping[str, tuple[str, ...]]] = {
         "zrank",
     ),
     # Reading the whole schedule: the store's count, scheduled, quarantined, statics and
-    # names, and the lock's status (the Prometheus plugin's gauges, `redbeat list`,
-    # `redbeat lock` and the other operator tools).
-    "inspection": ("zcard", "zrange", "hgetall", "smembers", "scan", "get", "pttl", "time"),
+    # names, the run history, and the lock's status (the Prometheus plugin's gauges,
+    # `redbeat list`, `redbeat history`, `redbeat lock` and the other operator tools).
+    "inspection": (
+        "zcard", "zrange", "hgetall", "smembers", "scan", "get", "pttl", "time", "lrange",
+    ),
     # redbeat_replica_acks: WAIT after each busy tick's commit.
     "replica_acks": ("wait",),
     # A database other than 0 in the URL or the options.

@@ -26,6 +26,7 @@ from redis.client import NEVER_DECODE
 
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import BrokenStoreError
+from redbeat_core.history import HistoryLimits, RunRecord
 from redbeat_core.stores import StoreBase
 from redbeat_core.typing import (
     ClaimResult,
@@ -139,6 +140,17 @@ def _wire(text: str) -> str | bytes:
     return text
 
 
+def _history_error(command: str, error: str) -> redis.exceptions.ResponseError:
+    """The error redis-py would raise for ``command``'s ``error`` in ``commit.lua``'s pcall,
+    which returns it as text: inside a script, Redis and Valkey do not name the command an
+    ACL refused, so it is named here, as a refusal outside a script is."""
+    if "NOPERM" in error or "ACL" in error or "can't run this command" in error:
+        return redis.exceptions.NoPermissionError(
+            f"no permissions to run the '{command}' command ({error})"
+        )
+    return redis.exceptions.ResponseError(error)
+
+
 def _score_arg(score: float | None) -> str:
     return "" if score is None else repr(float(score))
 
@@ -160,6 +172,13 @@ class RedisKeys:
     schedule: str
     statics: str
     quarantine: str
+    #: The schedule's run history (a list, newest first); each entry's is this plus
+    #: ``:<name>`` (``redbeat::history:<name>``), beside it in the same hash slot.
+    history: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if not self.history:
+            self.history = self.prefix + ":history"
 
     @classmethod
     def from_config(cls, config: RedBeatConfig) -> RedisKeys:
@@ -172,6 +191,9 @@ class RedisKeys:
 
     def entry(self, name: str) -> str:
         return self.prefix + name
+
+    def entry_history(self, name: str) -> str:
+        return self.history + ":" + name
 
     def name(self, key: str) -> str:
         return key[len(self.prefix) :] if key.startswith(self.prefix) else key
@@ -196,6 +218,8 @@ class RedisStore(StoreBase):
     _short_of_acks: bool = attrs.field(default=False, init=False, repr=False)
     #: True once a refused WAIT (ACL) was reported.
     _wait_refused: bool = attrs.field(default=False, init=False, repr=False)
+    #: True while history writes are refused (reported once per episode).
+    _history_refused: bool = attrs.field(default=False, init=False, repr=False)
 
     def _script(self, name: str) -> Any:
         script = self._scripts.get(name)
@@ -267,9 +291,14 @@ class RedisStore(StoreBase):
         fence: Fence | None,
         updates: Sequence[EntryUpdate],
         quarantine: Sequence[Quarantine] = (),
+        *,
+        history: Sequence[RunRecord] = (),
+        limits: HistoryLimits = HistoryLimits(),  # noqa: B008 (frozen)
     ) -> bool:
+        """``commit.lua``: the updates, quarantines and run records, one round trip."""
         keys = [self.keys.schedule, self.keys.quarantine]
-        args: list[Any] = ["", 0, len(updates)]
+        args: list[Any] = ["", 0, len(updates), len(quarantine), len(history)]
+        args += [limits.per_entry, limits.total, self.keys.history]
         if fence is not None:
             keys.append(fence.key)
             args[0:2] = [fence.token, _ms(fence.ttl)]
@@ -278,13 +307,40 @@ class RedisStore(StoreBase):
             args += [_wire(entry_key(update.name)), update.meta or "", _score_arg(update.score)]
         for item in quarantine:
             args += [_wire(entry_key(item.name)), _wire(item.reason)]
+        entry_history = self.keys.entry_history
+        for record in history:
+            args += [_wire(entry_history(record.name)), _wire(record.to_json())]
         script = self._script("commit")
         if not self.replica_acks:
-            return bool(self._call(lambda: script(keys=keys, args=args)))
+            return self._committed(self._call(lambda: script(keys=keys, args=args)))
         owned, acks = self._call(lambda: self._commit_and_wait(script, keys, args))
         if owned and acks is not None:
             self._note_acks(acks)
         return owned
+
+    def _committed(self, reply: Any) -> bool:
+        """``commit.lua``'s reply: 1, 0 (the lock is not ours), or the history write that
+        was refused (the commit itself is done): reported once until history is written
+        again, naming the fix, and the beat goes on."""
+        if not isinstance(reply, str | bytes):
+            if self._history_refused and reply:
+                self._history_refused = False
+            return bool(reply)
+        if not self._history_refused:
+            self._history_refused = True
+            key, command, error = [*(_text(reply) or "").split("\n", 2), "", ""][:3]
+            refused = acl.refusal(_history_error(command, error), self.client)
+            logger.error(
+                "beat: the run history was not written (%s %s: %s); scheduling goes on "
+                "without it. %s",
+                command.upper(),
+                key,
+                error,
+                refused
+                or f"Another program wrote that key: delete it (DEL {key}) and RedBeat starts "
+                "it again",
+            )
+        return True
 
     def _commit_and_wait(
         self, script: Any, keys: list[str], args: list[Any]
@@ -312,12 +368,24 @@ class RedisStore(StoreBase):
                 self._wait_refused = acl.warn_wait_refused(
                     acks, self.client, warned=self._wait_refused
                 )
-                return bool(owned), None
+                return self._committed(owned), None
             for reply in (owned, acks):
                 if isinstance(reply, Exception):
                     raise reply
-            return bool(owned), int(acks)
+            return self._committed(owned), int(acks)
         raise redis.exceptions.NoScriptError("commit.lua was not kept by the server")
+
+    def append_history(self, records: Sequence[RunRecord], limits: HistoryLimits) -> None:
+        """Records outside a tick's commit: ``commit.lua`` with no update and no fence."""
+        self.commit(None, (), history=records, limits=limits)
+
+    def history(self, name: str | None, limit: int) -> list[str]:
+        """``LRANGE`` of the entry's list, or of the schedule's when ``name`` is None."""
+        key = self.keys.history if name is None else self.keys.entry_history(name)
+        found = self._read(
+            key, ("the run history", "a list"), lambda: self.client.lrange(_wire(key), 0, limit - 1)
+        )
+        return [text for text in (_text(item) for item in found) if text is not None]
 
     def _note_acks(self, acks: int) -> None:
         """Warn when fewer replicas than asked for have a commit, once until they acknowledge
@@ -371,7 +439,8 @@ class RedisStore(StoreBase):
                 entry.meta or "",
                 _score_arg(score),
             ]
-        args += [_wire(entry_key(name)) for name in deletes]
+        for name in deletes:
+            args += [_wire(entry_key(name)), _wire(self.keys.entry_history(name))]
         if statics is not None:
             args += statics
         keys = [self.keys.schedule, self.keys.quarantine, self.keys.statics]

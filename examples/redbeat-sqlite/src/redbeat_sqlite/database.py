@@ -41,7 +41,9 @@ from redbeat_core.exceptions import ConfigurationError, StoreUnavailableError
 SCHEME: Final = "sqlite"
 DEFAULT_TIMEOUT: Final = 5.0
 #: ``PRAGMA user_version`` of the schema below; a newer file is refused rather than misread.
-SCHEMA_VERSION: Final = 1
+#: 2 added the run history tables (``entry_runs``, ``runs``); a version-1 file gets them when
+#: it is opened.
+SCHEMA_VERSION: Final = 2
 #: Seconds between two tries of a statement that does not wait for the busy timeout by itself.
 _BUSY_POLL: Final = 0.005
 #: SQLite's clock as Unix seconds (millisecond precision). Evaluated once per statement.
@@ -62,6 +64,18 @@ SCHEMA: Final = (
     "CREATE INDEX IF NOT EXISTS entries_due ON entries (score, name) WHERE score IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS statics (name TEXT PRIMARY KEY NOT NULL)",
     "CREATE TABLE IF NOT EXISTS quarantine (name TEXT PRIMARY KEY NOT NULL, reason TEXT NOT NULL)",
+    # Run history (redbeat_core.history): each entry's newest records, and the schedule's.
+    # Rows are only ever appended and trimmed from the oldest, so ids stay in order.
+    """CREATE TABLE IF NOT EXISTS entry_runs (
+        id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        name   TEXT NOT NULL,
+        record TEXT NOT NULL            -- the run record's JSON
+    )""",
+    "CREATE INDEX IF NOT EXISTS entry_runs_by_name ON entry_runs (name, id)",
+    """CREATE TABLE IF NOT EXISTS runs (
+        id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        record TEXT NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS lease (
         key        TEXT PRIMARY KEY NOT NULL,   -- the lock's name (redbeat_lock_key)
         token      TEXT,                        -- the holder, NULL when released

@@ -1,9 +1,10 @@
-"""``SqliteStore``: RedBeat's schedule in four tables of one SQLite file.
+"""``SqliteStore``: RedBeat's schedule in tables of one SQLite file.
 
 ``entries`` holds each entry's three JSON parts (stored as given, never interpreted) and its
 due time (``score``; NULL keeps it out of the schedule), ``statics`` the names that came from
 ``beat_schedule``, ``quarantine`` the entries that could not be scheduled, with the reason, and
-``lease`` the beat lock (see :mod:`redbeat_sqlite.lock`).
+``lease`` the beat lock (see :mod:`redbeat_sqlite.lock`), ``entry_runs`` and ``runs`` the run
+history (per entry and for the whole schedule: the store is a ``HistoryStore``).
 
 ``claim_due`` and ``commit`` are one transaction each. Given a fence, both first check that the
 lease is still held by the fence's token and unexpired, and extend it, in the same
@@ -22,6 +23,7 @@ from typing import Final
 
 import attrs
 
+from redbeat_core.history import HistoryLimits, RunRecord
 from redbeat_core.stores import StoreBase
 from redbeat_core.typing import ClaimResult, EntryUpdate, Fence, Quarantine, StoredEntry
 from redbeat_sqlite.database import NOW, Database
@@ -69,6 +71,23 @@ def _chunks(names: Sequence[str]) -> Iterable[Sequence[str]]:
         yield names[start : start + _CHUNK]
 
 
+def _record(conn: sqlite3.Connection, records: Sequence[RunRecord], limits: HistoryLimits) -> None:
+    """Append run records and trim both histories to their limits (the oldest go)."""
+    if limits.per_entry > 0:
+        conn.executemany(
+            "INSERT INTO entry_runs (name, record) VALUES (?, ?)",
+            [(r.name, r.to_json()) for r in records],
+        )
+        conn.executemany(
+            "DELETE FROM entry_runs WHERE name = ? AND id <= (SELECT id FROM entry_runs "
+            "WHERE name = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            [(name, name, limits.per_entry) for name in {r.name for r in records}],
+        )
+    if limits.total > 0:
+        conn.executemany("INSERT INTO runs (record) VALUES (?)", [(r.to_json(),) for r in records])
+        conn.execute("DELETE FROM runs WHERE id <= (SELECT MAX(id) FROM runs) - ?", (limits.total,))
+
+
 @attrs.define
 class SqliteStore(StoreBase):
     """The :class:`~redbeat_core.typing.ScheduleStore` in a SQLite file.
@@ -105,6 +124,9 @@ class SqliteStore(StoreBase):
         fence: Fence | None,
         updates: Sequence[EntryUpdate],
         quarantine: Sequence[Quarantine] = (),
+        *,
+        history: Sequence[RunRecord] = (),
+        limits: HistoryLimits = HistoryLimits(),  # noqa: B008 (frozen)
     ) -> bool:
         with self.database.transaction(write=True) as conn:
             if fence is not None and not _extend(conn, fence):
@@ -122,7 +144,24 @@ class SqliteStore(StoreBase):
                 "ON CONFLICT (name) DO UPDATE SET reason = excluded.reason",
                 [(q.name, q.reason) for q in quarantine],
             )
+            if history:
+                _record(conn, history, limits)
         return True
+
+    def append_history(self, records: Sequence[RunRecord], limits: HistoryLimits) -> None:
+        with self.database.transaction(write=True) as conn:
+            _record(conn, records, limits)
+
+    def history(self, name: str | None, limit: int) -> list[str]:
+        with self.database.transaction(write=False) as conn:
+            if name is None:
+                rows = conn.execute("SELECT record FROM runs ORDER BY id DESC LIMIT ?", (limit,))
+            else:
+                rows = conn.execute(
+                    "SELECT record FROM entry_runs WHERE name = ? ORDER BY id DESC LIMIT ?",
+                    (name, limit),
+                )
+            return [record for (record,) in rows]
 
     # ----------------------------------------------------------------- writes
 
@@ -149,6 +188,7 @@ class SqliteStore(StoreBase):
             touched = [(e.name,) for e in saves] + [(name,) for name in deletes]
             conn.executemany("DELETE FROM quarantine WHERE name = ?", touched)
             conn.executemany("DELETE FROM entries WHERE name = ?", [(n,) for n in deletes])
+            conn.executemany("DELETE FROM entry_runs WHERE name = ?", [(n,) for n in deletes])
             if statics is not None:
                 conn.execute("DELETE FROM statics")
                 conn.executemany(

@@ -48,7 +48,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -57,6 +57,7 @@ import attrs
 import pytest
 
 from redbeat_core.exceptions import StoreUnavailableError
+from redbeat_core.history import HistoryLimits, HistoryStore, RunRecord, decode_records
 from redbeat_core.testing.concurrency import fork_and_wait, run_together
 from redbeat_core.testing.declared import DeclaredFixture, check_declared, needs
 from redbeat_core.testing.interruptible import InterruptibleStore
@@ -168,6 +169,25 @@ def _by(name: str, writer: int) -> StoredEntry:
         policy=f"{{{mark}}}",
         score=NOW + writer,
     )
+
+
+def _run(name: str, due: int, *, outcome: str = "sent") -> RunRecord:
+    """A run record for the history cases: due ``due`` seconds after NOW."""
+    return RunRecord(
+        name=name,
+        outcome=outcome,  # type: ignore[arg-type]
+        due_at=NOW + due,
+        at=NOW + due + 0.01,
+        task_id=f"t-{name}-{due}",
+        beat="host:1",
+        epoch=3,
+        reason="r" if outcome != "sent" else None,
+    )
+
+
+def _runs(texts: Sequence[str]) -> list[tuple[str, int]]:
+    """(name, due) of each stored record, in the order read."""
+    return [(r.name, round(r.due_at - NOW)) for r in decode_records(texts)]
 
 
 def _writer_of(stored: StoredEntry) -> int:
@@ -403,6 +423,58 @@ class StoreContract:
         assert sorted(lister()) == ["also", "off", "on"]
         store.delete("on")
         assert sorted(lister()) == ["also", "off"]
+
+    # ------------------------------------------------------------------ run history
+
+    def _history_store(self, store: ScheduleStore) -> HistoryStore:
+        if not isinstance(store, HistoryStore):
+            pytest.skip(
+                f"{type(store).__name__} keeps no run history (HistoryStore): `redbeat history` "
+                "and Schedule.history() show nothing; implement it to record runs"
+            )
+        return store
+
+    def test_history_rides_on_the_commit_newest_first(self, store: ScheduleStore) -> None:
+        """A :class:`~redbeat_core.history.HistoryStore` writes a tick's records with its
+        commit and reads them back newest first, per entry and for the whole schedule."""
+        keeper = self._history_store(store)
+        store.save_many([entry("a", NOW), entry("b", NOW)])
+        first = [_run("a", 1), _run("b", 1)]
+        assert keeper.commit(None, [EntryUpdate("a", '{"m": 2}', NOW + 5)], history=first)
+        keeper.commit(None, [], history=[_run("a", 2)])
+        assert _runs(keeper.history("a", 10)) == [("a", 2), ("a", 1)]
+        assert _runs(keeper.history("b", 10)) == [("b", 1)]
+        assert _runs(keeper.history(None, 10)) == [("a", 2), ("b", 1), ("a", 1)]
+        assert _runs(keeper.history(None, 2)) == [("a", 2), ("b", 1)]
+        loaded = store.load("a")
+        assert loaded is not None
+        assert loaded.meta == '{"m": 2}'  # the commit's own writes are done too
+        assert keeper.history("never-ran", 10) == []
+
+    def test_history_is_trimmed_to_its_limits(self, store: ScheduleStore) -> None:
+        """Each entry keeps its newest ``per_entry`` records and the schedule its newest
+        ``total``, whatever the other keeps."""
+        keeper = self._history_store(store)
+        store.save_many([entry("a", NOW), entry("b", NOW)])
+        limits = HistoryLimits(per_entry=2, total=3)
+        for due in range(1, 5):
+            keeper.commit(None, [], history=[_run("a", due), _run("b", due)], limits=limits)
+        assert _runs(keeper.history("a", 10)) == [("a", 4), ("a", 3)]
+        assert _runs(keeper.history(None, 10)) == [("b", 4), ("a", 4), ("b", 3)]
+        keeper.append_history([_run("b", 5, outcome="failed")], limits)
+        assert _runs(keeper.history("b", 10)) == [("b", 5), ("b", 4)]
+        failed = decode_records(keeper.history("b", 1))[0]
+        assert (failed.outcome, failed.reason, failed.task_id) == ("failed", "r", "t-b-5")
+
+    def test_deleting_an_entry_deletes_its_history(self, store: ScheduleStore) -> None:
+        keeper = self._history_store(store)
+        store.save_many([entry("gone", NOW), entry("kept", NOW)])
+        keeper.commit(None, [], history=[_run("gone", 1), _run("kept", 1)])
+        store.delete("gone")
+        assert keeper.history("gone", 10) == []
+        assert _runs(keeper.history("kept", 10)) == [("kept", 1)]
+        # the schedule's history keeps what the entry did until it is pushed out
+        assert ("gone", 1) in _runs(keeper.history(None, 10))
 
     # ------------------------------------------------------------------ ordering
 
@@ -782,6 +854,23 @@ class LockContract:
         leader.release()
         assert not store.claim_due(fence, NOW, 10).owned
         assert other.acquire()
+
+    def test_a_commit_that_lost_the_fence_records_no_history(
+        self, store: ScheduleStore, make_lock: Callable[[float], Lock]
+    ) -> None:
+        """History is part of the fenced commit: a beat that lost the lock records nothing."""
+        if not isinstance(store, HistoryStore):
+            pytest.skip(f"{type(store).__name__} keeps no run history")
+        store.save(entry("a", NOW - 1))
+        leader = make_lock(5.0)
+        assert leader.acquire()
+        fence = leader.fence
+        assert fence is not None
+        stale = Fence(key=fence.key, token="not-the-holder", ttl=fence.ttl)  # noqa: S106
+        assert not store.commit(stale, [], history=[_run("a", 1)])
+        assert store.history("a", 10) == []
+        assert store.commit(fence, [], history=[_run("a", 2)])
+        assert _runs(store.history("a", 10)) == [("a", 2)]
 
     def test_claim_extends_the_lock(
         self, store: ScheduleStore, make_lock: Callable[[float], Lock]

@@ -7,11 +7,19 @@
 -- commit with an error naming it; an entry key that is no longer a hash is quarantined instead
 -- of updated.
 --
+-- Run history rides along (redbeat_core.history): each record is pushed on its entry's list
+-- and the schedule's, each trimmed to its cap. History never stops scheduling: it is written
+-- last, with pcall, so a history key another program broke loses records, not the commit.
+--
 -- KEYS[1] schedule sorted set; KEYS[2] quarantine hash; KEYS[3] lock key (absent: no lock)
 -- ARGV[1] lock token; ARGV[2] lock TTL in ms; ARGV[3] number of updates;
+-- ARGV[4] number of quarantined entries; ARGV[5] number of history records;
+-- ARGV[6] records kept per entry; ARGV[7] records kept in all; ARGV[8] the history list's key
 -- then per update: key, meta ('' = keep), score ('' = leave the schedule);
--- then per quarantined entry: key, reason.
--- Returns 1, or 0 when the lock is no longer ours (nothing is written then).
+-- then per quarantined entry: key, reason;
+-- then per history record: its entry's history key, the record (JSON).
+-- Returns 1, or 0 when the lock is no longer ours (nothing is written then), or, when a
+-- history write was refused, '<key>\n<command>\n<error>' (everything else is written).
 local function broken(key, found, holds, expected)
   return redis.error_reply('REDBEATKEY ' .. key .. ' holds a ' .. found .. ', not ' .. expected ..
     ' (where RedBeat keeps ' .. holds .. '): another program wrote it. Rename or delete it ' ..
@@ -37,11 +45,13 @@ if found ~= 'zset' and found ~= 'none' then
   return broken(KEYS[1], found, 'the schedule', 'a sorted set')
 end
 -- Each entry key's type, checked before anything is written (TYPE costs what EXISTS did).
+local FIRST = 9
 local n = tonumber(ARGV[3])
+local q = tonumber(ARGV[4])
 local kinds = {}
-local quarantines = (#ARGV - 3 - 3 * n) > 0
+local quarantines = q > 0
 for u = 1, n do
-  kinds[u] = kind(ARGV[1 + 3 * u])
+  kinds[u] = kind(ARGV[FIRST - 3 + 3 * u])
   if kinds[u] ~= 'hash' and kinds[u] ~= 'none' then
     quarantines = true
   end
@@ -56,7 +66,7 @@ end
 if #KEYS > 2 then
   redis.call('PEXPIRE', KEYS[3], ARGV[2])
 end
-local i = 4
+local i = FIRST
 for u = 1, n do
   local key, meta, score = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   i = i + 3
@@ -77,9 +87,33 @@ for u = 1, n do
       'another program wrote it; delete the key and save the entry again')
   end
 end
-while i <= #ARGV do
+for _ = 1, q do
   redis.call('ZREM', KEYS[1], ARGV[i])
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   i = i + 2
 end
-return 1
+-- The first history write refused is returned instead of 1, for the beat to report.
+local refused = nil
+local function keep(command, key, reply)
+  if refused == nil and type(reply) == 'table' and reply.err then
+    refused = key .. '\n' .. command .. '\n' .. reply.err
+  end
+end
+local records = tonumber(ARGV[5])
+if records > 0 then
+  local per_entry, total, all = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+  for _ = 1, records do
+    if per_entry > 0 then
+      keep('lpush', ARGV[i], redis.pcall('LPUSH', ARGV[i], ARGV[i + 1]))
+      keep('ltrim', ARGV[i], redis.pcall('LTRIM', ARGV[i], 0, per_entry - 1))
+    end
+    if total > 0 then
+      keep('lpush', all, redis.pcall('LPUSH', all, ARGV[i + 1]))
+    end
+    i = i + 2
+  end
+  if total > 0 then
+    keep('ltrim', all, redis.pcall('LTRIM', all, 0, total - 1))
+  end
+end
+return refused or 1

@@ -9,7 +9,7 @@
 -- ARGV[4] '1': replace the statics set with the names after the deletes, '0': leave it alone
 -- then per save: key, definition, policy ('' = keep the stored one), meta ('' = none),
 --                score ('' = out of the schedule)
--- then per delete: key
+-- then per delete: key, the key of its run history (deleted with it)
 -- then the static names (when ARGV[4] is '1')
 -- Returns 1.
 --
@@ -68,9 +68,9 @@ for _ = 1, tonumber(ARGV[2]) do
 end
 for _ = 1, tonumber(ARGV[3]) do
   local key = ARGV[i]
-  i = i + 1
   redis.call('ZREM', KEYS[1], key)
-  redis.call('DEL', key)
+  redis.call('DEL', key, ARGV[i + 1])
+  i = i + 2
   if quarantine then
     redis.call('HDEL', KEYS[2], key)
   end

@@ -1,0 +1,153 @@
+"""Turning what a tick did into run records (:mod:`redbeat_core.history`).
+
+The scheduler asks for the records at the point of the tick where they are known and where
+they can ride on a write the tick does anyway: the commit (see the module docstring of
+:mod:`redbeat_core.history` for the order per delivery mode). Nothing is built when the store
+keeps no history or the settings turn it off, so a tick then costs what it did before.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from redbeat_core.exceptions import RedBeatError
+from redbeat_core.history import HistoryLimits, HistoryStore, Outcome, RunRecord
+
+if TYPE_CHECKING:
+    from redbeat_core.dispatch import Published
+    from redbeat_core.planning import Settled
+
+logger = logging.getLogger("celery.beat")
+
+#: The ``options`` key Celery's ``apply_async`` takes a task id from.
+TASK_ID: str = "task_id"
+
+
+@attrs.frozen
+class Author:
+    """Who ran the tick: the beat's ``host:pid`` and its fencing epoch."""
+
+    beat: str
+    epoch: int = 0
+
+
+@attrs.define
+class RunRecorder:
+    """Builds a tick's records and writes the ones no commit carries."""
+
+    store: HistoryStore | None
+    limits: HistoryLimits
+
+    @classmethod
+    def for_store(cls, store: Any, limits: HistoryLimits) -> RunRecorder:
+        keeps = isinstance(store, HistoryStore) and limits.enabled
+        return cls(store if keeps else None, limits)
+
+    @property
+    def enabled(self) -> bool:
+        return self.store is not None
+
+    def give_task_ids(self, settled: Settled) -> None:
+        """At-most-once: draw each run's task id before the commit records it (what Celery's
+        ``apply_async`` would draw; an id the entry's options set is kept)."""
+        for _, entry, _ in settled.publish:
+            if TASK_ID not in entry.options:
+                entry.options = {**entry.options, TASK_ID: str(uuid.uuid4())}
+
+    def committed_runs(self, settled: Settled, author: Author) -> list[RunRecord]:
+        """At-most-once, before the commit: each run as sent (at the commit's time, just
+        before its publish), and the plugins' skips and postponements."""
+        now = time.time()
+        records = [
+            self._record(name, "sent", due_at, now, author, entry.options.get(TASK_ID), None)
+            for name, entry, due_at in settled.publish
+        ]
+        return records + self._decided(settled, author, now)
+
+    def published_runs(
+        self, settled: Settled, published: Published, author: Author
+    ) -> list[RunRecord]:
+        """At-least-once, after the publishes: what each run became."""
+        now = time.time()
+        records = [
+            self._record(s.name, "sent", s.due_at, s.published_at, author, s.task_id, None)
+            for s in published.sent
+        ]
+        records += self.unpublished_runs(settled, published, author)
+        return records + self._decided(settled, author, now)
+
+    def unpublished_runs(
+        self, settled: Settled, published: Published, author: Author
+    ) -> list[RunRecord]:
+        """The runs whose publish failed or was not tried."""
+        if not published.failed and not published.unsent:
+            return []
+        now = time.time()
+        due = {name: (entry, due_at) for name, entry, due_at in settled.publish}
+        records = []
+        for outcome, names in (("failed", published.failed), ("unsent", published.unsent)):
+            for name in names:
+                entry, due_at = due[name]
+                records.append(
+                    self._record(
+                        name,
+                        outcome,  # type: ignore[arg-type]
+                        due_at,
+                        now,
+                        author,
+                        entry.options.get(TASK_ID),
+                        published.reasons.get(name),
+                    )
+                )
+        return records
+
+    def append(self, records: Sequence[RunRecord]) -> None:
+        """Write records outside a commit. History never stops scheduling: a failure is
+        logged and the records are dropped."""
+        if not records or self.store is None:
+            return
+        try:
+            self.store.append_history(records, self.limits)
+        except RedBeatError as exc:
+            logger.warning("beat: could not record %d runs in the history: %s", len(records), exc)
+
+    def _decided(self, settled: Settled, author: Author, now: float) -> list[RunRecord]:
+        return [
+            self._record(
+                skipped.entry.name,
+                "skipped" if skipped.decision.action == "skip" else "postponed",
+                skipped.due_at,
+                now,
+                author,
+                None,
+                f"{skipped.decision.reason} (plugin {skipped.decision.plugin or '?'})",
+            )
+            for skipped in settled.skipped
+        ]
+
+    @staticmethod
+    def _record(
+        name: str,
+        outcome: Outcome,
+        due_at: float,
+        at: float,
+        author: Author,
+        task_id: Any,
+        reason: str | None,
+    ) -> RunRecord:
+        return RunRecord(
+            name=name,
+            outcome=outcome,
+            due_at=due_at,
+            at=at,
+            task_id=None if task_id is None else str(task_id),
+            beat=author.beat,
+            epoch=author.epoch,
+            reason=reason,
+        )

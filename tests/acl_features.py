@@ -75,7 +75,8 @@ def quarantine(admin_app: Celery, name: str) -> None:
 def seed_for_a_beat(admin_app: Celery) -> None:
     """What a beat finds at start-up, written with full rights: a static still configured (its
     stored meta must survive), one no longer configured (deleted at start-up), a corrupt
-    entry due now (quarantined) and a one-off due now (finished after its run)."""
+    entry due now (quarantined), a one-off due now (finished after its run) and a run-now
+    request (published once)."""
     store = get_runtime(admin_app).store
     kept = RedBeatSchedulerEntry("kept", "tasks.kept", schedule(3600), app=admin_app)
     kept.last_run_at = ago(60)
@@ -84,6 +85,7 @@ def seed_for_a_beat(admin_app: Celery) -> None:
     store.set_statics(["kept", "gone"])
     quarantine(admin_app, "gone")
     RedBeatSchedulerEntry("once", "tasks.once", clocked(ago(1)), app=admin_app).save()
+    Schedule(admin_app).run_now("kept", by="ops")  # read by the claim (HGET)
     broken = RedBeatSchedulerEntry("broken", "tasks.broken", schedule(60), app=admin_app)
     broken.last_run_at = ago(120)
     stored = broken.to_stored()
@@ -115,7 +117,7 @@ def run_beat(make_app: Callable[..., Celery], admin_app: Celery, **conf: Any) ->
                 lock.held
                 and standby.lock is not None
                 and not standby.lock.held
-                and published.tasks == ["tasks.once"]
+                and sorted(published.tasks) == ["tasks.kept", "tasks.once"]
                 and "broken" in store.quarantined()
                 and store.load("gone") is None
                 and "gone" not in store.quarantined()

@@ -571,6 +571,21 @@ def restore(ctx: click.Context, name: str) -> None:
     run_guarded(lambda: _done(_schedule(ctx).restore(name), False, f"restored {name}"))
 
 
+@click.command("run")
+@click.argument("name")
+@click.option("--by", default=None, help="Who asks (default: this user@host), for the history.")
+@click.pass_context
+def run_now(ctx: click.Context, name: str, by: str | None) -> None:
+    """Run NAME once, now: the leading beat publishes it at its next tick (within a few
+    seconds), outside its schedule, and records it in the history as a manual run."""
+
+    def action() -> None:
+        _schedule(ctx).run_now(name, by=by)
+        click.echo(f"asked the leading beat to run {name} once, at its next tick")
+
+    run_guarded(action)
+
+
 @click.command("history")
 @click.argument("name", required=False)
 @click.option(
@@ -733,6 +748,7 @@ SCHEDULE_COMMANDS: tuple[click.Command, ...] = (
     resume,
     delete,
     quarantine,
+    run_now,
     history,
     lock,
     doctor,

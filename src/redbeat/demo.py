@@ -264,6 +264,25 @@ class _Display:
         self.console.print()
         self.console.print(table)
 
+    def history(self, rows: list[tuple[str, str, float, str, int]]) -> None:
+        """The last runs, newest first, as ``redbeat history`` shows them (its API)."""
+        if self.quiet or not rows:
+            return
+        table = Table(
+            title="`redbeat history`: the last runs",
+            title_justify="left",
+        )
+        for column in ("ENTRY", "OUTCOME", "LATE", "BEAT"):
+            table.add_column(column, justify="right" if column == "LATE" else "left")
+        for name, outcome, lateness, beat, epoch in rows:
+            table.add_row(name, outcome, f"{lateness * _MS:+.0f} ms", f"{beat} #{epoch}")
+        self.console.print()
+        self.console.print(table)
+
+
+#: How many of the last runs the demo shows at the end.
+HISTORY_SHOWN = 8
+
 
 def _avg_max(values: list[float]) -> str:
     if not values:
@@ -290,6 +309,8 @@ class _Demo:
     ran_for: float = 0.0
     #: What ``redbeat list`` showed once the beat stopped (name, schedule, state, runs).
     listing: list[tuple[str, str, str, int]] = field(default_factory=list)
+    #: What ``redbeat history`` showed then (name, outcome, lateness, beat, epoch).
+    history: list[tuple[str, str, float, str, int]] = field(default_factory=list)
 
     # ---------------------------------------------------------------- start-up
 
@@ -596,9 +617,14 @@ class _Demo:
         with contextlib.suppress(Exception):  # the server is still up: what `redbeat list` shows
             from redbeat_core.catalog import Schedule
 
+            schedule = Schedule(self.app)
             self.listing = [
                 (info.name, info.schedule_text, info.state.value, info.total_run_count)
-                for info in Schedule(self.app).list(limit=None)
+                for info in schedule.list(limit=None)
+            ]
+            self.history = [
+                (record.name, record.outcome, record.lateness, record.beat or "?", record.epoch)
+                for record in schedule.history(limit=HISTORY_SHOWN)
             ]
         for closable in (self.client, getattr(self.app, "redbeat_runtime", None)):
             if closable is not None:
@@ -707,6 +733,7 @@ def run_demo(duration: float = 30.0, *, quiet: bool = False, console: Console | 
     display.say("Every process the demo started has stopped.", style="dim")
     display.summary(demo.ran_for)
     display.listing(demo.listing)
+    display.history(demo.history)
     if interrupted and duration:
         return 130
     if duration >= 10 and not any(s.runs for s in display.stats.values()):

@@ -90,6 +90,8 @@ def test_scheduler_dispatches_and_stores_everything_under_the_tagged_prefix(
         "{redbeat}::statics",
         "{redbeat}::lock:epoch",
         "{redbeat}::lock:holder",
+        "{redbeat}::history",  # the run history: the schedule's, and the entry's that ran
+        "{redbeat}::history:dynamic",
         "{redbeat}:static",
         "{redbeat}:dynamic",
         "{redbeat}:celery.backend_cleanup",  # Celery's default entry

@@ -12,6 +12,7 @@ from redis.cluster import ClusterNode
 from redbeat_cluster.connection import cluster_target, uses_cluster
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import ConfigurationError
+from redbeat_redis.connection import TEXT_REPLIES
 from redbeat_redis.settings import redis_config
 
 
@@ -23,7 +24,7 @@ def test_redis_cluster_url_lists_the_startup_nodes() -> None:
     target = cluster_target(config("redis+cluster://h1:7000,h2:7001,h3"))
     assert target.nodes == (("h1", 7000), ("h2", 7001), ("h3", 6379))
     assert not target.tls
-    assert target.kwargs == {"decode_responses": True}
+    assert target.kwargs == dict(TEXT_REPLIES)
     assert [(n.host, n.port) for n in target.startup_nodes()] == list(target.nodes)
     assert target.describe() == "h1:7000,h2:7001,h3:6379"
 
@@ -35,7 +36,7 @@ def test_ipv6_credentials_database_zero_and_query_options() -> None:
     assert target.nodes == (("::1", 7000), ("fe80::1", 6379))
     assert target.describe() == "[::1]:7000,[fe80::1]:6379"
     assert target.kwargs == {
-        "decode_responses": True,
+        **TEXT_REPLIES,
         "username": "beat",
         "password": "p@ss",
         "socket_timeout": 1.5,
@@ -115,7 +116,7 @@ def test_options_inherited_from_the_broker_are_not_passed() -> None:
         options={"visibility_timeout": 3600, "socket_timeout": 1},
         inherited=True,
     )
-    assert cluster_target(inherited).kwargs == {"decode_responses": True}
+    assert cluster_target(inherited).kwargs == dict(TEXT_REPLIES)
 
 
 def test_unknown_options_fail_at_start_up() -> None:
@@ -197,7 +198,7 @@ def test_cluster_option_on_a_redis_url() -> None:
     assert uses_cluster(plain)
     target = cluster_target(plain)
     assert target.nodes == (("h1", 7000),)
-    assert target.kwargs == {"decode_responses": True, "socket_timeout": 3}
+    assert target.kwargs == {**TEXT_REPLIES, "socket_timeout": 3}
     tls = cluster_target(config("rediss://h1:7000", {"cluster": True}))
     assert tls.tls
     assert tls.kwargs["ssl_cert_reqs"] == ssl.CERT_REQUIRED
@@ -228,7 +229,7 @@ def test_celery_redbeat_forms_take_the_client_options_of_broker_transport_option
     ``max_connections`` reaches the client, the broker's own ``visibility_timeout`` does not."""
     broker = {**options, "max_connections": 20, "socket_timeout": 2, "visibility_timeout": 3600}
     target = cluster_target(redis_config(url, options=broker, inherited=True))
-    assert target.kwargs == {"decode_responses": True, "max_connections": 20, "socket_timeout": 2}
+    assert target.kwargs == {**TEXT_REPLIES, "max_connections": 20, "socket_timeout": 2}
 
 
 def test_cluster_option_on_a_url_without_a_host_means_localhost() -> None:

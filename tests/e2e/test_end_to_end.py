@@ -429,6 +429,10 @@ def test_redbeat_demo_shows_dispatches_and_leaves_no_process(tmp_path: Path) -> 
         assert len(ran("every-minute")) >= 1, output
         assert len(ran("added-later")) >= 1, output
         assert "Every process the demo started has stopped." in output
+        # It ends with what `redbeat list` and `redbeat history` show, read from the store.
+        assert "the stored schedule at the end, as `redbeat list` shows it" in output
+        assert "`redbeat history`: the last runs" in output
+        assert re.search(r"every-2s\s+│\s+sent\s+│\s+[+-]\d+ ms\s+│\s+\S+:\d+ #1", output), output
 
         # Nothing it started is left: not its three processes, nor anything that inherited
         # its environment (valkey-server rewrites its environ, hence the pids as well).

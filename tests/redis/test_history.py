@@ -212,3 +212,95 @@ def test_the_record_round_trips_and_leaves_defaults_out() -> None:
                                             "at": 10.25}  # fmt: skip
     assert RunRecord.from_json(record.to_json()) == record
     assert RunRecord.from_json('{"name": "a", "outcome": "sent", "due_at": "NaN", "at": 1}') is None
+
+
+# ----------------------------------------------------------------------------- run now
+
+
+def test_run_now_publishes_once_records_it_and_leaves_the_schedule(
+    make_app: Callable[..., Celery], client: Any, published: dict[str, str]
+) -> None:
+    app = make_app()
+    entry = RedBeatSchedulerEntry("nightly", "tasks.nightly", schedule(3600), app=app).save()
+    score = client.zscore("redbeat::schedule", "redbeat:nightly")
+    meta = client.hget("redbeat:nightly", "meta")
+    Schedule(app).run_now("nightly", by="ops@bastion")
+    Schedule(app).run_now("nightly", by="ops@bastion")  # twice before it ran: one run
+    one_tick(app)
+    assert list(published) == ["tasks.nightly"]
+    (record,) = Schedule(app).history("nightly")
+    assert (record.outcome, record.manual, record.reason) == (
+        "sent",
+        True,
+        "run now, asked by ops@bastion",
+    )
+    assert record.task_id == published["tasks.nightly"]
+    assert client.zscore("redbeat::schedule", "redbeat:nightly") == score  # untouched
+    assert client.hget("redbeat:nightly", "meta") == meta
+    assert entry.name == "nightly"
+    published.clear()
+    one_tick(app)  # done: not again
+    assert published == {}
+    assert client.zscore("redbeat::schedule", "redbeat::run_now:nightly") is None
+    assert not client.exists("redbeat::run_now")
+
+
+def test_run_now_beside_a_regular_run_publishes_both(
+    make_app: Callable[..., Celery], client: Any
+) -> None:
+    app = make_app()
+    due_entries(app, "job")
+    Schedule(app).run_now("job")
+    sent: list[str] = []
+
+    def record(headers: Any = None, **_: Any) -> None:
+        sent.append(headers["task"])
+
+    before_task_publish.connect(record, weak=False)
+    try:
+        one_tick(app)
+    finally:
+        before_task_publish.disconnect(record)
+    assert sent == ["tasks.job", "tasks.job"]
+    assert sorted(r.manual for r in Schedule(app).history("job")) == [False, True]
+    assert json.loads(client.hget("redbeat:job", "meta"))["total_run_count"] == 1
+
+
+@pytest.mark.parametrize("delivery", ["at-most-once", "at-least-once"])
+def test_run_now_of_a_failing_task(make_app: Callable[..., Celery], delivery: str) -> None:
+    """At-least-once keeps the request for the next tick after a failed publish; at-most-once
+    marked it done before the publish, as it does any run. Either way the failure is in the
+    history, and the entry's schedule is not moved to a retry."""
+    app = make_app(redbeat_delivery=delivery)
+    app.task(name="tasks.down", base=Refusing, shared=False)(job)
+    RedBeatSchedulerEntry("down", "tasks.down", schedule(3600), app=app).save()
+    Schedule(app).run_now("down")
+    one_tick(app)
+    one_tick(app)
+    failures = [r for r in Schedule(app).history("down") if r.outcome == "failed"]
+    assert len(failures) == (2 if delivery == "at-least-once" else 1)
+    assert all(r.manual for r in failures)
+    assert Schedule(app).get("down").next_run is not None
+    nxt = Schedule(app).get("down").next_run
+    assert nxt is not None
+    assert nxt > datetime.now(UTC) + timedelta(minutes=30)
+
+
+def test_run_now_of_an_entry_deleted_meanwhile_is_recorded_unsent(
+    make_app: Callable[..., Celery], client: Any, published: dict[str, str]
+) -> None:
+    app = make_app()
+    RedBeatSchedulerEntry("gone", "tasks.gone", schedule(3600), app=app).save()
+    Schedule(app).run_now("gone", by="ops")
+    client.delete("redbeat:gone")
+    one_tick(app)
+    assert published == {}
+    (record,) = Schedule(app).history()
+    assert (record.outcome, record.manual) == ("unsent", True)
+    assert record.reason == "run now, asked by ops: the entry was deleted before it could run"
+    assert client.zscore("redbeat::schedule", "redbeat::run_now:gone") is None  # done
+
+
+def test_run_now_of_an_unknown_entry_is_an_error(make_app: Callable[..., Celery]) -> None:
+    with pytest.raises(KeyError, match="nope"):
+        Schedule(make_app()).run_now("nope")

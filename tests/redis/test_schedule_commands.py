@@ -238,10 +238,34 @@ def test_history_shows_what_a_beat_ran(workdir: Path, redbeat_url: str, make_app
     assert "nope" in missing.stderr
 
 
+def test_run_asks_the_leader_for_one_run(workdir: Path, redbeat_url: str, make_app: Any) -> None:
+    from redbeat import RedBeatScheduler
+
+    base = ("redbeat", "-A", "proj")
+    ok(run(workdir, redbeat_url, *base, "add", "nightly", "tasks.report", "--cron", "0 3 * * *"))
+    said = ok(run(workdir, redbeat_url, *base, "run", "nightly", "--by", "ops@bastion"))
+    assert said == "asked the leading beat to run nightly once, at its next tick\n"
+    scheduler = RedBeatScheduler(app=make_app())
+    try:
+        scheduler.tick()
+    finally:
+        scheduler.close()
+    (record,) = json.loads(ok(run(workdir, redbeat_url, *base, "history", "nightly", "--json")))
+    assert (record["outcome"], record["manual"], record["reason"]) == (
+        "sent",
+        True,
+        "run now, asked by ops@bastion",
+    )
+    shown = json.loads(ok(run(workdir, redbeat_url, *base, "show", "nightly", "--json")))
+    assert shown["total_run_count"] == 0  # a manual run is not one of the schedule's
+    missing = run(workdir, redbeat_url, *base, "run", "nope")
+    assert (missing.returncode, "nope" in missing.stderr) == (1, True)
+
+
 def test_help_lists_every_schedule_command(workdir: Path, redbeat_url: str) -> Any:
     text = ok(run(workdir, redbeat_url, "redbeat", "--help"))
-    for command in ("list", "show", "next", "add", "edit", "enable", "disable", "delete", "history",
-                    "quarantine", "export", "import", "demo"):  # fmt: skip
+    for command in ("list", "show", "next", "add", "edit", "enable", "disable", "delete",
+                    "history", "run", "quarantine", "export", "import", "demo"):  # fmt: skip
         assert f"  {command} " in text
 
 

@@ -27,6 +27,7 @@ import redbeat_sentinel.backend
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import ConfigurationError
 from redbeat_core.runtime import get_runtime
+from redbeat_redis.connection import TEXT_REPLIES
 from redbeat_redis.retry import RetryingConnection
 from redbeat_redis.settings import RedisSettings
 from redbeat_sentinel import SCHEMES, read_settings
@@ -79,7 +80,7 @@ def test_url_names_sentinels_service_and_db(settings_of: Any) -> None:
     assert settings.sentinels == (("h1", 26379), ("h2", 26380), ("h3", 26379))
     assert settings.service_name == "mymaster"
     assert settings.db == 3
-    assert settings.connection_kwargs == {"decode_responses": True, "db": 3}
+    assert settings.connection_kwargs == {**TEXT_REPLIES, "db": 3}
     assert settings.sentinel_kwargs is None
     assert not settings.tls
     assert settings.form == "url"
@@ -131,7 +132,7 @@ def test_explicit_options_go_to_the_master_sentinel_kwargs_to_the_sentinels(
         },
     )
     assert settings.connection_kwargs == {
-        "decode_responses": True,
+        **TEXT_REPLIES,
         "socket_timeout": 2.0,
         "socket_connect_timeout": 3,
         "credential_provider": provider,
@@ -145,7 +146,7 @@ def test_inherited_broker_transport_options_are_left_to_the_broker(settings_of: 
         "redis+sentinel://h1/m",
         broker_transport_options={"visibility_timeout": 3600, "sentinel_kwargs": {"x": 1}},
     )
-    assert settings.connection_kwargs == {"decode_responses": True, "db": 0}
+    assert settings.connection_kwargs == {**TEXT_REPLIES, "db": 0}
     assert settings.sentinel_kwargs is None
 
 

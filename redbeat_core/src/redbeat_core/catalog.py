@@ -33,6 +33,7 @@ from redbeat_core.entry import RedBeatSchedulerEntry, has_own_clock, schedule_at
 from redbeat_core.exceptions import EntryDecodeError, InvalidEntryError, RedBeatError
 from redbeat_core.history import HistoryStore, RunRecord, decode_records
 from redbeat_core.locks import LockStatus
+from redbeat_core.manual import RunRequestStore
 from redbeat_core.model import EntryPolicy
 from redbeat_core.runtime import Runtime, get_runtime
 from redbeat_core.typing import StoredEntry
@@ -329,6 +330,25 @@ class Schedule:
         entry.policy = EntryPolicy(extra=entry.policy.extra)
         entry.save()
         return self.get(name)
+
+    def run_now(self, name: str, by: str | None = None) -> None:
+        """Ask the leading beat to publish the entry once, at its next tick (a leader wakes at
+        least every lock renewal, ``redbeat_lock_timeout`` / 3: 3.3 s by default), outside
+        its schedule: its next run, last run and run count stay as they are. Recorded in the
+        history as a manual run with who asked (default this user at this host). A second
+        request before the first ran is one run. :class:`EntryNotFoundError` when no entry is
+        stored; :class:`RedBeatError` when the storage takes no requests (see
+        :mod:`redbeat_core.manual`)."""
+        runtime = self._runtime
+        store = runtime.store
+        if store.load(name) is None:
+            raise EntryNotFoundError(name)
+        if not isinstance(store, RunRequestStore):
+            raise RedBeatError(
+                f"{type(store).__name__} takes no run-now requests (RunRequestStore); run the "
+                f"task directly: app.send_task({self.get(name).task!r})"
+            )
+        store.request_run(name, by or _operator(), time.time())
 
     def delete(self, name: str) -> None:
         """Delete the entry; :class:`EntryNotFoundError` when none is stored."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Final
 
 import attrs
@@ -47,12 +47,14 @@ BROKER_DOWN_AFTER: Final = 3
 
 @attrs.frozen
 class Sent:
-    """One publish, for the run history: the stored name, due and publish times, task id."""
+    """One publish, for the run history: the stored name, due and publish times, task id,
+    and its place in the tick's list of runs."""
 
     name: str
     due_at: float
     published_at: float
     task_id: str | None
+    index: int = 0
 
 
 @attrs.frozen
@@ -73,6 +75,61 @@ class Published:
     sent: tuple[Sent, ...] = ()
     #: Why each failed run failed (the exception, one line), and why the unsent were not sent.
     reasons: dict[str, str] = attrs.field(factory=dict)
+    #: The places of the failed and unsent runs in the tick's list of runs.
+    failed_at: tuple[int, ...] = ()
+    unsent_at: tuple[int, ...] = ()
+
+    def without(self, places: Collection[int]) -> Published:
+        """The same, leaving out the runs at ``places`` (the run-now runs, which have no
+        schedule to retry them on)."""
+        if not places:
+            return self
+        failed = [
+            (i, n) for i, n in zip(self.failed_at, self.failed, strict=True) if i not in places
+        ]
+        unsent = [
+            (i, n) for i, n in zip(self.unsent_at, self.unsent, strict=True) if i not in places
+        ]
+        return attrs.evolve(
+            self,
+            failed=tuple(n for _, n in failed),
+            failed_at=tuple(i for i, _ in failed),
+            unsent=tuple(n for _, n in unsent),
+            unsent_at=tuple(i for i, _ in unsent),
+            sent=tuple(s for s in self.sent if s.index not in places),
+        )
+
+
+@attrs.define
+class _Tally:
+    """What a dispatch did so far, turned into :class:`Published` at its end."""
+
+    sent: list[Sent] = attrs.Factory(list)
+    failed: list[str] = attrs.Factory(list)
+    failed_at: list[int] = attrs.Factory(list)
+    reasons: dict[str, str] = attrs.Factory(dict)
+    late: int = 0
+
+    def note_sent(self, sent: Sent) -> None:
+        if sent.published_at - sent.due_at > LATE_AFTER:
+            self.late += 1
+        self.sent.append(sent)
+
+    def note_failed(self, name: str, index: int, exc: BaseException) -> None:
+        self.failed.append(name)
+        self.failed_at.append(index)
+        self.reasons[name] = _why(exc)
+
+    def result(self, unsent: tuple[str, ...] = (), unsent_at: tuple[int, ...] = ()) -> Published:
+        return Published(
+            tuple(self.failed),
+            unsent,
+            self.late,
+            tuple(self.sent),
+            self.reasons,
+            tuple(self.failed_at),
+            unsent_at,
+        )
 
 
 def publish(
@@ -88,13 +145,10 @@ def publish(
     plugins = scheduler.plugins
     observed = bool(plugins.after_dispatch)
     dispatched: list[Dispatched] = []
-    sent: list[Sent] = []
-    failed: list[str] = []
-    reasons: dict[str, str] = {}
+    tally = _Tally()
     producer = scheduler.producer
     stop: BaseException | None = None
     failing = 0
-    late = 0
     for index, (name, entry, due_at) in enumerate(due):
         # Prepared ahead (prepare_ahead): never published before its due time. A loop, as
         # sleep keeps the monotonic clock and the due time is on the wall clock.
@@ -112,8 +166,8 @@ def publish(
         if why is not None:
             unsent = tuple(n for n, _, _ in due[index:])
             _log_unsent(unsent, at_most_once, why)
-            reasons.update(dict.fromkeys(unsent, why))
-            done = Published(tuple(failed), unsent, late, tuple(sent), reasons)
+            tally.reasons.update(dict.fromkeys(unsent, why))
+            done = tally.result(unsent, tuple(range(index, len(due))))
             return _done(scheduler, observed, dispatched, done, stop)
         logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
         try:
@@ -124,8 +178,7 @@ def publish(
             continue
         except Exception as exc:
             failing += 1
-            failed.append(name)
-            reasons[name] = _why(exc)
+            tally.note_failed(name, index, exc)
             logger.exception(
                 "beat: cannot publish %r: %s%s",
                 entry.name,
@@ -138,13 +191,10 @@ def publish(
             continue
         failing = 0
         published_at = time.time()
-        if published_at - due_at > LATE_AFTER:
-            late += 1
-        sent.append(Sent(name, due_at, published_at, getattr(result, "id", None)))
+        tally.note_sent(Sent(name, due_at, published_at, getattr(result, "id", None), index))
         if observed:
             dispatched.append(Dispatched(entry, due_at, published_at, result))
-    done = Published(tuple(failed), (), late, tuple(sent), reasons)
-    return _done(scheduler, observed, dispatched, done, stop)
+    return _done(scheduler, observed, dispatched, tally.result(), stop)
 
 
 def _done(

@@ -37,7 +37,7 @@ OUTCOMES: Final[tuple[str, ...]] = get_args(Outcome)
 
 #: Defaults of ``redbeat_history_per_entry`` and ``redbeat_history_total``. Ten per entry is
 #: Sidekiq-Cron's default, enough to see a pattern; a million entries with ten records each
-#: take about 1.5 GB in Redis, which is why the per-entry count is a setting (0: none).
+#: take about 1.5 GB of storage, which is why the per-entry count is a setting (0: none).
 DEFAULT_PER_ENTRY: Final = 10
 DEFAULT_TOTAL: Final = 10_000
 

@@ -247,6 +247,20 @@ class Settled:
     publish: tuple[tuple[str, RedBeatSchedulerEntry, float], ...] = ()
     updates: tuple[EntryUpdate, ...] = ()
     skipped: tuple[Skipped, ...] = ()
+    #: The runs of :attr:`publish` an operator asked for (run now), by index: who asked.
+    manual: Mapping[int, str | None] = attrs.field(factory=dict)
+
+    def with_manual(
+        self, runs: Sequence[tuple[str, RedBeatSchedulerEntry, float, str | None]]
+    ) -> Settled:
+        """The same tick, with run-now runs published after the scheduled ones."""
+        if not runs:
+            return self
+        first = len(self.publish)
+        manual = dict(self.manual)
+        manual.update({first + i: by for i, (_, _, _, by) in enumerate(runs)})
+        publish = self.publish + tuple((name, entry, at) for name, entry, at, _ in runs)
+        return attrs.evolve(self, publish=publish, manual=manual)
 
     def leave_due(self, retry_at: Mapping[str, float]) -> Settled:
         """The same tick, with the runs named in ``retry_at`` left unrun: their entries keep
@@ -259,7 +273,7 @@ class Settled:
             for u in self.updates
         )
         publish = tuple(item for item in self.publish if item[0] not in retry_at)
-        return Settled(publish=publish, updates=updates, skipped=self.skipped)
+        return Settled(publish=publish, updates=updates, skipped=self.skipped)  # counts only
 
 
 def settle(plan: Plan, decisions: Mapping[int, Decision], *, codec: Codec) -> Settled:

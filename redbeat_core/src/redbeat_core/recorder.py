@@ -18,6 +18,7 @@ import attrs
 
 from redbeat_core.exceptions import RedBeatError
 from redbeat_core.history import HistoryLimits, HistoryStore, Outcome, RunRecord
+from redbeat_core.typing import RunRequest
 
 if TYPE_CHECKING:
     from redbeat_core.dispatch import Published
@@ -65,8 +66,8 @@ class RunRecorder:
         before its publish), and the plugins' skips and postponements."""
         now = time.time()
         records = [
-            self._record(name, "sent", due_at, now, author, entry.options.get(TASK_ID), None)
-            for name, entry, due_at in settled.publish
+            self._record(settled, index, "sent", now, author, None)
+            for index in range(len(settled.publish))
         ]
         return records + self._decided(settled, author, now)
 
@@ -76,7 +77,7 @@ class RunRecorder:
         """At-least-once, after the publishes: what each run became."""
         now = time.time()
         records = [
-            self._record(s.name, "sent", s.due_at, s.published_at, author, s.task_id, None)
+            self._record(settled, s.index, "sent", s.published_at, author, None, s.task_id)
             for s in published.sent
         ]
         records += self.unpublished_runs(settled, published, author)
@@ -86,26 +87,36 @@ class RunRecorder:
         self, settled: Settled, published: Published, author: Author
     ) -> list[RunRecord]:
         """The runs whose publish failed or was not tried."""
-        if not published.failed and not published.unsent:
-            return []
         now = time.time()
-        due = {name: (entry, due_at) for name, entry, due_at in settled.publish}
         records = []
-        for outcome, names in (("failed", published.failed), ("unsent", published.unsent)):
-            for name in names:
-                entry, due_at = due[name]
-                records.append(
-                    self._record(
-                        name,
-                        outcome,  # type: ignore[arg-type]
-                        due_at,
-                        now,
-                        author,
-                        entry.options.get(TASK_ID),
-                        published.reasons.get(name),
-                    )
-                )
+        kinds: tuple[tuple[Outcome, tuple[int, ...], tuple[str, ...]], ...] = (
+            ("failed", published.failed_at, published.failed),
+            ("unsent", published.unsent_at, published.unsent),
+        )
+        for outcome, places, names in kinds:
+            for index, name in zip(places, names, strict=True):
+                reason = published.reasons.get(name)
+                records.append(self._record(settled, index, outcome, now, author, reason))
         return records
+
+    def dropped_requests(
+        self, dropped: Sequence[tuple[RunRequest, str]], author: Author
+    ) -> list[RunRecord]:
+        """Run-now requests that could not run (the entry is gone or unreadable)."""
+        now = time.time()
+        return [
+            RunRecord(
+                name=request.name,
+                outcome="unsent",
+                due_at=request.requested_at,
+                at=now,
+                beat=author.beat,
+                epoch=author.epoch,
+                reason=f"{_asked(request.by)}: {reason}",
+                manual=True,
+            )
+            for request, reason in dropped
+        ]
 
     def append(self, records: Sequence[RunRecord]) -> None:
         """Write records outside a commit. History never stops scheduling: a failure is
@@ -119,35 +130,49 @@ class RunRecorder:
 
     def _decided(self, settled: Settled, author: Author, now: float) -> list[RunRecord]:
         return [
-            self._record(
-                skipped.entry.name,
-                "skipped" if skipped.decision.action == "skip" else "postponed",
-                skipped.due_at,
-                now,
-                author,
-                None,
-                f"{skipped.decision.reason} (plugin {skipped.decision.plugin or '?'})",
+            RunRecord(
+                name=skipped.entry.name,
+                outcome="skipped" if skipped.decision.action == "skip" else "postponed",
+                due_at=skipped.due_at,
+                at=now,
+                beat=author.beat,
+                epoch=author.epoch,
+                reason=f"{skipped.decision.reason} (plugin {skipped.decision.plugin or '?'})",
             )
             for skipped in settled.skipped
         ]
 
     @staticmethod
     def _record(
-        name: str,
+        settled: Settled,
+        index: int,
         outcome: Outcome,
-        due_at: float,
         at: float,
         author: Author,
-        task_id: Any,
         reason: str | None,
+        task_id: str | None = None,
     ) -> RunRecord:
+        """The record of the run at ``index`` of the tick's runs."""
+        name, entry, due_at = settled.publish[index]
+        manual = index in settled.manual
+        if manual:
+            asked = _asked(settled.manual[index])
+            reason = asked if reason is None else f"{asked}: {reason}"
+        if task_id is None:
+            given = entry.options.get(TASK_ID)
+            task_id = None if given is None else str(given)
         return RunRecord(
             name=name,
             outcome=outcome,
             due_at=due_at,
             at=at,
-            task_id=None if task_id is None else str(task_id),
+            task_id=task_id,
             beat=author.beat,
             epoch=author.epoch,
             reason=reason,
+            manual=manual,
         )
+
+
+def _asked(by: str | None) -> str:
+    return f"run now, asked by {by}" if by else "run now"

@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from celery.beat import Scheduler
 from celery.utils.time import humanize_seconds
@@ -39,6 +39,7 @@ from redbeat_core.entry import RedBeatSchedulerEntry
 from redbeat_core.exceptions import BrokenStoreError, EntryDecodeError, StoreUnavailableError
 from redbeat_core.history import RunRecord
 from redbeat_core.locks import beat_identity
+from redbeat_core.manual import ManualRuns, take_requests
 from redbeat_core.planning import Plan, Settled, TickTime, plan_tick, settle
 from redbeat_core.plugins import PluginManager
 from redbeat_core.recorder import Author, RunRecorder
@@ -236,7 +237,8 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         self._check_skew(claim.server_time, now)
         for item in claim.quarantined:
             self._report_quarantine(item.name, item.reason)
-        interval = self._run_claim(claim, now) if claim.entries else self._sleep_for(claim, ())
+        busy = claim.entries or claim.requests
+        interval = self._run_claim(claim, now) if busy else self._sleep_for(claim, ())
         if self._summary.due():
             self._log_summary()
         if self.plugins.tick:
@@ -339,6 +341,9 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
                 budget=budget,
             )
         settled = settle(plan, self._decide(plan, now), codec=runtime.codec)
+        manual = self._take_requests(claim)
+        settled = settled.with_manual(manual.runs)
+        requested = [request.name for request in claim.requests]
         at_most_once = config.delivery == "at-most-once"
         recorder = self._recorder
         try:
@@ -348,19 +353,27 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
                     if recorder.enabled:
                         recorder.give_task_ids(settled)
                         history = recorder.committed_runs(settled, self._author())
-                    if not self._commit(plan, settled, history):
+                        history += recorder.dropped_requests(manual.dropped, self._author())
+                    if not self._commit(plan, settled, history, requested):
                         return self._lost_lock("expired")
                     self._report_stored(plan, settled)
                     published = self._dispatch(settled.publish, at_most_once=at_most_once)
                 if recorder.enabled:  # one more write, only when a publish failed
                     recorder.append(recorder.unpublished_runs(settled, published, self._author()))
+                published = published.without(settled.manual)
             else:
                 published = self._dispatch(settled.publish, at_most_once=at_most_once)
                 history = []
                 if recorder.enabled:
                     history = recorder.published_runs(settled, published, self._author())
+                    history += recorder.dropped_requests(manual.dropped, self._author())
+                # A run-now whose publish failed stays requested: the next tick tries again.
+                failed = set(published.failed_at) | set(published.unsent_at)
+                retried = {settled.publish[i][0] for i in failed if i in settled.manual}
+                requested = [name for name in requested if name not in retried]
+                published = published.without(settled.manual)
                 settled = settled.leave_due(self._retry_times(published))
-                if not self._commit(plan, settled, history):
+                if not self._commit(plan, settled, history, requested):
                     return self._lost_lock("expired")
                 self._report_stored(plan, settled)
         except StoreUnavailableError as exc:
@@ -440,15 +453,39 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         fence = self._lock().fence
         return Author(beat_identity(), fence.epoch if fence is not None else 0)
 
-    def _commit(self, plan: Plan, settled: Settled, history: Sequence[RunRecord] = ()) -> bool:
-        if not settled.updates and not plan.quarantine and not history:
+    def _take_requests(self, claim: ClaimResult) -> ManualRuns:
+        """The run-now requests the claim returned, decoded (:mod:`redbeat_core.manual`)."""
+        if not claim.requests:
+            return ManualRuns()
+        runtime = self._runtime
+        return take_requests(
+            claim.requests,
+            app=self.app,
+            codec=runtime.codec,
+            clock=self.app.now,
+            entry_class=self.Entry,
+        )
+
+    def _commit(
+        self,
+        plan: Plan,
+        settled: Settled,
+        history: Sequence[RunRecord] = (),
+        requests_done: Sequence[str] = (),
+    ) -> bool:
+        if not settled.updates and not plan.quarantine and not history and not requests_done:
             return True
         sent = time.monotonic()
         store = self._runtime.store
         fence = self._lock().fence
-        if history:
-            committed = self._recorder.store.commit(  # type: ignore[union-attr]
-                fence, settled.updates, plan.quarantine, history=history, limits=self.config.history
+        extra: dict[str, Any] = {}
+        if history:  # the store is a HistoryStore (see RunRecorder.for_store)
+            extra.update(history=history, limits=self.config.history)
+        if requests_done:  # the store returned requests: it is a RunRequestStore
+            extra["requests_done"] = requests_done
+        if extra:
+            committed = bool(
+                cast(Any, store).commit(fence, settled.updates, plan.quarantine, **extra)
             )
         else:
             committed = store.commit(fence, settled.updates, plan.quarantine)

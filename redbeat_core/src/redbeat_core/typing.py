@@ -64,6 +64,19 @@ class Fence:
 
 
 @attrs.frozen
+class RunRequest:
+    """An operator's request to run an entry now, once (``Schedule.run_now``), as a claim
+    returns it: the entry as stored (None when it was deleted since), when it was asked for
+    and by whom. The run is published at the claiming tick, outside the entry's schedule, and
+    the commit marks the request done (``requests_done``)."""
+
+    name: str
+    stored: StoredEntry | None
+    requested_at: float
+    by: str | None = None
+
+
+@attrs.frozen
 class ClaimResult:
     """What one scheduling read returns.
 
@@ -82,6 +95,8 @@ class ClaimResult:
     next_due: float | None = None
     server_time: float | None = None
     quarantined: Sequence[Quarantine] = ()
+    #: Run-now requests due (stores with the ``RunRequestStore`` capability only).
+    requests: Sequence[RunRequest] = ()
 
 
 @attrs.frozen

@@ -35,12 +35,13 @@ _SCRIPTS: Final = ("evalsha", "script|load")
 #: The commands of each feature (ACL names, ``command|subcommand``), by what the feature does.
 FEATURES: Final[Mapping[str, tuple[str, ...]]] = {
     # Start-up (statics sync: smembers, load.lua, write.lua), the lock (acquire_lock.lua,
-    # release_lock.lua) and the tick (claim.lua, commit.lua, which quarantines and writes the
-    # run history: without lpush/ltrim the beat schedules, but records no history).
+    # release_lock.lua) and the tick (claim.lua, which reads run-now requests, commit.lua,
+    # which quarantines and writes the run history: without lpush/ltrim the beat schedules,
+    # but records no history).
     "beat": (
         *_SCRIPTS, "time", "get", "set", "pexpire", "incr", "del", "type", "hset", "hsetnx",
         "hdel", "hmget", "zadd", "zrem", "zrange", "zrangebyscore", "zscore", "sadd", "smembers",
-        "zremrangebyscore", "lpush", "ltrim",
+        "zremrangebyscore", "lpush", "ltrim", "hget",
     ),
     # RedBeatSchedulerEntry from any process: save, delete (write.lua), from_key / load
     # (load.lua), reschedule / next (commit.lua without a lock), rank.

@@ -16,6 +16,7 @@ knows, and an ACL refusal into its :class:`~redbeat_core.exceptions.StorePermiss
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -33,6 +34,7 @@ from redbeat_core.typing import (
     EntryUpdate,
     Fence,
     Quarantine,
+    RunRequest,
     StoredEntry,
 )
 from redbeat_redis import acl, scripts
@@ -53,8 +55,9 @@ BROKEN_KEY_ERROR = "REDBEATKEY"
 _SCHEDULE = ("the schedule", "a sorted set")
 _STATICS = ("the static entries", "a set")
 _QUARANTINE = ("the quarantine", "a hash")
-_CLAIM_HEADER = 5
+_CLAIM_HEADER = 6
 _CLAIM_STRIDE = 5
+_REQUEST_STRIDE = 6
 
 
 def call_translated(client: Any, retry: RetryPolicy, operation: Callable[[], T]) -> T:
@@ -127,6 +130,23 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
+def _request(
+    name: Any, score: Any, definition: Any, meta: Any, policy: Any, request: Any
+) -> RunRequest:
+    """A run-now request from ``claim.lua``'s reply (see its header)."""
+    text = _text(name) or ""
+    stored = None
+    if definition or meta or policy:
+        stored = StoredEntry(text, _text(definition), _text(meta), _text(policy), float(score))
+    by = None
+    try:
+        found = json.loads(_text(request) or "{}")
+        by = found.get("by") if isinstance(found, dict) else None
+    except ValueError:
+        pass  # another program's value: who asked is not known
+    return RunRequest(text, stored, float(score), None if by is None else str(by))
+
+
 def _wire(text: str) -> str | bytes:
     """``text`` as sent: itself, or, when it holds bytes that were not UTF-8 (see
     :func:`_text`), those bytes. redis-py would encode it strictly (hiredis always does) and
@@ -195,6 +215,15 @@ class RedisKeys:
     def entry_history(self, name: str) -> str:
         return self.history + ":" + name
 
+    @property
+    def requests(self) -> str:
+        """The hash of run-now requests: entry name -> who asked and when (JSON)."""
+        return self.prefix + ":run_now"
+
+    def request(self, name: str) -> str:
+        """A run-now request's member in the schedule."""
+        return self.prefix + ":run_now:" + name
+
     def name(self, key: str) -> str:
         return key[len(self.prefix) :] if key.startswith(self.prefix) else key
 
@@ -261,10 +290,15 @@ class RedisStore(StoreBase):
         server_time = int(reply[1]) + int(reply[2]) / 1_000_000
         next_due = _text(reply[3])
         moved = int(reply[4])
-        first = _CLAIM_HEADER + 2 * moved
+        asked = int(reply[5])
+        start = _CLAIM_HEADER + 2 * moved
+        first = start + _REQUEST_STRIDE * asked
         quarantined = [
             Quarantine(self.keys.name(_text(reply[i]) or ""), _text(reply[i + 1]) or "")
-            for i in range(_CLAIM_HEADER, first, 2)
+            for i in range(_CLAIM_HEADER, start, 2)
+        ]
+        requests = [
+            _request(*reply[i : i + _REQUEST_STRIDE]) for i in range(start, first, _REQUEST_STRIDE)
         ]
         entries = []
         for i in range(first, len(reply), _CLAIM_STRIDE):
@@ -284,7 +318,18 @@ class RedisStore(StoreBase):
             next_due=float(next_due) if next_due is not None else None,
             server_time=server_time,
             quarantined=quarantined,
+            requests=requests,
         )
+
+    def request_run(self, name: str, by: str | None, at: float) -> None:
+        """A run-now request: who asked in ``<prefix>:run_now``, then the request's member in
+        the schedule, scored ``at`` (the next claim returns it). One round trip; a second
+        request before the first is done replaces it."""
+        request = json.dumps({"by": by, "at": at})
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(self.keys.requests, _wire(name), request)
+        pipe.zadd(self.keys.schedule, {_wire(self.keys.request(name)): at})
+        self._call(pipe.execute)
 
     def commit(
         self,
@@ -294,11 +339,14 @@ class RedisStore(StoreBase):
         *,
         history: Sequence[RunRecord] = (),
         limits: HistoryLimits = HistoryLimits(),  # noqa: B008 (frozen)
+        requests_done: Sequence[str] = (),
     ) -> bool:
-        """``commit.lua``: the updates, quarantines and run records, one round trip."""
+        """``commit.lua``: the updates, quarantines, run-now requests done and run records,
+        one round trip."""
         keys = [self.keys.schedule, self.keys.quarantine]
         args: list[Any] = ["", 0, len(updates), len(quarantine), len(history)]
         args += [limits.per_entry, limits.total, self.keys.history]
+        args += [len(requests_done), self.keys.requests]
         if fence is not None:
             keys.append(fence.key)
             args[0:2] = [fence.token, _ms(fence.ttl)]
@@ -307,6 +355,8 @@ class RedisStore(StoreBase):
             args += [_wire(entry_key(update.name)), update.meta or "", _score_arg(update.score)]
         for item in quarantine:
             args += [_wire(entry_key(item.name)), _wire(item.reason)]
+        for name in requests_done:
+            args += [_wire(self.keys.request(name)), _wire(name)]
         entry_history = self.keys.entry_history
         for record in history:
             args += [_wire(entry_history(record.name)), _wire(record.to_json())]

@@ -340,12 +340,14 @@ def _celery_redbeat_form(
         )
     db = _check_db(options.get("db", 0), "redbeat_redis_options['db']")
 
-    # Exactly the arguments celery-redbeat 2.4.2 gives redis.sentinel.Sentinel.
+    # Exactly the arguments celery-redbeat 2.4.2 gives redis.sentinel.Sentinel (strict
+    # decoding: the beat's claims are read undecoded, so a stored byte that is not UTF-8
+    # stops only a listing that meets it).
     kwargs: dict[str, Any] = {
         "socket_timeout": options.get("socket_timeout"),
         "password": options.get("password"),
         "db": db,
-        **TEXT_REPLIES,
+        "decode_responses": True,
         "credential_provider": options.get("credential_provider"),
     }
     if isinstance(redis.use_ssl, dict):

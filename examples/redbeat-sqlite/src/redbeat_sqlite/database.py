@@ -41,8 +41,8 @@ from redbeat_core.exceptions import ConfigurationError, StoreUnavailableError
 SCHEME: Final = "sqlite"
 DEFAULT_TIMEOUT: Final = 5.0
 #: ``PRAGMA user_version`` of the schema below; a newer file is refused rather than misread.
-#: 2 added the run history tables (``entry_runs``, ``runs``); a version-1 file gets them when
-#: it is opened.
+#: 2 added the run history (``entry_runs``, ``runs``) and run-now (``run_requests``) tables;
+#: a version-1 file gets them when it is opened.
 SCHEMA_VERSION: Final = 2
 #: Seconds between two tries of a statement that does not wait for the busy timeout by itself.
 _BUSY_POLL: Final = 0.005
@@ -75,6 +75,12 @@ SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS runs (
         id     INTEGER PRIMARY KEY AUTOINCREMENT,
         record TEXT NOT NULL
+    )""",
+    # Run-now requests (redbeat_core.manual): one per entry, returned by the next claim.
+    """CREATE TABLE IF NOT EXISTS run_requests (
+        name         TEXT PRIMARY KEY NOT NULL,
+        requested_at REAL NOT NULL,     -- Unix seconds
+        by           TEXT               -- who asked
     )""",
     """CREATE TABLE IF NOT EXISTS lease (
         key        TEXT PRIMARY KEY NOT NULL,   -- the lock's name (redbeat_lock_key)

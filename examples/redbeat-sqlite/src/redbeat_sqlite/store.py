@@ -25,7 +25,14 @@ import attrs
 
 from redbeat_core.history import HistoryLimits, RunRecord
 from redbeat_core.stores import StoreBase
-from redbeat_core.typing import ClaimResult, EntryUpdate, Fence, Quarantine, StoredEntry
+from redbeat_core.typing import (
+    ClaimResult,
+    EntryUpdate,
+    Fence,
+    Quarantine,
+    RunRequest,
+    StoredEntry,
+)
 from redbeat_sqlite.database import NOW, Database
 
 #: Names per ``IN (...)`` query: well under SQLite's smallest host-parameter limit (999).
@@ -38,6 +45,11 @@ WHERE key = :key AND token = :token AND expires_at > {NOW}
 _DUE: Final = """
 SELECT name, score, definition, meta, policy FROM entries
 WHERE score IS NOT NULL ORDER BY score, name LIMIT ?
+"""
+_REQUESTS: Final = """
+SELECT r.name, r.requested_at, r.by, e.definition, e.meta, e.policy
+FROM run_requests r LEFT JOIN entries e ON e.name = r.name
+WHERE r.requested_at <= ? ORDER BY r.requested_at
 """
 _SAVE: Final = """
 INSERT INTO entries (name, definition, meta, policy, score) VALUES (?, ?, ?, ?, ?)
@@ -110,6 +122,15 @@ class SqliteStore(StoreBase):
             server_time = float(conn.execute(f"SELECT {NOW}").fetchone()[0])
             # limit + 1: the extra row, if any, says when the next tick is due.
             rows = conn.execute(_DUE, (limit + 1,)).fetchall()
+            requests = [
+                RunRequest(
+                    name,
+                    None if definition is None else StoredEntry(name, definition, meta, policy),
+                    float(at),
+                    by,
+                )
+                for name, at, by, definition, meta, policy in conn.execute(_REQUESTS, (now,))
+            ]
         entries: list[StoredEntry] = []
         next_due: float | None = None
         for name, score, definition, meta, policy in rows:
@@ -117,7 +138,13 @@ class SqliteStore(StoreBase):
                 next_due = float(score)
                 break
             entries.append(StoredEntry(name, definition, meta, policy, float(score)))
-        return ClaimResult(owned=True, entries=entries, next_due=next_due, server_time=server_time)
+        return ClaimResult(
+            owned=True,
+            entries=entries,
+            next_due=next_due,
+            server_time=server_time,
+            requests=requests,
+        )
 
     def commit(
         self,
@@ -127,6 +154,7 @@ class SqliteStore(StoreBase):
         *,
         history: Sequence[RunRecord] = (),
         limits: HistoryLimits = HistoryLimits(),  # noqa: B008 (frozen)
+        requests_done: Sequence[str] = (),
     ) -> bool:
         with self.database.transaction(write=True) as conn:
             if fence is not None and not _extend(conn, fence):
@@ -144,9 +172,21 @@ class SqliteStore(StoreBase):
                 "ON CONFLICT (name) DO UPDATE SET reason = excluded.reason",
                 [(q.name, q.reason) for q in quarantine],
             )
+            conn.executemany(
+                "DELETE FROM run_requests WHERE name = ?", [(name,) for name in requests_done]
+            )
             if history:
                 _record(conn, history, limits)
         return True
+
+    def request_run(self, name: str, by: str | None, at: float) -> None:
+        with self.database.transaction(write=True) as conn:
+            conn.execute(
+                "INSERT INTO run_requests (name, requested_at, by) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET requested_at = excluded.requested_at, "
+                "by = excluded.by",
+                (name, at, by),
+            )
 
     def append_history(self, records: Sequence[RunRecord], limits: HistoryLimits) -> None:
         with self.database.transaction(write=True) as conn:

@@ -58,6 +58,7 @@ import pytest
 
 from redbeat_core.exceptions import StoreUnavailableError
 from redbeat_core.history import HistoryLimits, HistoryStore, RunRecord, decode_records
+from redbeat_core.manual import RunRequestStore
 from redbeat_core.testing.concurrency import fork_and_wait, run_together
 from redbeat_core.testing.declared import DeclaredFixture, check_declared, needs
 from redbeat_core.testing.interruptible import InterruptibleStore
@@ -475,6 +476,52 @@ class StoreContract:
         assert _runs(keeper.history("kept", 10)) == [("kept", 1)]
         # the schedule's history keeps what the entry did until it is pushed out
         assert ("gone", 1) in _runs(keeper.history(None, 10))
+
+    # ------------------------------------------------------------------ run now
+
+    def _request_store(self, store: ScheduleStore) -> RunRequestStore:
+        if not isinstance(store, RunRequestStore):
+            pytest.skip(
+                f"{type(store).__name__} takes no run-now requests (RunRequestStore): "
+                "`redbeat run` and Schedule.run_now() refuse with a message"
+            )
+        return store
+
+    def test_a_run_request_is_claimed_with_its_entry_until_done(self, store: ScheduleStore) -> None:
+        """A request comes back from every claim, with the entry as stored and who asked,
+        whatever the entry's own due time, until a commit marks it done; the entry's schedule
+        is untouched."""
+        asker = self._request_store(store)
+        store.save(entry("job", NOW + 3600))
+        asker.request_run("job", "ops@host", NOW - 1)
+        asker.request_run("job", "ops@host", NOW - 1)  # asked twice: one request
+        for _ in range(2):
+            claim = store.claim_due(None, NOW, 10)
+            assert list(claim.entries) == []
+            (request,) = claim.requests
+            assert (request.name, request.by) == ("job", "ops@host")
+            assert request.requested_at == pytest.approx(NOW - 1, abs=1e-3)
+            assert request.stored is not None
+            assert request.stored.definition == entry("job", None).definition
+        assert asker.commit(None, [], requests_done=["job"])
+        assert list(store.claim_due(None, NOW, 10).requests) == []
+        ((name, score),) = store.scheduled()
+        assert name == "job"
+        assert score == pytest.approx(NOW + 3600, abs=1e-3)
+
+    def test_a_request_for_a_deleted_entry_comes_without_it(self, store: ScheduleStore) -> None:
+        asker = self._request_store(store)
+        store.save(entry("gone", NOW + 3600))
+        asker.request_run("gone", None, NOW - 1)
+        store.delete("gone")
+        (request,) = store.claim_due(None, NOW, 10).requests
+        assert request.stored is None or request.stored.definition is None
+
+    def test_a_request_is_not_claimed_before_its_time(self, store: ScheduleStore) -> None:
+        asker = self._request_store(store)
+        store.save(entry("job", NOW + 3600))
+        asker.request_run("job", None, NOW + 60)
+        assert list(store.claim_due(None, NOW, 10).requests) == []
 
     # ------------------------------------------------------------------ ordering
 

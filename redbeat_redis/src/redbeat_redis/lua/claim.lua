@@ -9,11 +9,17 @@
 -- reason, and reported, since no later step could address or read it. The checks ride on the
 -- commands the tick sends anyway (redis.pcall): a healthy idle tick is still four commands.
 --
+-- A run-now request (Schedule.run_now) is a member '<prefix>:run_now:<name>' of the schedule,
+-- scored at the time it was asked for, with who asked in the hash '<prefix>:run_now': it is
+-- returned with the entry's fields, apart from the due entries, and commit.lua removes it.
+--
 -- KEYS[1] schedule sorted set; KEYS[2] quarantine hash; KEYS[3] lock key (absent: no lock)
 -- ARGV[1] now (score); ARGV[2] limit; ARGV[3] key prefix; ARGV[4] lock token;
 -- ARGV[5] lock TTL in ms
 -- Returns {1, server_seconds, server_microseconds, next_score|false, n_quarantined,
+--          n_requests,
 --          member, reason, ... (n_quarantined pairs),
+--          name, requested_at, definition, meta, policy, request, ... (n_requests),
 --          key, score, definition, meta, policy, key, score, ...} or {0}
 local function broken(key, holds, expected)
   local found = redis.call('TYPE', key).ok
@@ -46,7 +52,7 @@ local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local prefix = ARGV[3]
 local clock = redis.call('TIME')
-local out = {1, clock[1], clock[2], false, 0}
+local out = {1, clock[1], clock[2], false, 0, 0}
 -- The idle tick reads only the head: one member, whatever the size of the schedule.
 local head = redis.pcall('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if failed(head) then
@@ -62,11 +68,30 @@ end
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, limit)
 local entries = {}
 local moved = {}
+local requests = {}
+local asked = prefix .. ':run_now:'
 for i = 1, #due, 2 do
   local key = due[i]
   local reason = nil
   local fields = nil
-  if string.sub(key, 1, #prefix) ~= prefix then
+  if string.sub(key, 1, #asked) == asked then
+    local name = string.sub(key, #asked + 1)
+    fields = redis.pcall('HMGET', prefix .. name, 'definition', 'meta', 'policy')
+    if failed(fields) then
+      fields = {false, false, false}  -- not an entry hash: the request cannot run
+    end
+    local request = redis.pcall('HGET', prefix .. ':run_now', name)
+    if failed(request) then
+      request = false  -- who asked is not known; the run still happens
+    end
+    requests[#requests + 1] = name
+    requests[#requests + 1] = due[i + 1]
+    requests[#requests + 1] = fields[1]
+    requests[#requests + 1] = fields[2]
+    requests[#requests + 1] = fields[3]
+    requests[#requests + 1] = request
+    key = nil
+  elseif string.sub(key, 1, #prefix) ~= prefix then
     reason = 'the schedule member ' .. key .. ' does not start with the key prefix ' .. prefix ..
       ': RedBeat cannot address it as an entry; remove it from the schedule'
   else
@@ -76,7 +101,9 @@ for i = 1, #due, 2 do
         'another program wrote it; delete the key and save the entry again'
     end
   end
-  if reason then
+  if key == nil then
+    -- a request, kept apart above
+  elseif reason then
     moved[#moved + 1] = key
     moved[#moved + 1] = reason
   else
@@ -98,15 +125,19 @@ if #moved > 0 then
   end
 end
 out[5] = #moved / 2
+out[6] = #requests / 6
 for i = 1, #moved do
   out[#out + 1] = moved[i]
+end
+for i = 1, #requests do
+  out[#out + 1] = requests[i]
 end
 for i = 1, #entries do
   out[#out + 1] = entries[i]
 end
 -- The first member not claimed (due, beyond the limit, or the next one in the future). The
--- members moved aside left the set, so the claimed ones are the first #entries / 5.
-local taken = #entries / 5
+-- members moved aside left the set, so the claimed ones (entries and requests) come first.
+local taken = #entries / 5 + #requests / 6
 local after = redis.call('ZRANGE', KEYS[1], taken, taken, 'WITHSCORES')
 if #after > 0 then
   out[4] = after[2]

@@ -15,8 +15,10 @@
 -- ARGV[1] lock token; ARGV[2] lock TTL in ms; ARGV[3] number of updates;
 -- ARGV[4] number of quarantined entries; ARGV[5] number of history records;
 -- ARGV[6] records kept per entry; ARGV[7] records kept in all; ARGV[8] the history list's key
+-- ARGV[9] number of run-now requests done; ARGV[10] the hash of run-now requests
 -- then per update: key, meta ('' = keep), score ('' = leave the schedule);
 -- then per quarantined entry: key, reason;
+-- then per run-now request done: its schedule member, the entry's name;
 -- then per history record: its entry's history key, the record (JSON).
 -- Returns 1, or 0 when the lock is no longer ours (nothing is written then), or, when a
 -- history write was refused, '<key>\n<command>\n<error>' (everything else is written).
@@ -45,7 +47,7 @@ if found ~= 'zset' and found ~= 'none' then
   return broken(KEYS[1], found, 'the schedule', 'a sorted set')
 end
 -- Each entry key's type, checked before anything is written (TYPE costs what EXISTS did).
-local FIRST = 9
+local FIRST = 11
 local n = tonumber(ARGV[3])
 local q = tonumber(ARGV[4])
 local kinds = {}
@@ -90,6 +92,11 @@ end
 for _ = 1, q do
   redis.call('ZREM', KEYS[1], ARGV[i])
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+for _ = 1, tonumber(ARGV[9]) do
+  redis.call('ZREM', KEYS[1], ARGV[i])
+  redis.pcall('HDEL', ARGV[10], ARGV[i + 1])  -- who asked: informative only
   i = i + 2
 end
 -- The first history write refused is returned instead of 1, for the beat to report.

@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 
 import click
 
+from redbeat.schedule_text import parse_cron, parse_once
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = ["SCHEDULE_COMMANDS", "app_options", "celery_group"]
@@ -315,27 +317,15 @@ def _schedule_from(every: float | None, cron: str | None, at: str | None) -> Any
     if every is not None:
         return every
     if cron is not None:
-        from celery.schedules import crontab
-
-        parts = cron.split()
-        if len(parts) != 5:
-            raise click.BadParameter(
-                f"{cron!r}: five fields, 'minute hour day-of-month month day-of-week' "
-                "(e.g. '0 3 * * *')",
-                param_hint="--cron",
-            )
-        minute, hour, day_of_month, month, day_of_week = parts
-        return crontab(minute, hour, day_of_week, day_of_month, month)
-    if at is not None:
-        from redbeat_core.schedules import clocked
-
         try:
-            moment = datetime.fromisoformat(at)
-        except ValueError:
-            raise click.BadParameter(
-                f"{at!r}: an ISO 8601 time such as 2026-12-24T18:00:00+01:00", param_hint="--at"
-            ) from None
-        return clocked(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+            return parse_cron(cron)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--cron") from None
+    if at is not None:
+        try:
+            return parse_once(at)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--at") from None
     return None
 
 

@@ -143,6 +143,8 @@ def test_export_then_import(workdir: Path, redbeat_url: str) -> None:
         (("add", "bad", "tasks.x", "--every", "0"), 1, "entry 'bad': invalid schedule"),
         (("add", "x", "tasks.x"), 2, "say when it runs"),
         (("add", "x", "tasks.x", "--cron", "0 3 *"), 2, "five fields"),
+        (("add", "x", "tasks.x", "--cron", "70 * * * *"), 2, "Invalid end range: 70 > 59"),
+        (("add", "x", "tasks.x", "--at", "tomorrow"), 2, "an ISO 8601 time"),
         (("add", "x", "tasks.x", "--every", "5", "--args", "{}"), 2, "a JSON list"),
         (("edit", "x"), 2, "nothing to change"),
         (("import", "-"), 2, "not JSON"),

@@ -644,7 +644,7 @@ def export(ctx: click.Context, output: Any) -> None:
 @click.pass_context
 def import_(ctx: click.Context, source: Any, no_runs: bool) -> None:
     """Store the entries of an `export` file (replacing entries of the same name). Every entry
-    is checked before any is written."""
+    is checked before any is written; a big file shows a progress bar on a terminal."""
 
     def action() -> None:
         try:
@@ -653,7 +653,12 @@ def import_(ctx: click.Context, source: Any, no_runs: bool) -> None:
             raise click.BadParameter(f"not JSON: {exc}", param_hint="SOURCE") from None
         if not isinstance(items, list):
             raise click.BadParameter("a JSON list, as `redbeat export` writes", param_hint="SOURCE")
-        count = _schedule(ctx).import_(items, keep_runs=not no_runs)
+        from redbeat.progress import progress_bar
+        from redbeat_core.catalog import CHUNK
+
+        # A bar on a terminal when the import takes more than one write.
+        with progress_bar("importing", len(items), more_than=CHUNK) as progress:
+            count = _schedule(ctx).import_(items, keep_runs=not no_runs, progress=progress)
         click.echo(f"imported {count} entries")
 
     run_guarded(action)

@@ -4,19 +4,14 @@ output must match the page's, times and counts of seconds aside."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
-import select
 import shlex
-import struct
-import subprocess
 import sys
-import termios
-import time
 from pathlib import Path
 
 import pytest
+from redbeat_test_support import on_a_terminal
 
 PAGE = Path(__file__).parents[2] / "docs" / "operations.md"
 BIN = Path(sys.executable).parent
@@ -24,7 +19,6 @@ BIN = Path(sys.executable).parent
 PAGE_URL = "redis://127.0.0.1:6379/1"
 #: Wide enough that no table wraps (wrapping moves words between lines).
 COLUMNS = 200
-TIMEOUT = 60.0
 
 
 @pytest.fixture(scope="session")
@@ -63,37 +57,6 @@ def normalized(lines: list[str]) -> list[str]:
     return result
 
 
-def on_a_terminal(argv: list[str], cwd: Path, env: dict[str, str]) -> list[str]:
-    """Run ``argv`` with a pseudo-terminal as stdout and stderr; its output lines."""
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, COLUMNS, 0, 0))
-    process = subprocess.Popen(
-        argv, stdout=slave, stderr=slave, stdin=subprocess.DEVNULL, cwd=cwd, env=env
-    )
-    os.close(slave)
-    output = b""
-    deadline = time.monotonic() + TIMEOUT
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], deadline - time.monotonic())
-            if not ready:
-                break
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-        process.wait(timeout=max(deadline - time.monotonic(), 1))
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        os.close(master)
-    return output.decode().replace("\r\n", "\n").splitlines()
-
-
 def test_every_command_on_the_operations_page_gives_the_output_shown(
     tmp_path: Path, redbeat_url: str
 ) -> None:
@@ -109,5 +72,5 @@ def test_every_command_on_the_operations_page_gives_the_output_shown(
     for command, expected in ran:
         argv = shlex.split(command)
         assert argv[0] in ("redbeat", "celery"), command
-        shown = on_a_terminal([str(BIN / argv[0]), *argv[1:]], tmp_path, env)
+        shown = on_a_terminal([str(BIN / argv[0]), *argv[1:]], tmp_path, env, COLUMNS)
         assert normalized(shown) == normalized(expected), f"$ {command}\n" + "\n".join(shown)

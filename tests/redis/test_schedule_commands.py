@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import redis
+from redbeat_test_support import on_a_terminal
 
 BIN = Path(sys.executable).parent
 PROJ = """
@@ -260,3 +261,23 @@ def test_pause_and_resume(workdir: Path, redbeat_url: str) -> None:
     missing = run(workdir, redbeat_url, *base, "pause", "job")
     assert missing.returncode == 2  # --reason is required
     assert "--reason" in missing.stderr
+
+
+def test_a_big_import_shows_a_progress_bar_on_a_terminal_only(
+    workdir: Path, redbeat_url: str
+) -> None:
+    items = [
+        {"name": f"e{i:04d}", "definition": {"task": "tasks.add", "schedule": 30}}
+        for i in range(2500)
+    ]
+    (workdir / "big.json").write_text(json.dumps(items))
+    env = dict(os.environ, REDBEAT_TEST_URL=redbeat_url, PYTHONPATH=str(workdir))
+    shown = on_a_terminal(
+        [str(BIN / "redbeat"), "-A", "proj", "import", "big.json"], workdir, env, 120
+    )
+    text = "\n".join(shown)
+    assert "importing" in text
+    assert "/2500" in text
+    assert shown[-1].endswith("imported 2500 entries")
+    piped = run(workdir, redbeat_url, "redbeat", "-A", "proj", "import", "big.json")
+    assert (piped.returncode, piped.stdout, piped.stderr) == (0, "imported 2500 entries\n", "")

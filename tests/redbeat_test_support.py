@@ -289,3 +289,42 @@ def on_a_terminal(
             process.wait()
         os.close(master)
     return output.decode().replace("\r\n", "\n").splitlines()
+
+
+#: The app the schedule command tests run the ``redbeat`` executable on (``-A proj``): its
+#: storage is the test server's, given in ``REDBEAT_TEST_URL``.
+COMMANDS_PROJ = """\
+from celery import Celery
+import os
+
+app = Celery("proj", broker="memory://")
+app.conf.redbeat_url = os.environ["REDBEAT_TEST_URL"]
+app.conf.timezone = "Europe/Paris"
+"""
+
+
+def run(
+    workdir: Path, url: str, *argv: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run an executable of this environment (``redbeat``, ``celery``, ``python``) in
+    ``workdir``, which is on its ``PYTHONPATH``, with ``REDBEAT_TEST_URL=url``."""
+    env = dict(os.environ, REDBEAT_TEST_URL=url)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(workdir), env.get("PYTHONPATH")]))
+    env.pop("REDBEAT_APP", None)
+    env.pop("REDBEAT_URL", None)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / argv[0]), *argv[1:]],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        env=env,
+        input=stdin,
+        timeout=60,
+        check=False,
+    )
+
+
+def ok(done: subprocess.CompletedProcess[str]) -> str:
+    """The output of a command that must have exited 0."""
+    assert done.returncode == 0, done.stderr
+    return done.stdout

@@ -1,5 +1,6 @@
 """The schedule commands: ``redbeat list``, ``show``, ``next``, ``add``, ``edit``, ``delete``,
-``enable``, ``disable``, ``quarantine``, ``export`` and ``import``.
+``enable``, ``disable``, ``pause``, ``resume``, ``quarantine``, ``lock``, ``doctor``,
+``export``, ``import`` and ``apply``.
 
 They are thin layers over :class:`redbeat.Schedule` and exist twice with the same code: in the
 ``redbeat`` command (``redbeat --app proj list``, or ``--url`` without an app) and as
@@ -17,6 +18,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -664,6 +666,60 @@ def import_(ctx: click.Context, source: Any, no_runs: bool) -> None:
     run_guarded(action)
 
 
+@click.command("apply")
+@click.argument(
+    "file", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="FILE"
+)
+@click.option("--prune", is_flag=True, help="Remove stored entries the file does not name.")
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@json_option
+@click.pass_context
+def apply(ctx: click.Context, file: Path, prune: bool, dry_run: bool, as_json: bool) -> None:
+    """Make the stored schedule match FILE (.toml, .json, .yaml): add and change its entries,
+    and with --prune remove the others (never static ones, from beat_schedule). Shows what
+    differs first; every entry is checked before anything is written; runs and pauses are
+    kept."""
+    from redbeat.apply import EXTENSIONS
+
+    if file.suffix.lower() not in EXTENSIONS:
+        raise click.BadParameter(
+            f"{str(file)!r}: a file ending in {', '.join(EXTENSIONS)}", param_hint="FILE"
+        )
+
+    def action() -> None:
+        from redbeat.apply import (
+            ApplyFileError,
+            carry_out,
+            check_entries,
+            make_plan,
+            plan_lines,
+            print_lines,
+            read_entries,
+            summary,
+        )
+        from redbeat_core.exceptions import InvalidEntryError
+
+        wanted = read_entries(file)
+        api = _schedule(ctx)
+        try:
+            check_entries(api, wanted)
+        except InvalidEntryError as exc:  # named as the file names it
+            entry = wanted.get(str(exc.name))
+            field = entry.schedule_field if entry and exc.field == "schedule" else exc.field
+            raise ApplyFileError(file, exc.reason, entry=str(exc.name), field=field) from None
+        plan = make_plan(wanted, api.entries(), prune=prune)
+        if not as_json:
+            print_lines(plan_lines(plan))
+        if not dry_run:
+            carry_out(api, plan)
+        if as_json:
+            _echo_json({**plan.to_json(), "written": plan.writes and not dry_run})
+        else:
+            click.echo(summary(plan, dry_run=dry_run))
+
+    run_guarded(action)
+
+
 #: Every schedule command, in the order ``--help`` lists them.
 SCHEDULE_COMMANDS: tuple[click.Command, ...] = (
     list_entries,
@@ -681,6 +737,7 @@ SCHEDULE_COMMANDS: tuple[click.Command, ...] = (
     doctor,
     export,
     import_,
+    apply,
 )
 
 

@@ -1,5 +1,5 @@
-"""Schedules as an operator writes them: a five-field crontab (``0 3 * * *``) or an ISO 8601
-time for a one-off.
+"""Schedules as an operator writes them: seconds, a five-field crontab (``0 3 * * *``) or an
+ISO 8601 time for a one-off.
 
 ``redbeat add --cron/--at`` and the files ``redbeat apply`` reads share these parsers, so a
 crontab means the same thing on the command line and in a file. Each raises ``ValueError``
@@ -8,15 +8,28 @@ with what is accepted; the caller says where the text came from (an option, a fi
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-__all__ = ["CRON", "ONCE", "parse_cron", "parse_once"]
+__all__ = ["CRON", "EVERY", "ONCE", "interval_of", "parse_cron", "parse_once"]
 
 #: What a crontab may be, as the error messages say it.
 CRON = "five fields, 'minute hour day-of-month month day-of-week' (e.g. '0 3 * * *')"
+#: What an interval may be.
+EVERY = "a number of seconds, such as 30 or 0.5"
 #: What a one-off time may be.
 ONCE = "an ISO 8601 time such as 2026-12-24T18:00:00+01:00"
+
+
+def interval_of(seconds: float) -> Any:
+    """Celery's interval of ``seconds``, as an entry builds it from a number (the beat's
+    minimum is checked when the entry is)."""
+    from celery.schedules import schedule
+
+    try:
+        return schedule(run_every=timedelta(seconds=seconds))
+    except (OverflowError, ValueError):  # NaN, infinities, beyond a timedelta
+        raise ValueError(f"{seconds!r}: {EVERY}") from None
 
 
 def parse_cron(text: str) -> Any:

@@ -7,25 +7,15 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from redbeat_test_support import on_a_terminal
+from redbeat_test_support import COMMANDS_PROJ, ok, on_a_terminal, run
 
 BIN = Path(sys.executable).parent
-PROJ = """
-    from celery import Celery
-    import os
-
-    app = Celery("proj", broker="memory://")
-    app.conf.redbeat_url = os.environ["REDBEAT_TEST_URL"]
-    app.conf.timezone = "Europe/Paris"
-"""
 
 
 @pytest.fixture(scope="session")
@@ -37,32 +27,8 @@ def redbeat_server_kind() -> str:
 
 @pytest.fixture
 def workdir(tmp_path: Path, redbeat_url: str) -> Path:
-    (tmp_path / "proj.py").write_text(textwrap.dedent(PROJ))
+    (tmp_path / "proj.py").write_text(COMMANDS_PROJ)
     return tmp_path
-
-
-def run(
-    workdir: Path, url: str, *argv: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, REDBEAT_TEST_URL=url)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(workdir), env.get("PYTHONPATH")]))
-    env.pop("REDBEAT_APP", None)
-    env.pop("REDBEAT_URL", None)
-    return subprocess.run(
-        [str(BIN / argv[0]), *argv[1:]],
-        capture_output=True,
-        text=True,
-        cwd=workdir,
-        env=env,
-        input=stdin,
-        timeout=60,
-        check=False,
-    )
-
-
-def ok(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def test_add_list_show_next_with_an_app(workdir: Path, redbeat_url: str) -> None:
@@ -211,7 +177,7 @@ def test_an_entry_whose_key_is_not_utf8_is_listed_and_deleted(
 def test_help_lists_every_schedule_command(workdir: Path, redbeat_url: str) -> Any:
     text = ok(run(workdir, redbeat_url, "redbeat", "--help"))
     for command in ("list", "show", "next", "add", "edit", "enable", "disable", "delete",
-                    "quarantine", "export", "import", "demo"):  # fmt: skip
+                    "quarantine", "export", "import", "apply", "demo"):  # fmt: skip
         assert f"  {command} " in text
 
 

@@ -186,6 +186,7 @@ def test_a_bad_entry_names_the_file_the_entry_and_the_field(
         ("s.toml", "[jobs.x]\n", "no 'entries' table"),
         ("s.toml", "entries = {}\n[jobs.x]\n", "unknown top-level key 'jobs'"),
         ("s.json", '{"entries": []}', "'entries' must be a table"),
+        ("s.json", "[]", "a list, as `redbeat export` writes for `redbeat import`"),
         ("s.yaml", "entries:\n  on: {task: t, every: 5}\n", "True is not a string"),
         ("s.txt", "", "unknown format"),
     ],

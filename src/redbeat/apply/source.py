@@ -79,6 +79,12 @@ class Wanted:
 def read_entries(path: Path) -> dict[str, Wanted]:
     """The entries of the file at ``path``, by name. Raises :class:`ApplyFileError`."""
     data = _load(path)
+    if isinstance(data, list):
+        raise ApplyFileError(
+            path,
+            f"a list, as `redbeat export` writes for `redbeat import`; apply takes a table "
+            f"'{ENTRIES}' of entries by name",
+        )
     if not isinstance(data, Mapping) or ENTRIES not in data:
         raise ApplyFileError(
             path,

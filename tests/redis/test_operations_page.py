@@ -1,6 +1,7 @@
 """docs/operations.md shows real output: every command on the page runs here, in order, as a
-reader would run it (the installed executables, on a terminal), against a real server, and its
-output must match the page's, times and counts of seconds aside."""
+reader would run it (the installed executables, on a terminal, in a folder holding the files the
+page shows with a title), against a real server, and its output must match the page's, times
+and counts of seconds aside."""
 
 from __future__ import annotations
 
@@ -29,6 +30,13 @@ def redbeat_server_kind() -> str:
 
 def blocks(kind: str) -> list[str]:
     return re.findall(rf"```{kind}\n(.*?)```", PAGE.read_text("utf-8"), re.DOTALL)
+
+
+def files() -> list[tuple[str, str]]:
+    """``(name, text)`` of every block with a title (```` ```toml title="schedule.toml" ````):
+    the files the page's commands read, saved as a reader would save them."""
+    found = re.findall(r'```\w+ title="([^"]+)"\n(.*?)```', PAGE.read_text("utf-8"), re.DOTALL)
+    return [(name, text) for name, text in found]
 
 
 def examples() -> list[tuple[str, list[str]]]:
@@ -63,6 +71,10 @@ def test_every_command_on_the_operations_page_gives_the_output_shown(
     (app_source,) = [b for b in blocks("python") if "app = Celery(" in b]
     assert PAGE_URL in app_source
     (tmp_path / "proj.py").write_text(app_source.replace(PAGE_URL, redbeat_url))
+    shown_files = files()
+    assert len({name for name, _ in shown_files}) == len(shown_files), "one block per file"
+    for name, text in shown_files:
+        (tmp_path / name).write_text(text)
     env = dict(os.environ, COLUMNS=str(COLUMNS), NO_COLOR="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH")]))
     for name in ("REDBEAT_APP", "REDBEAT_URL", "TERM"):

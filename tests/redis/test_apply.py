@@ -304,3 +304,20 @@ def test_apply_inside_celery(workdir: Path, redbeat_url: str) -> None:
     output = ok(run(workdir, redbeat_url, "celery", "-A", "proj", "redbeat", "apply",
                     "schedule.toml"))  # fmt: skip
     assert output.splitlines()[-1] == "applied: 3 added, 0 changed, 0 removed, 0 unchanged"
+
+
+def test_quarantined_and_unreadable_entries_are_written_again_as_the_file_says(
+    workdir: Path, redbeat_url: str, client: Any
+) -> None:
+    ok(run(workdir, redbeat_url, *BASE, "add", "every-30s", "tasks.add", "--every", "30",
+           "--args", "[1, 2]"))  # fmt: skip
+    ok(run(workdir, redbeat_url, *BASE, "add", "nightly", "tasks.report", "--every", "60"))
+    client.hset("redbeat::quarantine", "redbeat:every-30s", "a test put it here")
+    client.hset("redbeat:nightly", "definition", "{not json")
+    output = ok(run(workdir, redbeat_url, *BASE, "apply", "schedule.toml"))
+    assert "~ every-30s: leaves the quarantine" in output.splitlines()
+    assert "~ nightly: task (cannot be read) -> tasks.report" in output.splitlines()
+    assert not client.exists("redbeat::quarantine")
+    stored = listed(workdir, redbeat_url)
+    assert (stored["every-30s"]["state"], stored["nightly"]["state"]) == ("scheduled", "scheduled")
+    assert stored["nightly"]["kwargs"] == {"region": "eu"}

@@ -44,7 +44,7 @@ UPDATABLE: Final = ("task", "schedule", "args", "kwargs", "options", "enabled")
 #: How many names are loaded per round trip while listing.
 PAGE: Final = 500
 #: How many entries ``import_`` writes per round trip: one write of a whole big file would hold
-#: the storage (a Redis server runs one script at a time) for as long as it takes.
+#: the storage (a store's write is atomic, so others wait on it) for as long as it takes.
 CHUNK: Final = 1000
 
 

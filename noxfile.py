@@ -80,7 +80,8 @@ def tests(session: nox.Session, backends: str) -> None:
         session.install("./redbeat_core[testing]", *TEST_DEPS)
         session.run("pytest", "tests/core", "-p", "no:cacheprovider", *args)
         return
-    _sync(session, "--group", "docs")  # the docs tests build the site for real
+    # yaml: `redbeat apply` reads YAML in its tests; docs: the docs tests build the site.
+    _sync(session, "--extra", "yaml", "--group", "docs")
     session.install(*EXAMPLES)
     session.run(
         "pytest",

@@ -7,11 +7,15 @@ session imports it without any backend installed.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import select
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 import traceback
 import warnings
@@ -251,3 +255,76 @@ def build_site(config_file: Path, site: Path) -> SiteBuild:
         check=False,
     )
     return SiteBuild(site, result.returncode, result.stdout + result.stderr)
+
+
+def on_a_terminal(
+    argv: list[str], cwd: Path, env: dict[str, str], columns: int, timeout: float = 60.0
+) -> list[str]:
+    """Run ``argv`` with a pseudo-terminal ``columns`` wide as stdout and stderr (as an
+    operator runs a command); its output lines, escape sequences included."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    process = subprocess.Popen(
+        argv, stdout=slave, stderr=slave, stdin=subprocess.DEVNULL, cwd=cwd, env=env
+    )
+    os.close(slave)
+    output = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], deadline - time.monotonic())
+            if not ready:
+                break
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+        process.wait(timeout=max(deadline - time.monotonic(), 1))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(master)
+    return output.decode().replace("\r\n", "\n").splitlines()
+
+
+#: The app the schedule command tests run the ``redbeat`` executable on (``-A proj``): its
+#: storage is the test server's, given in ``REDBEAT_TEST_URL``.
+COMMANDS_PROJ = """\
+from celery import Celery
+import os
+
+app = Celery("proj", broker="memory://")
+app.conf.redbeat_url = os.environ["REDBEAT_TEST_URL"]
+app.conf.timezone = "Europe/Paris"
+"""
+
+
+def run(
+    workdir: Path, url: str, *argv: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run an executable of this environment (``redbeat``, ``celery``, ``python``) in
+    ``workdir``, which is on its ``PYTHONPATH``, with ``REDBEAT_TEST_URL=url``."""
+    env = dict(os.environ, REDBEAT_TEST_URL=url)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(workdir), env.get("PYTHONPATH")]))
+    env.pop("REDBEAT_APP", None)
+    env.pop("REDBEAT_URL", None)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / argv[0]), *argv[1:]],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        env=env,
+        input=stdin,
+        timeout=60,
+        check=False,
+    )
+
+
+def ok(done: subprocess.CompletedProcess[str]) -> str:
+    """The output of a command that must have exited 0."""
+    assert done.returncode == 0, done.stderr
+    return done.stdout

@@ -1,5 +1,6 @@
 """The schedule commands: ``redbeat list``, ``show``, ``next``, ``add``, ``edit``, ``delete``,
-``enable``, ``disable``, ``quarantine``, ``export`` and ``import``.
+``enable``, ``disable``, ``pause``, ``resume``, ``quarantine``, ``lock``, ``doctor``,
+``export``, ``import`` and ``apply``.
 
 They are thin layers over :class:`redbeat.Schedule` and exist twice with the same code: in the
 ``redbeat`` command (``redbeat --app proj list``, or ``--url`` without an app) and as
@@ -17,9 +18,12 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import click
+
+from redbeat.schedule_text import parse_cron, parse_once
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -315,27 +319,15 @@ def _schedule_from(every: float | None, cron: str | None, at: str | None) -> Any
     if every is not None:
         return every
     if cron is not None:
-        from celery.schedules import crontab
-
-        parts = cron.split()
-        if len(parts) != 5:
-            raise click.BadParameter(
-                f"{cron!r}: five fields, 'minute hour day-of-month month day-of-week' "
-                "(e.g. '0 3 * * *')",
-                param_hint="--cron",
-            )
-        minute, hour, day_of_month, month, day_of_week = parts
-        return crontab(minute, hour, day_of_week, day_of_month, month)
-    if at is not None:
-        from redbeat_core.schedules import clocked
-
         try:
-            moment = datetime.fromisoformat(at)
-        except ValueError:
-            raise click.BadParameter(
-                f"{at!r}: an ISO 8601 time such as 2026-12-24T18:00:00+01:00", param_hint="--at"
-            ) from None
-        return clocked(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+            return parse_cron(cron)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--cron") from None
+    if at is not None:
+        try:
+            return parse_once(at)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--at") from None
     return None
 
 
@@ -720,7 +712,7 @@ def export(ctx: click.Context, output: Any) -> None:
 @click.pass_context
 def import_(ctx: click.Context, source: Any, no_runs: bool) -> None:
     """Store the entries of an `export` file (replacing entries of the same name). Every entry
-    is checked before any is written."""
+    is checked before any is written; a big file shows a progress bar on a terminal."""
 
     def action() -> None:
         try:
@@ -729,8 +721,67 @@ def import_(ctx: click.Context, source: Any, no_runs: bool) -> None:
             raise click.BadParameter(f"not JSON: {exc}", param_hint="SOURCE") from None
         if not isinstance(items, list):
             raise click.BadParameter("a JSON list, as `redbeat export` writes", param_hint="SOURCE")
-        count = _schedule(ctx).import_(items, keep_runs=not no_runs)
+        from redbeat.progress import progress_bar
+        from redbeat_core.catalog import CHUNK
+
+        # A bar on a terminal when the import takes more than one write.
+        with progress_bar("importing", len(items), more_than=CHUNK) as progress:
+            count = _schedule(ctx).import_(items, keep_runs=not no_runs, progress=progress)
         click.echo(f"imported {count} entries")
+
+    run_guarded(action)
+
+
+@click.command("apply")
+@click.argument(
+    "file", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="FILE"
+)
+@click.option("--prune", is_flag=True, help="Remove stored entries the file does not name.")
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@json_option
+@click.pass_context
+def apply(ctx: click.Context, file: Path, prune: bool, dry_run: bool, as_json: bool) -> None:
+    """Make the stored schedule match FILE (.toml, .json, .yaml): add and change its entries,
+    and with --prune remove the others (never static ones, from beat_schedule). Shows what
+    differs first; every entry is checked before anything is written; runs and pauses are
+    kept."""
+    from redbeat.apply import EXTENSIONS
+
+    if file.suffix.lower() not in EXTENSIONS:
+        raise click.BadParameter(
+            f"{str(file)!r}: a file ending in {', '.join(EXTENSIONS)}", param_hint="FILE"
+        )
+
+    def action() -> None:
+        from redbeat.apply import (
+            ApplyFileError,
+            carry_out,
+            check_entries,
+            make_plan,
+            plan_lines,
+            print_lines,
+            read_entries,
+            summary,
+        )
+        from redbeat_core.exceptions import InvalidEntryError
+
+        wanted = read_entries(file)
+        api = _schedule(ctx)
+        try:
+            check_entries(api, wanted)
+        except InvalidEntryError as exc:  # named as the file names it
+            entry = wanted.get(str(exc.name))
+            field = entry.schedule_field if entry and exc.field == "schedule" else exc.field
+            raise ApplyFileError(file, exc.reason, entry=str(exc.name), field=field) from None
+        plan = make_plan(wanted, api.entries(), prune=prune)
+        if not as_json:
+            print_lines(plan_lines(plan))
+        if not dry_run:
+            carry_out(api, plan)
+        if as_json:
+            _echo_json({**plan.to_json(), "written": plan.writes and not dry_run})
+        else:
+            click.echo(summary(plan, dry_run=dry_run))
 
     run_guarded(action)
 
@@ -754,6 +805,7 @@ SCHEDULE_COMMANDS: tuple[click.Command, ...] = (
     doctor,
     export,
     import_,
+    apply,
 )
 
 

@@ -47,3 +47,23 @@ def test_list_add_pause_and_doctor_on_sqlite(tmp_path: Path) -> None:
         "statics": "ok",
         "tasks": "warning",  # a URL alone registers no task
     }
+
+
+def test_apply_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'schedule.db'}"
+    assert redbeat(url, "add", "stray", "tasks.stray", "--every", "60").returncode == 0
+    file = tmp_path / "schedule.toml"
+    file.write_text(
+        '[entries.job]\ntask = "tasks.add"\nevery = 30\n\n'
+        '[entries.nightly]\ntask = "tasks.report"\ncron = "0 3 * * *"\n'
+    )
+    applied = redbeat(url, "apply", str(file), "--prune")
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.splitlines()[-1] == "applied: 2 added, 0 changed, 1 removed, 0 unchanged"
+    listed = json.loads(redbeat(url, "list", "--json").stdout)
+    assert [(e["name"], e["schedule"]) for e in listed] == [
+        ("job", "every 30 seconds"),
+        ("nightly", "at 03:00 every day (crontab 0 3 * * *)"),
+    ]
+    again = redbeat(url, "apply", str(file), "--prune")
+    assert again.stdout == "unchanged: job, nightly\nnothing to change (2 unchanged)\n"

@@ -1,22 +1,18 @@
 """docs/operations.md shows real output: every command on the page runs here, in order, as a
-reader would run it (the installed executables, on a terminal), against a real server, and its
-output must match the page's, times and counts of seconds aside."""
+reader would run it (the installed executables, on a terminal, in a folder holding the files the
+page shows with a title), against a real server, and its output must match the page's, times
+and counts of seconds aside."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
-import select
 import shlex
-import struct
-import subprocess
 import sys
-import termios
-import time
 from pathlib import Path
 
 import pytest
+from redbeat_test_support import on_a_terminal
 
 PAGE = Path(__file__).parents[2] / "docs" / "operations.md"
 BIN = Path(sys.executable).parent
@@ -24,7 +20,6 @@ BIN = Path(sys.executable).parent
 PAGE_URL = "redis://127.0.0.1:6379/1"
 #: Wide enough that no table wraps (wrapping moves words between lines).
 COLUMNS = 200
-TIMEOUT = 60.0
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +30,13 @@ def redbeat_server_kind() -> str:
 
 def blocks(kind: str) -> list[str]:
     return re.findall(rf"```{kind}\n(.*?)```", PAGE.read_text("utf-8"), re.DOTALL)
+
+
+def files() -> list[tuple[str, str]]:
+    """``(name, text)`` of every block with a title (```` ```toml title="schedule.toml" ````):
+    the files the page's commands read, saved as a reader would save them."""
+    found = re.findall(r'```\w+ title="([^"]+)"\n(.*?)```', PAGE.read_text("utf-8"), re.DOTALL)
+    return [(name, text) for name, text in found]
 
 
 def examples() -> list[tuple[str, list[str]]]:
@@ -63,43 +65,16 @@ def normalized(lines: list[str]) -> list[str]:
     return result
 
 
-def on_a_terminal(argv: list[str], cwd: Path, env: dict[str, str]) -> list[str]:
-    """Run ``argv`` with a pseudo-terminal as stdout and stderr; its output lines."""
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, COLUMNS, 0, 0))
-    process = subprocess.Popen(
-        argv, stdout=slave, stderr=slave, stdin=subprocess.DEVNULL, cwd=cwd, env=env
-    )
-    os.close(slave)
-    output = b""
-    deadline = time.monotonic() + TIMEOUT
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], deadline - time.monotonic())
-            if not ready:
-                break
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-        process.wait(timeout=max(deadline - time.monotonic(), 1))
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        os.close(master)
-    return output.decode().replace("\r\n", "\n").splitlines()
-
-
 def test_every_command_on_the_operations_page_gives_the_output_shown(
     tmp_path: Path, redbeat_url: str
 ) -> None:
     (app_source,) = [b for b in blocks("python") if "app = Celery(" in b]
     assert PAGE_URL in app_source
     (tmp_path / "proj.py").write_text(app_source.replace(PAGE_URL, redbeat_url))
+    shown_files = files()
+    assert len({name for name, _ in shown_files}) == len(shown_files), "one block per file"
+    for name, text in shown_files:
+        (tmp_path / name).write_text(text)
     env = dict(os.environ, COLUMNS=str(COLUMNS), NO_COLOR="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH")]))
     for name in ("REDBEAT_APP", "REDBEAT_URL", "TERM"):
@@ -109,5 +84,5 @@ def test_every_command_on_the_operations_page_gives_the_output_shown(
     for command, expected in ran:
         argv = shlex.split(command)
         assert argv[0] in ("redbeat", "celery"), command
-        shown = on_a_terminal([str(BIN / argv[0]), *argv[1:]], tmp_path, env)
+        shown = on_a_terminal([str(BIN / argv[0]), *argv[1:]], tmp_path, env, COLUMNS)
         assert normalized(shown) == normalized(expected), f"$ {command}\n" + "\n".join(shown)

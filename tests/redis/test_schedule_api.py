@@ -209,6 +209,48 @@ def test_import_checks_everything_before_writing(app: Any) -> None:
     assert Schedule(app).names() == []
 
 
+class CountingConnection(redis.Connection):
+    """A real connection that counts what it sends: one send = one round trip."""
+
+    sent = 0
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        type(self).sent += 1
+        super().send_packed_command(command, check_health)
+
+
+def test_import_writes_a_chunk_per_round_trip_and_reports_progress(
+    make_app: Any, redbeat_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDBEAT_DISABLE_PLUGIN_AUTOLOAD", "1")  # only the core's round trips
+    app = make_app()
+    app.redbeat_redis = redis.Redis.from_url(
+        redbeat_url, decode_responses=True, connection_class=CountingConnection
+    )
+    api = Schedule(app)
+    item = {"definition": {"task": "tasks.add", "schedule": 30}}
+    api.import_([{**item, "name": "warm"}])  # loads the write script outside the count
+    seen: list[tuple[int, int]] = []
+    before = CountingConnection.sent
+    count = api.import_(
+        [{**item, "name": f"e{i}"} for i in range(2500)], progress=lambda *p: seen.append(p)
+    )
+    assert CountingConnection.sent - before == 3
+    assert count == 2500
+    assert seen == [(1000, 2500), (2000, 2500), (2500, 2500)]
+    assert len(api.names()) == 2501
+
+
+def test_check_refuses_what_add_refuses_and_writes_nothing(app: Any) -> None:
+    api = Schedule(app)
+    api.check("fine", "tasks.add", 30, kwargs={"a": 1})
+    with pytest.raises(InvalidEntryError, match="entry 'bad': invalid schedule every 0 s"):
+        api.check("bad", "tasks.add", 0)
+    with pytest.raises(InvalidEntryError, match="invalid task"):
+        api.check("bad", "", 30)
+    assert api.names() == []
+
+
 def test_the_listing_walks_the_keys_without_blocking_on_many(app: Any, client: Any) -> None:
     """More entries than a page, half of them disabled (so not in the sorted set)."""
     api = Schedule(app)

@@ -7,24 +7,15 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from redbeat_test_support import COMMANDS_PROJ, ok, on_a_terminal, run
 
 BIN = Path(sys.executable).parent
-PROJ = """
-    from celery import Celery
-    import os
-
-    app = Celery("proj", broker="memory://")
-    app.conf.redbeat_url = os.environ["REDBEAT_TEST_URL"]
-    app.conf.timezone = "Europe/Paris"
-"""
 
 
 @pytest.fixture(scope="session")
@@ -36,32 +27,8 @@ def redbeat_server_kind() -> str:
 
 @pytest.fixture
 def workdir(tmp_path: Path, redbeat_url: str) -> Path:
-    (tmp_path / "proj.py").write_text(textwrap.dedent(PROJ))
+    (tmp_path / "proj.py").write_text(COMMANDS_PROJ)
     return tmp_path
-
-
-def run(
-    workdir: Path, url: str, *argv: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, REDBEAT_TEST_URL=url)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(workdir), env.get("PYTHONPATH")]))
-    env.pop("REDBEAT_APP", None)
-    env.pop("REDBEAT_URL", None)
-    return subprocess.run(
-        [str(BIN / argv[0]), *argv[1:]],
-        capture_output=True,
-        text=True,
-        cwd=workdir,
-        env=env,
-        input=stdin,
-        timeout=60,
-        check=False,
-    )
-
-
-def ok(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def test_add_list_show_next_with_an_app(workdir: Path, redbeat_url: str) -> None:
@@ -143,6 +110,8 @@ def test_export_then_import(workdir: Path, redbeat_url: str) -> None:
         (("add", "bad", "tasks.x", "--every", "0"), 1, "entry 'bad': invalid schedule"),
         (("add", "x", "tasks.x"), 2, "say when it runs"),
         (("add", "x", "tasks.x", "--cron", "0 3 *"), 2, "five fields"),
+        (("add", "x", "tasks.x", "--cron", "70 * * * *"), 2, "Invalid end range: 70 > 59"),
+        (("add", "x", "tasks.x", "--at", "tomorrow"), 2, "an ISO 8601 time"),
         (("add", "x", "tasks.x", "--every", "5", "--args", "{}"), 2, "a JSON list"),
         (("edit", "x"), 2, "nothing to change"),
         (("import", "-"), 2, "not JSON"),
@@ -265,7 +234,8 @@ def test_run_asks_the_leader_for_one_run(workdir: Path, redbeat_url: str, make_a
 def test_help_lists_every_schedule_command(workdir: Path, redbeat_url: str) -> Any:
     text = ok(run(workdir, redbeat_url, "redbeat", "--help"))
     for command in ("list", "show", "next", "add", "edit", "enable", "disable", "delete",
-                    "history", "run", "quarantine", "export", "import", "demo"):  # fmt: skip
+                    "history", "run", "quarantine", "export", "import", "apply",
+                    "demo"):  # fmt: skip
         assert f"  {command} " in text
 
 
@@ -315,3 +285,23 @@ def test_pause_and_resume(workdir: Path, redbeat_url: str) -> None:
     missing = run(workdir, redbeat_url, *base, "pause", "job")
     assert missing.returncode == 2  # --reason is required
     assert "--reason" in missing.stderr
+
+
+def test_a_big_import_shows_a_progress_bar_on_a_terminal_only(
+    workdir: Path, redbeat_url: str
+) -> None:
+    items = [
+        {"name": f"e{i:04d}", "definition": {"task": "tasks.add", "schedule": 30}}
+        for i in range(2500)
+    ]
+    (workdir / "big.json").write_text(json.dumps(items))
+    env = dict(os.environ, REDBEAT_TEST_URL=redbeat_url, PYTHONPATH=str(workdir))
+    shown = on_a_terminal(
+        [str(BIN / "redbeat"), "-A", "proj", "import", "big.json"], workdir, env, 120
+    )
+    text = "\n".join(shown)
+    assert "importing" in text
+    assert "/2500" in text
+    assert shown[-1].endswith("imported 2500 entries")
+    piped = run(workdir, redbeat_url, "redbeat", "-A", "proj", "import", "big.json")
+    assert (piped.returncode, piped.stdout, piped.stderr) == (0, "imported 2500 entries\n", "")

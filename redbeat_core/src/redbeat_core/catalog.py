@@ -21,7 +21,7 @@ import getpass
 import json
 import socket
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -45,6 +45,9 @@ __all__ = ["EntryInfo", "EntryNotFoundError", "EntryState", "Schedule"]
 UPDATABLE: Final = ("task", "schedule", "args", "kwargs", "options", "enabled")
 #: How many names are loaded per round trip while listing.
 PAGE: Final = 500
+#: How many entries ``import_`` writes per round trip: one write of a whole big file would hold
+#: the storage (a store's write is atomic, so others wait on it) for as long as it takes.
+CHUNK: Final = 1000
 
 
 class EntryState(enum.StrEnum):
@@ -262,17 +265,24 @@ class Schedule:
             raise InvalidEntryError(
                 name, "name", name, "a name no entry has: pass replace=True to replace it"
             )
-        RedBeatSchedulerEntry(
-            name,
-            task,
-            schedule,
-            args=args,
-            kwargs=dict(kwargs or {}),
-            options=dict(options or {}),
-            enabled=enabled,
-            app=self.app,
-        ).save()
+        self._new_entry(name, task, schedule, args, kwargs, options, enabled).save()
         return self.get(name)
+
+    def check(
+        self,
+        name: str,
+        task: str,
+        schedule: Any,
+        *,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        enabled: bool = True,
+    ) -> None:
+        """Raise ``InvalidEntryError`` (naming the field and what is accepted) for an entry
+        :meth:`add` would refuse; write nothing. A tool that writes many entries checks them
+        all first, so a bad one leaves the storage as it was."""
+        self._new_entry(name, task, schedule, args, kwargs, options, enabled).to_stored()
 
     def update(self, name: str, **changes: Any) -> EntryInfo:
         """Change fields of a stored entry (see :data:`UPDATABLE`); its runs are kept."""
@@ -412,10 +422,20 @@ class Schedule:
                 )
         return exported
 
-    def import_(self, items: Iterable[Mapping[str, Any]], *, keep_runs: bool = True) -> int:
+    def import_(
+        self,
+        items: Iterable[Mapping[str, Any]],
+        *,
+        keep_runs: bool = True,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
         """Store every exported entry (replacing entries of the same name); each is checked
-        as :meth:`add` checks it. ``keep_runs`` keeps the exported run count and last run.
-        Returns how many were stored."""
+        as :meth:`add` checks it, all of them before any is written. ``keep_runs`` keeps the
+        exported run count and last run. Returns how many were stored.
+
+        They are written :data:`CHUNK` at a time, one round trip each (a storage that fails
+        midway leaves the chunks before written: importing the file again is safe), and
+        ``progress(written, total)`` is called after each chunk (a progress bar)."""
         runtime = self._runtime
         entries = []
         for item in items:
@@ -430,12 +450,37 @@ class Schedule:
             )
             entries.append(RedBeatSchedulerEntry.from_stored(stored, app=self.app, runtime=runtime))
         stored_entries = [entry.to_stored() for entry in entries]  # all checked before writing
-        runtime.store.save_many(stored_entries, keep_meta=False)
-        for entry in entries:
-            runtime.plugins.entry_saved(app=self.app, entry=entry)
-        return len(entries)
+        total = len(entries)
+        for start in range(0, total, CHUNK):
+            runtime.store.save_many(stored_entries[start : start + CHUNK], keep_meta=False)
+            for entry in entries[start : start + CHUNK]:
+                runtime.plugins.entry_saved(app=self.app, entry=entry)
+            if progress is not None:
+                progress(min(start + CHUNK, total), total)
+        return total
 
     # ----------------------------------------------------------------- helpers
+
+    def _new_entry(
+        self,
+        name: str,
+        task: str,
+        schedule: Any,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any] | None,
+        options: Mapping[str, Any] | None,
+        enabled: bool,
+    ) -> RedBeatSchedulerEntry:
+        return RedBeatSchedulerEntry(
+            name,
+            task,
+            schedule,
+            args=args,
+            kwargs=dict(kwargs or {}),
+            options=dict(options or {}),
+            enabled=enabled,
+            app=self.app,
+        )
 
     def _entry(self, name: str) -> RedBeatSchedulerEntry:
         runtime = self._runtime

@@ -221,7 +221,7 @@ def _info_rows(infos: Sequence[Any], tz: Any) -> list[list[str]]:
 
 HEADERS = ("NAME", "TASK", "SCHEDULE", "STATE", "NEXT RUN", "LAST RUN", "RUNS")
 #: Columns that may wrap on a narrow terminal.
-WRAPPING = frozenset({"SCHEDULE", "REASON"})
+WRAPPING = frozenset({"SCHEDULE", "REASON", "ENTRIES", "DETAIL"})
 
 
 # --------------------------------------------------------------------------- the commands
@@ -629,6 +629,43 @@ def _history_row(record: Any, tz: Any) -> list[str]:
     ]
 
 
+@click.command("audit")
+@click.option(
+    "-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True,
+    help="How many changes, newest first.",
+)  # fmt: skip
+@json_option
+@click.pass_context
+def audit(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """Who changed the schedule, how and when: every save, delete, pause, import, apply and
+    beat start-up sync, newest first."""
+
+    def action() -> None:
+        api = _schedule(ctx)
+        records = api.audit(limit)
+        if as_json:
+            _echo_json([record.to_dict() for record in records])
+            return
+        if not records:
+            click.echo("no changes recorded (see redbeat_audit_limit)")
+            return
+        tz = api.app.timezone
+        _table(AUDIT_HEADERS, [_audit_row(record, tz) for record in records])
+
+    run_guarded(action)
+
+
+AUDIT_HEADERS: Final = ("WHEN", "BY", "ACTION", "ENTRIES", "DETAIL")
+
+
+def _audit_row(record: Any, tz: Any) -> list[str]:
+    when = datetime.fromtimestamp(record.at, UTC).astimezone(tz)
+    names = ", ".join(record.names)
+    if record.count > len(record.names):
+        names += f" and {record.count - len(record.names)} more"
+    return [f"{when:%Y-%m-%d %H:%M:%S %Z}", record.by, record.action, names, record.detail or ""]
+
+
 @click.command("lock")
 @json_option
 @click.pass_context
@@ -777,7 +814,7 @@ def apply(ctx: click.Context, file: Path, prune: bool, dry_run: bool, as_json: b
         if not as_json:
             print_lines(plan_lines(plan))
         if not dry_run:
-            carry_out(api, plan)
+            carry_out(api, plan, source=str(file))
         if as_json:
             _echo_json({**plan.to_json(), "written": plan.writes and not dry_run})
         else:
@@ -801,6 +838,7 @@ SCHEDULE_COMMANDS: tuple[click.Command, ...] = (
     quarantine,
     run_now,
     history,
+    audit,
     lock,
     doctor,
     export,

@@ -86,6 +86,7 @@ def dump(client: Any) -> dict[str, Any]:
             "zset": lambda k: client.zrange(k, 0, -1, withscores=True),
             "set": client.smembers,
             "string": client.get,
+            "list": lambda k: client.lrange(k, 0, -1),  # the audit log
         }[kind](key)
     return found
 
@@ -121,6 +122,11 @@ def test_apply_adds_changes_keeps_runs_and_leaves_the_rest(
     )
     assert changed["total_run_count"] == 1
     assert changed["last_run_at"] == before["last_run_at"]
+    audited = json.loads(ok(run(workdir, redbeat_url, *BASE, "audit", "-n", "2", "--json")))
+    assert [(r["action"], r["names"], r["detail"]) for r in audited] == [
+        ("apply: update", ["nightly"], "from schedule.toml; kwargs, schedule"),
+        ("apply: add", ["launch"], "from schedule.toml"),
+    ]
 
     again = ok(run(workdir, redbeat_url, *BASE, "apply", "schedule.toml"))
     assert again.splitlines()[-1] == "nothing to change (3 unchanged)"

@@ -231,10 +231,24 @@ def test_run_asks_the_leader_for_one_run(workdir: Path, redbeat_url: str, make_a
     assert (missing.returncode, "nope" in missing.stderr) == (1, True)
 
 
+def test_audit_lists_who_changed_what(workdir: Path, redbeat_url: str) -> None:
+    base = ("redbeat", "-A", "proj")
+    ok(run(workdir, redbeat_url, *base, "add", "job", "tasks.add", "--every", "30"))
+    ok(run(workdir, redbeat_url, *base, "pause", "job", "--reason", "frozen", "--by", "ops"))
+    records = json.loads(ok(run(workdir, redbeat_url, *base, "audit", "--json")))
+    assert [(r["action"], r["names"], r["detail"]) for r in records] == [
+        ("pause", ["job"], "frozen"),
+        ("add", ["job"], None),
+    ]
+    text = ok(run(workdir, redbeat_url, *base, "audit", "-n", "1"))
+    assert text.count("\n") == 1
+    assert "\tpause\tjob\tfrozen\n" in text
+
+
 def test_help_lists_every_schedule_command(workdir: Path, redbeat_url: str) -> Any:
     text = ok(run(workdir, redbeat_url, "redbeat", "--help"))
     for command in ("list", "show", "next", "add", "edit", "enable", "disable", "delete",
-                    "history", "run", "quarantine", "export", "import", "apply",
+                    "history", "run", "audit", "quarantine", "export", "import", "apply",
                     "demo"):  # fmt: skip
         assert f"  {command} " in text
 

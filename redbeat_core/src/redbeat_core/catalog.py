@@ -17,9 +17,7 @@ from __future__ import annotations
 import builtins
 import enum
 import fnmatch
-import getpass
 import json
-import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -29,6 +27,14 @@ import attrs
 from celery.app import app_or_default
 
 from redbeat_core import validation
+from redbeat_core.audit import (
+    AuditRecord,
+    AuditStore,
+    audit_action,
+    decode_audit,
+    operator,
+    record_change,
+)
 from redbeat_core.entry import RedBeatSchedulerEntry, has_own_clock, schedule_at
 from redbeat_core.exceptions import EntryDecodeError, InvalidEntryError, RedBeatError
 from redbeat_core.history import HistoryStore, RunRecord, decode_records
@@ -265,7 +271,8 @@ class Schedule:
             raise InvalidEntryError(
                 name, "name", name, "a name no entry has: pass replace=True to replace it"
             )
-        self._new_entry(name, task, schedule, args, kwargs, options, enabled).save()
+        with audit_action("replace" if replace else "add"):
+            self._new_entry(name, task, schedule, args, kwargs, options, enabled).save()
         return self.get(name)
 
     def check(
@@ -286,6 +293,10 @@ class Schedule:
 
     def update(self, name: str, **changes: Any) -> EntryInfo:
         """Change fields of a stored entry (see :data:`UPDATABLE`); its runs are kept."""
+        with audit_action("update", ", ".join(sorted(changes))):
+            return self._update(name, changes)
+
+    def _update(self, name: str, changes: dict[str, Any]) -> EntryInfo:
         unknown = sorted(set(changes) - set(UPDATABLE))
         if unknown:
             raise InvalidEntryError(
@@ -306,11 +317,13 @@ class Schedule:
 
     def enable(self, name: str) -> EntryInfo:
         """Put a disabled entry back in the schedule."""
-        return self.update(name, enabled=True)
+        with audit_action("enable"):
+            return self._update(name, {"enabled": True})
 
     def disable(self, name: str) -> EntryInfo:
         """Take an entry out of the schedule, keeping it (and its runs) stored."""
-        return self.update(name, enabled=False)
+        with audit_action("disable"):
+            return self._update(name, {"enabled": False})
 
     def pause(self, name: str, reason: str, by: str | None = None) -> EntryInfo:
         """Take the entry out of the schedule with a reason (and who paused it, default this
@@ -322,11 +335,12 @@ class Schedule:
         extra = entry.policy.extra if entry.policy is not None else {}
         entry.policy = EntryPolicy(
             paused_reason=reason.strip(),
-            paused_by=by or _operator(),
+            paused_by=by or operator(),
             paused_at=time.time(),
             extra=extra,
         )
-        entry.save()
+        with audit_action("pause", reason.strip()):
+            entry.save()
         return self.get(name)
 
     def resume(self, name: str) -> EntryInfo:
@@ -338,7 +352,8 @@ class Schedule:
             raise InvalidEntryError(name, "state", "not paused", "a paused entry to resume")
         assert entry.policy is not None
         entry.policy = EntryPolicy(extra=entry.policy.extra)
-        entry.save()
+        with audit_action("resume"):
+            entry.save()
         return self.get(name)
 
     def run_now(self, name: str, by: str | None = None) -> None:
@@ -358,7 +373,9 @@ class Schedule:
                 f"{type(store).__name__} takes no run-now requests (RunRequestStore); run the "
                 f"task directly: app.send_task({self.get(name).task!r})"
             )
-        store.request_run(name, by or _operator(), time.time())
+        asker = by or operator()
+        store.request_run(name, asker, time.time())
+        record_change(runtime, "run now", [name], by=asker)
 
     def delete(self, name: str) -> None:
         """Delete the entry; :class:`EntryNotFoundError` when none is stored."""
@@ -366,6 +383,7 @@ class Schedule:
         if runtime.store.load(name) is None:
             raise EntryNotFoundError(name)
         runtime.store.delete(validation.check_name(name, runtime.config))
+        record_change(runtime, "delete", [name])
         runtime.plugins.entry_deleted(app=self.app, name=name)
 
     # ----------------------------------------------------------------- the quarantine
@@ -378,7 +396,8 @@ class Schedule:
         """Put a quarantined entry back in the schedule once it can run: it is read and saved
         again, which clears its quarantine record. Raises ``EntryDecodeError`` or
         ``InvalidEntryError`` (saying why) when it still cannot."""
-        self._entry(name).save()
+        with audit_action("restore"):
+            self._entry(name).save()
         return self.get(name)
 
     # ----------------------------------------------------------------- the beats
@@ -457,7 +476,17 @@ class Schedule:
                 runtime.plugins.entry_saved(app=self.app, entry=entry)
             if progress is not None:
                 progress(min(start + CHUNK, total), total)
+        if total:
+            record_change(runtime, "import", [entry.name for entry in entries])
         return total
+
+    def audit(self, limit: int = 20) -> builtins.list[AuditRecord]:
+        """The newest ``limit`` changes to the schedule, newest first (empty when the store
+        keeps no audit log, :class:`~redbeat_core.audit.AuditStore`)."""
+        store = self._runtime.store
+        if not isinstance(store, AuditStore):
+            return []
+        return decode_audit(store.audit(limit))
 
     # ----------------------------------------------------------------- helpers
 
@@ -570,15 +599,6 @@ def _preview(schedule: Any, first: datetime, count: int) -> list[datetime]:
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat() if moment is not None else None
-
-
-def _operator() -> str:
-    """``user@host``: who paused an entry, when the caller does not say."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no name for this uid (a container)
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
 
 
 def _names_an_entry(name: str, config: Any) -> bool:

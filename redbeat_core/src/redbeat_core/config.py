@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Self
 
 import attrs
 
+from redbeat_core.audit import DEFAULT_LIMIT as DEFAULT_AUDIT_LIMIT
 from redbeat_core.exceptions import ConfigurationError
 from redbeat_core.history import DEFAULT_PER_ENTRY, DEFAULT_TOTAL, HistoryLimits
 from redbeat_core.masking import redacted_repr, userinfo_spills
@@ -221,6 +222,16 @@ CORE_SETTINGS: Final[tuple[Setting, ...]] = (
         parse=integer(minimum=0),
     ),
     Setting(
+        "redbeat_audit_limit",
+        "int",
+        DEFAULT_AUDIT_LIMIT,
+        "How many changes to the schedule the audit log keeps, newest first, for 'redbeat "
+        "audit' and Schedule.audit(): every save, delete, pause, import, apply and start-up "
+        "sync of beat_schedule, with who, what and when. One more round trip per change "
+        "(never per tick). 0 turns it off.",
+        parse=integer(minimum=0),
+    ),
+    Setting(
         "redbeat_min_interval",
         "float (s)",
         DEFAULT_MIN_INTERVAL,
@@ -322,6 +333,8 @@ class RedBeatConfig:
     min_interval: float = DEFAULT_MIN_INTERVAL
     #: How much run history the store keeps (``redbeat_history_per_entry``/``_total``).
     history: HistoryLimits = attrs.field(factory=HistoryLimits)
+    #: How many changes the audit log keeps (``redbeat_audit_limit``; 0: no log).
+    audit_limit: int = DEFAULT_AUDIT_LIMIT
     gc_freeze: bool = True
     delivery: Delivery = "at-most-once"
     #: What to do with an entry whose task this beat's app does not know. Celery (and
@@ -422,6 +435,7 @@ class RedBeatConfig:
                 per_entry=settings["redbeat_history_per_entry"],
                 total=settings["redbeat_history_total"],
             ),
+            audit_limit=settings["redbeat_audit_limit"],
             gc_freeze=settings["redbeat_gc_freeze"],
             delivery=settings["redbeat_delivery"],
             unknown_task=settings["redbeat_unknown_task"],

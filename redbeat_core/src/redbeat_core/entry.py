@@ -21,7 +21,7 @@ from celery.schedules import BaseSchedule, crontab, schedstate
 from celery.schedules import schedule as interval
 from celery.utils.time import maybe_make_aware
 
-from redbeat_core import records, validation
+from redbeat_core import audit, records, validation
 from redbeat_core.codec import Codec
 from redbeat_core.model import EntryDefinition, EntryMeta, EntryPolicy
 from redbeat_core.runtime import Runtime, ensure_conf, get_runtime
@@ -386,6 +386,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
         stored = self.to_stored()
         runtime = self._runtime
         runtime.store.save(stored, keep_meta=True)
+        audit.record_change(runtime, "save", [self.name])
         runtime.plugins.entry_saved(app=self.app, entry=self)
         return self
 
@@ -393,6 +394,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
         runtime = self._runtime
         name = validation.check_name(self.name, runtime.config)
         runtime.store.delete(name)
+        audit.record_change(runtime, "delete", [name])
         runtime.plugins.entry_deleted(app=self.app, name=name)
 
     def _next_instance(

@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any
 from celery.schedules import crontab
 
 from redbeat_core import records, validation
+from redbeat_core.audit import record_change
 from redbeat_core.budget import BudgetExceeded, PlanningBudget
 from redbeat_core.entry import has_own_clock
 from redbeat_core.exceptions import EntryDecodeError, InvalidEntryError
+from redbeat_core.locks import beat_identity
 from redbeat_core.schedules import clocked
 from redbeat_core.typing import StoredEntry
 
@@ -128,6 +130,14 @@ def sync_statics(runtime: Runtime, entry_class: type[RedBeatSchedulerEntry]) -> 
     store.replace_statics(to_save, removed, statics=sorted(static))
     for new in unreadable:  # saves keep a stored meta: overwrite the unreadable ones
         store.update_meta(new.name, new.meta or "", new.score)
+    if to_save or removed:
+        record_change(
+            runtime,
+            "sync beat_schedule",
+            [new.name for new in to_save] + removed,
+            by=f"beat {beat_identity()}",
+            detail=f"{len(to_save)} saved, {len(removed)} removed",
+        )
     logger.info(
         "beat: %d static entries synced (%d unchanged), %d removed",
         len(to_save) + unchanged,

@@ -43,11 +43,12 @@ FEATURES: Final[Mapping[str, tuple[str, ...]]] = {
         "hdel", "hmget", "zadd", "zrem", "zrange", "zrangebyscore", "zscore", "sadd", "smembers",
         "zremrangebyscore", "lpush", "ltrim", "hget",
     ),
-    # RedBeatSchedulerEntry from any process: save, delete (write.lua), from_key / load
-    # (load.lua), reschedule / next (commit.lua without a lock), rank.
+    # RedBeatSchedulerEntry from any process: save, delete (write.lua, then the audit log's
+    # lpush/ltrim), from_key / load (load.lua), reschedule / next (commit.lua without a
+    # lock), rank.
     "entries": (
         *_SCRIPTS, "type", "hset", "hsetnx", "hdel", "hmget", "zadd", "zrem", "zscore", "del",
-        "zrank",
+        "zrank", "lpush", "ltrim",
     ),
     # Reading the whole schedule: the store's count, scheduled, quarantined, statics and
     # names, the run history, and the lock's status (the Prometheus plugin's gauges,

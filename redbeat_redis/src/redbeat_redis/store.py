@@ -25,6 +25,7 @@ import attrs
 import redis.exceptions
 from redis.client import NEVER_DECODE
 
+from redbeat_core.audit import AuditRecord
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import BrokenStoreError
 from redbeat_core.history import HistoryLimits, RunRecord
@@ -214,6 +215,11 @@ class RedisKeys:
 
     def entry_history(self, name: str) -> str:
         return self.history + ":" + name
+
+    @property
+    def audit(self) -> str:
+        """The audit log: a list of changes to the schedule (JSON), newest first."""
+        return self.prefix + ":audit"
 
     @property
     def requests(self) -> str:
@@ -434,6 +440,21 @@ class RedisStore(StoreBase):
         key = self.keys.history if name is None else self.keys.entry_history(name)
         found = self._read(
             key, ("the run history", "a list"), lambda: self.client.lrange(_wire(key), 0, limit - 1)
+        )
+        return [text for text in (_text(item) for item in found) if text is not None]
+
+    def append_audit(self, records: Sequence[AuditRecord], limit: int) -> None:
+        """``LPUSH`` and ``LTRIM``, pipelined: one round trip."""
+        key = self.keys.audit
+        pipe = self.client.pipeline(transaction=False)
+        pipe.lpush(key, *(_wire(record.to_json()) for record in records))
+        pipe.ltrim(key, 0, limit - 1)
+        self._call(pipe.execute)
+
+    def audit(self, limit: int) -> list[str]:
+        key = self.keys.audit
+        found = self._read(
+            key, ("the audit log", "a list"), lambda: self.client.lrange(key, 0, limit - 1)
         )
         return [text for text in (_text(item) for item in found) if text is not None]
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from redbeat.apply.plan import Change, Plan
 from redbeat.apply.source import Wanted
+from redbeat_core.audit import audit_action
 from redbeat_core.catalog import EntryNotFoundError, Schedule
 
 __all__ = ["carry_out", "check_entries"]
@@ -35,15 +36,17 @@ def check_entries(api: Schedule, wanted: Mapping[str, Wanted]) -> None:
         )
 
 
-def carry_out(api: Schedule, plan: Plan) -> None:
-    """Write the plan: additions, then changes, then removals (``--prune``)."""
-    for entry in plan.add:
-        _store(api, entry, replace=False)
-    for change in plan.change:
-        _change(api, change)
-    for name in plan.remove:
-        with contextlib.suppress(EntryNotFoundError):  # deleted meanwhile: as planned
-            api.delete(name)
+def carry_out(api: Schedule, plan: Plan, *, source: str | None = None) -> None:
+    """Write the plan: additions, then changes, then removals (``--prune``). The audit log
+    records each as part of applying ``source`` (``apply: add``, ``apply: update``...)."""
+    with audit_action("apply", f"from {source}" if source else None):
+        for entry in plan.add:
+            _store(api, entry, replace=False)
+        for change in plan.change:
+            _change(api, change)
+        for name in plan.remove:
+            with contextlib.suppress(EntryNotFoundError):  # deleted meanwhile: as planned
+                api.delete(name)
 
 
 def _change(api: Schedule, change: Change) -> None:

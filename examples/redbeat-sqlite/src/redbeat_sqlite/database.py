@@ -41,7 +41,8 @@ from redbeat_core.exceptions import ConfigurationError, StoreUnavailableError
 SCHEME: Final = "sqlite"
 DEFAULT_TIMEOUT: Final = 5.0
 #: ``PRAGMA user_version`` of the schema below; a newer file is refused rather than misread.
-#: 2 added the run history (``entry_runs``, ``runs``) and run-now (``run_requests``) tables;
+#: 2 added the run history (``entry_runs``, ``runs``), run-now (``run_requests``) and audit
+#: (``audit``) tables;
 #: a version-1 file gets them when it is opened.
 SCHEMA_VERSION: Final = 2
 #: Seconds between two tries of a statement that does not wait for the busy timeout by itself.
@@ -75,6 +76,11 @@ SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS runs (
         id     INTEGER PRIMARY KEY AUTOINCREMENT,
         record TEXT NOT NULL
+    )""",
+    # The audit log (redbeat_core.audit): changes to the schedule, newest kept.
+    """CREATE TABLE IF NOT EXISTS audit (
+        id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        record TEXT NOT NULL            -- the change's JSON
     )""",
     # Run-now requests (redbeat_core.manual): one per entry, returned by the next claim.
     """CREATE TABLE IF NOT EXISTS run_requests (

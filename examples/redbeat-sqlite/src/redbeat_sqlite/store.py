@@ -23,6 +23,7 @@ from typing import Final
 
 import attrs
 
+from redbeat_core.audit import AuditRecord
 from redbeat_core.history import HistoryLimits, RunRecord
 from redbeat_core.stores import StoreBase
 from redbeat_core.typing import (
@@ -178,6 +179,18 @@ class SqliteStore(StoreBase):
             if history:
                 _record(conn, history, limits)
         return True
+
+    def append_audit(self, records: Sequence[AuditRecord], limit: int) -> None:
+        with self.database.transaction(write=True) as conn:
+            conn.executemany(
+                "INSERT INTO audit (record) VALUES (?)", [(r.to_json(),) for r in records]
+            )
+            conn.execute("DELETE FROM audit WHERE id <= (SELECT MAX(id) FROM audit) - ?", (limit,))
+
+    def audit(self, limit: int) -> list[str]:
+        with self.database.transaction(write=False) as conn:
+            rows = conn.execute("SELECT record FROM audit ORDER BY id DESC LIMIT ?", (limit,))
+            return [record for (record,) in rows]
 
     def request_run(self, name: str, by: str | None, at: float) -> None:
         with self.database.transaction(write=True) as conn:

@@ -56,6 +56,7 @@ from typing import Any, ClassVar
 import attrs
 import pytest
 
+from redbeat_core.audit import AuditRecord, AuditStore, decode_audit
 from redbeat_core.exceptions import StoreUnavailableError
 from redbeat_core.history import HistoryLimits, HistoryStore, RunRecord, decode_records
 from redbeat_core.manual import RunRequestStore
@@ -476,6 +477,24 @@ class StoreContract:
         assert _runs(keeper.history("kept", 10)) == [("kept", 1)]
         # the schedule's history keeps what the entry did until it is pushed out
         assert ("gone", 1) in _runs(keeper.history(None, 10))
+
+    # ------------------------------------------------------------------ the audit log
+
+    def test_the_audit_log_keeps_the_newest_changes(self, store: ScheduleStore) -> None:
+        """An :class:`~redbeat_core.audit.AuditStore` reads its records back newest first,
+        trimmed to the limit given with each write."""
+        if not isinstance(store, AuditStore):
+            pytest.skip(f"{type(store).__name__} keeps no audit log: `redbeat audit` is empty")
+        for i in range(4):
+            change = AuditRecord(at=NOW + i, by="me@host", action="add", names=(f"e{i}",))
+            store.append_audit([change], 3)
+        found = decode_audit(store.audit(10))
+        assert [(r.names, r.at) for r in found] == [
+            (("e3",), NOW + 3),
+            (("e2",), NOW + 2),
+            (("e1",), NOW + 1),
+        ]
+        assert len(store.audit(2)) == 2
 
     # ------------------------------------------------------------------ run now
 

@@ -143,7 +143,7 @@ def test_busy_tick_round_trips_are_constant_in_the_number_due(
     # Server-side work: a fixed part plus the same few commands per due entry.
     c1, c100, c1000 = (results[d][1] for d in (1, 100, 1000))
     per_entry = (c100 - c1) / 99
-    assert per_entry == (c1000 - c100) / 900
+    assert per_entry == pytest.approx((c1000 - c100) / 900, abs=0.01)  # history: LPUSH per 500
     assert per_entry <= most_per_entry
 
 
@@ -164,7 +164,8 @@ def test_start_up_sync_is_three_round_trips_whatever_the_number_of_statics(
 ) -> None:
     """README, quick start and the performance page: statics are synced in three round trips
     (the previous names, one script reading the stored entries, one writing), whatever their
-    number, whether they are new, changed, unchanged or removed."""
+    number, whether they are new, changed, unchanged or removed; a sync that changed something
+    records it in the audit log, one round trip more."""
 
     def statics(count: int, every: float) -> dict[str, Any]:
         return {f"s{i:04}": {"task": "tasks.noop", "schedule": every} for i in range(count)}
@@ -193,4 +194,5 @@ def test_start_up_sync_is_three_round_trips_whatever_the_number_of_statics(
             assert admin.scard("redbeat::statics") == count // 2
     finally:
         scheduler.close()
-    assert set(trips.values()) == {3}, trips
+    changed = {trips.pop(key) for key in list(trips) if key[1] != "unchanged"}
+    assert (set(trips.values()), changed) == ({3}, {4}), trips

@@ -32,6 +32,9 @@ from redbeat_core.typing import EntryUpdate, Fence, Quarantine
 
 __all__ = ["HistoryLimits", "HistoryStore", "Outcome", "RunRecord", "decode_records"]
 
+#: ``json.dumps(..., separators=...)`` builds an encoder per call; this one is built once.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
 Outcome = Literal["sent", "failed", "unsent", "skipped", "postponed"]
 OUTCOMES: Final[tuple[str, ...]] = get_args(Outcome)
 
@@ -75,23 +78,25 @@ class RunRecord:
         return self.at - self.due_at
 
     def to_json(self) -> str:
-        """The stored form: a JSON object; fields at their default are left out."""
+        """The stored form: a JSON object; fields at their default are left out. On the
+        tick's path (one per run), hence the one encoder built once."""
         data: dict[str, Any] = {
             "name": self.name,
             "outcome": self.outcome,
-            "due_at": round(self.due_at, 6),
-            "at": round(self.at, 6),
+            "due_at": self.due_at,
+            "at": self.at,
         }
-        for field, value in (
-            ("task_id", self.task_id),
-            ("beat", self.beat),
-            ("epoch", self.epoch),
-            ("reason", self.reason),
-            ("manual", self.manual),
-        ):
-            if value:
-                data[field] = value
-        return json.dumps(data, separators=(",", ":"))
+        if self.task_id:
+            data["task_id"] = self.task_id
+        if self.beat:
+            data["beat"] = self.beat
+        if self.epoch:
+            data["epoch"] = self.epoch
+        if self.reason:
+            data["reason"] = self.reason
+        if self.manual:
+            data["manual"] = True
+        return _encode(data)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> RunRecord | None:

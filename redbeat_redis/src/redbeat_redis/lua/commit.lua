@@ -109,17 +109,23 @@ end
 local records = tonumber(ARGV[5])
 if records > 0 then
   local per_entry, total, all = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+  local batch = {}
   for _ = 1, records do
     if per_entry > 0 then
       keep('lpush', ARGV[i], redis.pcall('LPUSH', ARGV[i], ARGV[i + 1]))
       keep('ltrim', ARGV[i], redis.pcall('LTRIM', ARGV[i], 0, per_entry - 1))
     end
-    if total > 0 then
-      keep('lpush', all, redis.pcall('LPUSH', all, ARGV[i + 1]))
+    batch[#batch + 1] = ARGV[i + 1]
+    if total > 0 and #batch == 500 then  -- one LPUSH per 500 (well within unpack's limit)
+      keep('lpush', all, redis.pcall('LPUSH', all, unpack(batch)))
+      batch = {}
     end
     i = i + 2
   end
   if total > 0 then
+    if #batch > 0 then
+      keep('lpush', all, redis.pcall('LPUSH', all, unpack(batch)))
+    end
     keep('ltrim', all, redis.pcall('LTRIM', all, 0, total - 1))
   end
 end

@@ -92,6 +92,7 @@ def test_scheduler_dispatches_and_stores_everything_under_the_tagged_prefix(
         "{redbeat}::lock:holder",
         "{redbeat}::history",  # the run history: the schedule's, and the entry's that ran
         "{redbeat}::history:dynamic",
+        "{redbeat}::audit",  # the saves and the start-up sync, audited
         "{redbeat}:static",
         "{redbeat}:dynamic",
         "{redbeat}:celery.backend_cleanup",  # Celery's default entry

@@ -4,12 +4,12 @@ Every publish, failed publish, run left unsent and run a plugin skipped or postp
 :class:`RunRecord`: the entry, its due time, when it happened, the task id, the beat (host and
 pid) and its fencing epoch, and the outcome with its reason. A store that keeps history
 (:class:`HistoryStore`, a capability: a store without it schedules exactly as before) writes
-the tick's records in the tick's own commit, so a busy tick costs no extra round trip:
-
-* at-least-once publishes first, then commits its records (task ids and publish times known);
-* at-most-once commits first, so each run gets its task id before it is published (the id
-  Celery would have drawn, drawn here) and is recorded as sent at the commit; a publish that
-  then fails or is not tried is recorded again by one extra write, on failure only.
+a tick's records with the beat's next claim, the round trip every tick starts with, so a busy
+tick costs no extra round trip and its commit (at-most-once: before its publishes) carries
+nothing more: the records are built once the publishes are done, with each run's real publish
+time, its task id, and how it went. A leader claims at least every lock renewal, so records
+land within ``redbeat_lock_timeout`` / 3 (3.3 s); a beat that stops or loses the lock writes
+what it holds at once (one round trip, then).
 
 History is kept per entry (the last ``redbeat_history_per_entry`` records of each) and for the
 whole schedule (the last ``redbeat_history_total``), newest first. Deleting an entry deletes its
@@ -28,7 +28,7 @@ from typing import Any, Final, Literal, Protocol, get_args, runtime_checkable
 
 import attrs
 
-from redbeat_core.typing import EntryUpdate, Fence, Quarantine
+from redbeat_core.typing import ClaimResult, Fence
 
 __all__ = ["HistoryLimits", "HistoryStore", "Outcome", "RunRecord", "decode_records"]
 
@@ -152,27 +152,28 @@ class HistoryStore(Protocol):
     """A store that keeps run history: the capability, on top of
     :class:`~redbeat_core.typing.ScheduleStore`.
 
-    Its ``commit`` takes the tick's records and writes them in the same atomic step and round
-    trip as the tick's updates, each list trimmed to ``limits`` (the newest kept). History must
-    never stop scheduling: a history write that cannot be done (a key another program broke)
-    is dropped, not raised, and the commit's own writes still happen.
+    Its ``claim_due`` takes the last tick's records and, once the fence holds, writes them in
+    the same round trip, each list trimmed to ``limits`` (the newest kept); a claim whose
+    fence no longer holds writes nothing. History must never stop scheduling: a history write
+    that cannot be done (a key another program broke) is dropped, not raised, and the claim
+    goes on.
     """
 
-    def commit(
+    def claim_due(
         self,
         fence: Fence | None,
-        updates: Sequence[EntryUpdate],
-        quarantine: Sequence[Quarantine] = (),
+        now: float,
+        limit: int,
         *,
         history: Sequence[RunRecord] = (),
         limits: HistoryLimits = HistoryLimits(),
-    ) -> bool:
-        """``ScheduleStore.commit``, writing ``history`` with it."""
+    ) -> ClaimResult:
+        """``ScheduleStore.claim_due``, writing ``history`` first."""
         ...
 
     def append_history(self, records: Sequence[RunRecord], limits: HistoryLimits) -> None:
-        """Write records outside a commit (a publish that failed after an at-most-once
-        commit), in one round trip; not fenced."""
+        """Write records outside a claim (a beat that stops or lost the lock), in one round
+        trip; not fenced."""
         ...
 
     def history(self, name: str | None, limit: int) -> list[str]:

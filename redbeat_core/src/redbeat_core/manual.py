@@ -26,7 +26,6 @@ import attrs
 
 from redbeat_core import records
 from redbeat_core.exceptions import EntryDecodeError
-from redbeat_core.history import HistoryLimits, RunRecord
 from redbeat_core.typing import EntryUpdate, Fence, Quarantine, RunRequest
 
 if TYPE_CHECKING:
@@ -57,8 +56,6 @@ class RunRequestStore(Protocol):
         updates: Sequence[EntryUpdate],
         quarantine: Sequence[Quarantine] = (),
         *,
-        history: Sequence[RunRecord] = (),
-        limits: HistoryLimits = HistoryLimits(),  # noqa: B008 (frozen)
         requests_done: Sequence[str] = (),
     ) -> bool:
         """``ScheduleStore.commit``, also removing the requests of ``requests_done``."""

@@ -1,16 +1,16 @@
-"""Turning what a tick did into run records (:mod:`redbeat_core.history`).
+"""Turning what a tick did into run records (:mod:`redbeat_core.history`), and holding them
+until the beat's next claim writes them.
 
-The scheduler asks for the records at the point of the tick where they are known and where
-they can ride on a write the tick does anyway: the commit (see the module docstring of
-:mod:`redbeat_core.history` for the order per delivery mode). Nothing is built when the store
-keeps no history or the settings turn it off, so a tick then costs what it did before.
+The records are built once a tick's publishes are done, whatever the delivery mode, so they
+say how each publish went, and they ride on the next round trip the beat makes anyway (see
+the module docstring of :mod:`redbeat_core.history`). Nothing is built when the store keeps no
+history or the settings turn it off, so a tick then costs what it did before.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -40,10 +40,12 @@ class Author:
 
 @attrs.define
 class RunRecorder:
-    """Builds a tick's records and writes the ones no commit carries."""
+    """Builds a tick's records and holds them for the next claim."""
 
     store: HistoryStore | None
     limits: HistoryLimits
+    #: Records built, not yet written (the next claim takes them).
+    pending: list[RunRecord] = attrs.Factory(list)
 
     @classmethod
     def for_store(cls, store: Any, limits: HistoryLimits) -> RunRecorder:
@@ -54,27 +56,31 @@ class RunRecorder:
     def enabled(self) -> bool:
         return self.store is not None
 
-    def give_task_ids(self, settled: Settled) -> None:
-        """At-most-once: draw each run's task id before the commit records it (what Celery's
-        ``apply_async`` would draw; an id the entry's options set is kept)."""
-        for _, entry, _ in settled.publish:
-            if TASK_ID not in entry.options:
-                entry.options = {**entry.options, TASK_ID: str(uuid.uuid4())}
+    def hold(self, records: Sequence[RunRecord]) -> None:
+        """Keep records for the next claim; the newest ``limits.total`` (or per-entry cap)
+        at most, should claims keep failing."""
+        self.pending.extend(records)
+        keep = max(self.limits.total, self.limits.per_entry, 1)
+        if len(self.pending) > keep:
+            del self.pending[: len(self.pending) - keep]
 
-    def committed_runs(self, settled: Settled, author: Author) -> list[RunRecord]:
-        """At-most-once, before the commit: each run as sent (at the commit's time, just
-        before its publish), and the plugins' skips and postponements."""
-        now = time.time()
-        records = [
-            self._record(settled, index, "sent", now, author, None)
-            for index in range(len(settled.publish))
-        ]
-        return records + self._decided(settled, author, now)
+    def take(self) -> list[RunRecord]:
+        """The records held, handed to a claim (give them back if it fails)."""
+        taken, self.pending = self.pending, []
+        return taken
+
+    def give_back(self, records: Sequence[RunRecord]) -> None:
+        """Records a failed claim did not write, kept ahead of newer ones."""
+        self.pending[:0] = records
+
+    def flush(self) -> None:
+        """Write what is held now, outside a claim: a beat that stops or lost the lock."""
+        self.append(self.take())
 
     def published_runs(
         self, settled: Settled, published: Published, author: Author
     ) -> list[RunRecord]:
-        """At-least-once, after the publishes: what each run became."""
+        """After the publishes: what each run became, and the plugins' skips."""
         now = time.time()
         records = [
             self._record(settled, s.index, "sent", s.published_at, author, None, s.task_id)
@@ -119,7 +125,7 @@ class RunRecorder:
         ]
 
     def append(self, records: Sequence[RunRecord]) -> None:
-        """Write records outside a commit. History never stops scheduling: a failure is
+        """Write records outside a claim. History never stops scheduling: a failure is
         logged and the records are dropped."""
         if not records or self.store is None:
             return

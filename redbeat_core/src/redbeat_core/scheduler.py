@@ -37,9 +37,9 @@ from redbeat_core.config import RedBeatConfig
 from redbeat_core.dispatch import Published
 from redbeat_core.entry import RedBeatSchedulerEntry
 from redbeat_core.exceptions import BrokenStoreError, EntryDecodeError, StoreUnavailableError
-from redbeat_core.history import RunRecord
+from redbeat_core.history import HistoryStore, RunRecord
 from redbeat_core.locks import beat_identity
-from redbeat_core.manual import ManualRuns, take_requests
+from redbeat_core.manual import ManualRuns, RunRequestStore, take_requests
 from redbeat_core.planning import Plan, Settled, TickTime, plan_tick, settle
 from redbeat_core.plugins import PluginManager
 from redbeat_core.recorder import Author, RunRecorder
@@ -220,18 +220,24 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
             self._freeze_startup_objects()
             self.plugins.scheduler_started(scheduler=self)
         lock = self._lock()
+        recorder = self._recorder
+        history: list[RunRecord] = []
         try:
             if not lock.held and not self.try_acquire_lock():
+                recorder.flush()  # what this beat recorded while it led
                 return self._standby_tick()
             now = time.time()
             # Entries due within prepare_ahead are claimed and prepared now, published on time.
             horizon = now + self.config.prepare_ahead
             sent = time.monotonic()
-            claim = self._runtime.store.claim_due(lock.fence, horizon, self.config.batch_size)
+            history = recorder.take()
+            claim = self._claim(lock.fence, horizon, history)
         except Exception as exc:  # any store error: see _unreachable
+            recorder.give_back(history)
             return self._unreachable(exc)
         self._reachable()
         if not claim.owned:
+            recorder.append(history)  # not written under a fence that no longer holds
             return self._lost_lock("expired")
         self._last_fence_ok = sent
         self._check_skew(claim.server_time, now)
@@ -246,6 +252,15 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
                 scheduler=self, leader=True, due=len(claim.entries), next_wake=interval
             )
         return interval
+
+    def _claim(self, fence: Any, horizon: float, history: list[RunRecord]) -> ClaimResult:
+        """The tick's claim, writing the last busy tick's run records with it."""
+        store = self._runtime.store
+        batch = self.config.batch_size
+        if not history:
+            return store.claim_due(fence, horizon, batch)
+        keeper = cast(HistoryStore, store)  # records are only built for one (RunRecorder)
+        return keeper.claim_due(fence, horizon, batch, history=history, limits=self.config.history)
 
     def _freeze_startup_objects(self) -> None:
         """Move everything alive after start-up (Celery, kombu, the app, the configuration)
@@ -349,31 +364,22 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         try:
             if at_most_once:
                 with self._stops_held(len(settled.publish)):
-                    history: list[RunRecord] = []
-                    if recorder.enabled:
-                        recorder.give_task_ids(settled)
-                        history = recorder.committed_runs(settled, self._author())
-                        history += recorder.dropped_requests(manual.dropped, self._author())
-                    if not self._commit(plan, settled, history, requested):
+                    if not self._commit(plan, settled, requested):
                         return self._lost_lock("expired")
                     self._report_stored(plan, settled)
                     published = self._dispatch(settled.publish, at_most_once=at_most_once)
-                if recorder.enabled:  # one more write, only when a publish failed
-                    recorder.append(recorder.unpublished_runs(settled, published, self._author()))
+                self._record_runs(recorder, settled, published, manual)
                 published = published.without(settled.manual)
             else:
                 published = self._dispatch(settled.publish, at_most_once=at_most_once)
-                history = []
-                if recorder.enabled:
-                    history = recorder.published_runs(settled, published, self._author())
-                    history += recorder.dropped_requests(manual.dropped, self._author())
+                self._record_runs(recorder, settled, published, manual)
                 # A run-now whose publish failed stays requested: the next tick tries again.
                 failed = set(published.failed_at) | set(published.unsent_at)
                 retried = {settled.publish[i][0] for i in failed if i in settled.manual}
                 requested = [name for name in requested if name not in retried]
                 published = published.without(settled.manual)
                 settled = settled.leave_due(self._retry_times(published))
-                if not self._commit(plan, settled, history, requested):
+                if not self._commit(plan, settled, requested):
                     return self._lost_lock("expired")
                 self._report_stored(plan, settled)
         except StoreUnavailableError as exc:
@@ -466,26 +472,25 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
             entry_class=self.Entry,
         )
 
-    def _commit(
-        self,
-        plan: Plan,
-        settled: Settled,
-        history: Sequence[RunRecord] = (),
-        requests_done: Sequence[str] = (),
-    ) -> bool:
-        if not settled.updates and not plan.quarantine and not history and not requests_done:
+    def _record_runs(
+        self, recorder: RunRecorder, settled: Settled, published: Published, manual: ManualRuns
+    ) -> None:
+        """What the tick's runs became, held for the next claim to write."""
+        if recorder.enabled and (settled.publish or settled.skipped or manual.dropped):
+            author = self._author()
+            recorder.hold(recorder.published_runs(settled, published, author))
+            recorder.hold(recorder.dropped_requests(manual.dropped, author))
+
+    def _commit(self, plan: Plan, settled: Settled, requests_done: Sequence[str] = ()) -> bool:
+        if not settled.updates and not plan.quarantine and not requests_done:
             return True
         sent = time.monotonic()
         store = self._runtime.store
         fence = self._lock().fence
-        extra: dict[str, Any] = {}
-        if history:  # the store is a HistoryStore (see RunRecorder.for_store)
-            extra.update(history=history, limits=self.config.history)
         if requests_done:  # the store returned requests: it is a RunRequestStore
-            extra["requests_done"] = requests_done
-        if extra:
-            committed = bool(
-                cast(Any, store).commit(fence, settled.updates, plan.quarantine, **extra)
+            requester = cast(RunRequestStore, store)
+            committed = requester.commit(
+                fence, settled.updates, plan.quarantine, requests_done=requests_done
             )
         else:
             committed = store.commit(fence, settled.updates, plan.quarantine)
@@ -548,7 +553,8 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         if claim.next_due is not None:
             candidates.append(claim.next_due)
         cap = self.max_interval
-        if self._lock().fence is not None:
+        if self._lock().fence is not None or self._recorder.pending:
+            # A leader renews its lease; run records held wait for the next claim no longer.
             cap = min(cap, self.config.lock_renew_interval)
         if not candidates:
             return cap
@@ -664,6 +670,8 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
             self._close_deferred = True
             return
         try:
+            if self._recorder_cache is not None:
+                self._recorder_cache[1].flush()  # the last tick's run records
             if self._started:  # reported once, though celery beat closes twice on SIGTERM
                 self._started = False
                 self.plugins.scheduler_stopped(scheduler=self)

@@ -56,7 +56,7 @@ BROKEN_KEY_ERROR = "REDBEATKEY"
 _SCHEDULE = ("the schedule", "a sorted set")
 _STATICS = ("the static entries", "a set")
 _QUARANTINE = ("the quarantine", "a hash")
-_CLAIM_HEADER = 6
+_CLAIM_HEADER = 7
 _CLAIM_STRIDE = 5
 _REQUEST_STRIDE = 6
 
@@ -284,15 +284,31 @@ class RedisStore(StoreBase):
 
     # ----------------------------------------------------------------- the tick
 
-    def claim_due(self, fence: Fence | None, now: float, limit: int) -> ClaimResult:
+    def claim_due(
+        self,
+        fence: Fence | None,
+        now: float,
+        limit: int,
+        *,
+        history: Sequence[RunRecord] = (),
+        limits: HistoryLimits = HistoryLimits(),  # noqa: B008 (frozen)
+    ) -> ClaimResult:
+        """``claim.lua``: the fence, the run records of the last busy tick, and the due
+        entries and run-now requests, one round trip."""
         keys = [self.keys.schedule, self.keys.quarantine]
-        args: list[Any] = [repr(float(now)), int(limit), self.keys.prefix]
+        args: list[Any] = [repr(float(now)), int(limit), self.keys.prefix, "", 0]
         if fence is not None:
             keys.append(fence.key)
-            args += [fence.token, _ms(fence.ttl)]
+            args[3:5] = [fence.token, _ms(fence.ttl)]
+        args += [len(history), limits.per_entry, limits.total, self.keys.history]
+        entry_history = self.keys.entry_history
+        for record in history:
+            args += [_wire(entry_history(record.name)), _wire(record.to_json())]
         reply = self._run_undecoded("claim", keys, args)
         if not reply or int(reply[0]) == 0:
             return ClaimResult(owned=False)
+        if history:
+            self._note_history(reply[6])
         server_time = int(reply[1]) + int(reply[2]) / 1_000_000
         next_due = _text(reply[3])
         moved = int(reply[4])
@@ -343,15 +359,12 @@ class RedisStore(StoreBase):
         updates: Sequence[EntryUpdate],
         quarantine: Sequence[Quarantine] = (),
         *,
-        history: Sequence[RunRecord] = (),
-        limits: HistoryLimits = HistoryLimits(),  # noqa: B008 (frozen)
         requests_done: Sequence[str] = (),
     ) -> bool:
-        """``commit.lua``: the updates, quarantines, run-now requests done and run records,
-        one round trip."""
+        """``commit.lua``: the updates, quarantines and run-now requests done, one round
+        trip."""
         keys = [self.keys.schedule, self.keys.quarantine]
-        args: list[Any] = ["", 0, len(updates), len(quarantine), len(history)]
-        args += [limits.per_entry, limits.total, self.keys.history]
+        args: list[Any] = ["", 0, len(updates), len(quarantine)]
         args += [len(requests_done), self.keys.requests]
         if fence is not None:
             keys.append(fence.key)
@@ -363,25 +376,20 @@ class RedisStore(StoreBase):
             args += [_wire(entry_key(item.name)), _wire(item.reason)]
         for name in requests_done:
             args += [_wire(self.keys.request(name)), _wire(name)]
-        entry_history = self.keys.entry_history
-        for record in history:
-            args += [_wire(entry_history(record.name)), _wire(record.to_json())]
         script = self._script("commit")
         if not self.replica_acks:
-            return self._committed(self._call(lambda: script(keys=keys, args=args)))
+            return bool(self._call(lambda: script(keys=keys, args=args)))
         owned, acks = self._call(lambda: self._commit_and_wait(script, keys, args))
         if owned and acks is not None:
             self._note_acks(acks)
         return owned
 
-    def _committed(self, reply: Any) -> bool:
-        """``commit.lua``'s reply: 1, 0 (the lock is not ours), or the history write that
-        was refused (the commit itself is done): reported once until history is written
-        again, naming the fix, and the beat goes on."""
-        if not isinstance(reply, str | bytes):
-            if self._history_refused and reply:
-                self._history_refused = False
-            return bool(reply)
+    def _note_history(self, reply: Any) -> None:
+        """The history write ``claim.lua`` reports refused (the claim itself is done):
+        reported once until history is written again, naming the fix; the beat goes on."""
+        if not reply:
+            self._history_refused = False
+            return
         if not self._history_refused:
             self._history_refused = True
             key, command, error = [*(_text(reply) or "").split("\n", 2), "", ""][:3]
@@ -396,7 +404,6 @@ class RedisStore(StoreBase):
                 or f"Another program wrote that key: delete it (DEL {key}) and RedBeat starts "
                 "it again",
             )
-        return True
 
     def _commit_and_wait(
         self, script: Any, keys: list[str], args: list[Any]
@@ -424,16 +431,16 @@ class RedisStore(StoreBase):
                 self._wait_refused = acl.warn_wait_refused(
                     acks, self.client, warned=self._wait_refused
                 )
-                return self._committed(owned), None
+                return bool(owned), None
             for reply in (owned, acks):
                 if isinstance(reply, Exception):
                     raise reply
-            return self._committed(owned), int(acks)
+            return bool(owned), int(acks)
         raise redis.exceptions.NoScriptError("commit.lua was not kept by the server")
 
     def append_history(self, records: Sequence[RunRecord], limits: HistoryLimits) -> None:
-        """Records outside a tick's commit: ``commit.lua`` with no update and no fence."""
-        self.commit(None, (), history=records, limits=limits)
+        """Records outside a tick: ``claim.lua`` with no fence, claiming nothing."""
+        self.claim_due(None, 0.0, 0, history=records, limits=limits)
 
     def history(self, name: str | None, limit: int) -> list[str]:
         """``LRANGE`` of the entry's list, or of the schedule's when ``name`` is None."""

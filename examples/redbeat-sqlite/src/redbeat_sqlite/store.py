@@ -115,11 +115,22 @@ class SqliteStore(StoreBase):
 
     # ----------------------------------------------------------------- the tick
 
-    def claim_due(self, fence: Fence | None, now: float, limit: int) -> ClaimResult:
-        # Without a fence this is a pure read: a deferred transaction (one snapshot) suffices.
-        with self.database.transaction(write=fence is not None) as conn:
+    def claim_due(
+        self,
+        fence: Fence | None,
+        now: float,
+        limit: int,
+        *,
+        history: Sequence[RunRecord] = (),
+        limits: HistoryLimits = HistoryLimits(),  # noqa: B008 (frozen)
+    ) -> ClaimResult:
+        """The claim, and the last tick's run records written first (``HistoryStore``).
+        Without a fence or records it is a pure read: a deferred transaction (one snapshot)."""
+        with self.database.transaction(write=fence is not None or bool(history)) as conn:
             if fence is not None and not _extend(conn, fence):
                 return ClaimResult(owned=False)
+            if history:
+                _record(conn, history, limits)
             server_time = float(conn.execute(f"SELECT {NOW}").fetchone()[0])
             # limit + 1: the extra row, if any, says when the next tick is due.
             rows = conn.execute(_DUE, (limit + 1,)).fetchall()
@@ -153,8 +164,6 @@ class SqliteStore(StoreBase):
         updates: Sequence[EntryUpdate],
         quarantine: Sequence[Quarantine] = (),
         *,
-        history: Sequence[RunRecord] = (),
-        limits: HistoryLimits = HistoryLimits(),  # noqa: B008 (frozen)
         requests_done: Sequence[str] = (),
     ) -> bool:
         with self.database.transaction(write=True) as conn:
@@ -176,8 +185,6 @@ class SqliteStore(StoreBase):
             conn.executemany(
                 "DELETE FROM run_requests WHERE name = ?", [(name,) for name in requests_done]
             )
-            if history:
-                _record(conn, history, limits)
         return True
 
     def append_audit(self, records: Sequence[AuditRecord], limit: int) -> None:

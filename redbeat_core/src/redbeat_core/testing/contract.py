@@ -436,21 +436,20 @@ class StoreContract:
             )
         return store
 
-    def test_history_rides_on_the_commit_newest_first(self, store: ScheduleStore) -> None:
-        """A :class:`~redbeat_core.history.HistoryStore` writes a tick's records with its
-        commit and reads them back newest first, per entry and for the whole schedule."""
+    def test_history_rides_on_the_claim_newest_first(self, store: ScheduleStore) -> None:
+        """A :class:`~redbeat_core.history.HistoryStore` writes the last tick's records with
+        the next claim and reads them back newest first, per entry and for the whole
+        schedule; the claim claims as it would without them."""
         keeper = self._history_store(store)
-        store.save_many([entry("a", NOW), entry("b", NOW)])
-        first = [_run("a", 1), _run("b", 1)]
-        assert keeper.commit(None, [EntryUpdate("a", '{"m": 2}', NOW + 5)], history=first)
-        keeper.commit(None, [], history=[_run("a", 2)])
+        store.save_many([entry("a", NOW), entry("b", NOW + 60)])
+        claim = keeper.claim_due(None, NOW, 10, history=[_run("a", 1), _run("b", 1)])
+        assert [e.name for e in claim.entries] == ["a"]
+        assert claim.next_due == pytest.approx(NOW + 60, abs=1e-3)
+        keeper.claim_due(None, NOW, 10, history=[_run("a", 2)])
         assert _runs(keeper.history("a", 10)) == [("a", 2), ("a", 1)]
         assert _runs(keeper.history("b", 10)) == [("b", 1)]
         assert _runs(keeper.history(None, 10)) == [("a", 2), ("b", 1), ("a", 1)]
         assert _runs(keeper.history(None, 2)) == [("a", 2), ("b", 1)]
-        loaded = store.load("a")
-        assert loaded is not None
-        assert loaded.meta == '{"m": 2}'  # the commit's own writes are done too
         assert keeper.history("never-ran", 10) == []
 
     def test_history_is_trimmed_to_its_limits(self, store: ScheduleStore) -> None:
@@ -460,7 +459,7 @@ class StoreContract:
         store.save_many([entry("a", NOW), entry("b", NOW)])
         limits = HistoryLimits(per_entry=2, total=3)
         for due in range(1, 5):
-            keeper.commit(None, [], history=[_run("a", due), _run("b", due)], limits=limits)
+            keeper.claim_due(None, NOW, 10, history=[_run("a", due), _run("b", due)], limits=limits)
         assert _runs(keeper.history("a", 10)) == [("a", 4), ("a", 3)]
         assert _runs(keeper.history(None, 10)) == [("b", 4), ("a", 4), ("b", 3)]
         keeper.append_history([_run("b", 5, outcome="failed")], limits)
@@ -471,7 +470,7 @@ class StoreContract:
     def test_deleting_an_entry_deletes_its_history(self, store: ScheduleStore) -> None:
         keeper = self._history_store(store)
         store.save_many([entry("gone", NOW), entry("kept", NOW)])
-        keeper.commit(None, [], history=[_run("gone", 1), _run("kept", 1)])
+        keeper.append_history([_run("gone", 1), _run("kept", 1)], HistoryLimits())
         store.delete("gone")
         assert keeper.history("gone", 10) == []
         assert _runs(keeper.history("kept", 10)) == [("kept", 1)]
@@ -924,7 +923,8 @@ class LockContract:
     def test_a_commit_that_lost_the_fence_records_no_history(
         self, store: ScheduleStore, make_lock: Callable[[float], Lock]
     ) -> None:
-        """History is part of the fenced commit: a beat that lost the lock records nothing."""
+        """History rides on the fenced claim: a beat that lost the lock writes nothing there
+        (it writes what it holds outside the fence, with ``append_history``)."""
         if not isinstance(store, HistoryStore):
             pytest.skip(f"{type(store).__name__} keeps no run history")
         store.save(entry("a", NOW - 1))
@@ -933,9 +933,9 @@ class LockContract:
         fence = leader.fence
         assert fence is not None
         stale = Fence(key=fence.key, token="not-the-holder", ttl=fence.ttl)  # noqa: S106
-        assert not store.commit(stale, [], history=[_run("a", 1)])
+        assert not store.claim_due(stale, NOW, 10, history=[_run("a", 1)]).owned
         assert store.history("a", 10) == []
-        assert store.commit(fence, [], history=[_run("a", 2)])
+        assert store.claim_due(fence, NOW, 10, history=[_run("a", 2)]).owned
         assert _runs(store.history("a", 10)) == [("a", 2)]
 
     def test_claim_extends_the_lock(

@@ -13,11 +13,20 @@
 -- scored at the time it was asked for, with who asked in the hash '<prefix>:run_now': it is
 -- returned with the entry's fields, apart from the due entries, and commit.lua removes it.
 --
+-- The run history of the beat's last busy tick rides along (redbeat_core.history): written
+-- here, once the lock is checked, so the tick's own commit (at-most-once: before its
+-- publishes) carries nothing more and the records know how each publish went. Each record is
+-- pushed on its entry's list and the schedule's, each trimmed to its cap, with pcall: a history
+-- key another program broke, or a refused command, loses records, never the claim; the first
+-- such error is returned for the beat to report.
+--
 -- KEYS[1] schedule sorted set; KEYS[2] quarantine hash; KEYS[3] lock key (absent: no lock)
--- ARGV[1] now (score); ARGV[2] limit; ARGV[3] key prefix; ARGV[4] lock token;
--- ARGV[5] lock TTL in ms
+-- ARGV[1] now (score); ARGV[2] limit; ARGV[3] key prefix; ARGV[4] lock token ('' without a
+-- lock); ARGV[5] lock TTL in ms; ARGV[6] number of history records; ARGV[7] records kept per
+-- entry; ARGV[8] records kept in all; ARGV[9] the history list's key;
+-- then per history record: its entry's history key, the record (JSON).
 -- Returns {1, server_seconds, server_microseconds, next_score|false, n_quarantined,
---          n_requests,
+--          n_requests, refused history write ('<key>\n<command>\n<error>') | false,
 --          member, reason, ... (n_quarantined pairs),
 --          name, requested_at, definition, meta, policy, request, ... (n_requests),
 --          key, score, definition, meta, policy, key, score, ...} or {0}
@@ -48,11 +57,42 @@ if #KEYS > 2 then
   end
   redis.call('PEXPIRE', KEYS[3], ARGV[5])
 end
+-- The first history write refused, for the beat to report.
+local refused = false
+local function keep(command, key, reply)
+  if not refused and type(reply) == 'table' and reply.err then
+    refused = key .. '\n' .. command .. '\n' .. reply.err
+  end
+end
+local records = tonumber(ARGV[6])
+if records > 0 then
+  local per_entry, total, all = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
+  local batch = {}
+  local i = 10
+  for _ = 1, records do
+    if per_entry > 0 then
+      keep('lpush', ARGV[i], redis.pcall('LPUSH', ARGV[i], ARGV[i + 1]))
+      keep('ltrim', ARGV[i], redis.pcall('LTRIM', ARGV[i], 0, per_entry - 1))
+    end
+    batch[#batch + 1] = ARGV[i + 1]
+    if total > 0 and #batch == 500 then  -- one LPUSH per 500 (well within unpack's limit)
+      keep('lpush', all, redis.pcall('LPUSH', all, unpack(batch)))
+      batch = {}
+    end
+    i = i + 2
+  end
+  if total > 0 then
+    if #batch > 0 then
+      keep('lpush', all, redis.pcall('LPUSH', all, unpack(batch)))
+    end
+    keep('ltrim', all, redis.pcall('LTRIM', all, 0, total - 1))
+  end
+end
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local prefix = ARGV[3]
 local clock = redis.call('TIME')
-local out = {1, clock[1], clock[2], false, 0, 0}
+local out = {1, clock[1], clock[2], false, 0, 0, refused}
 -- The idle tick reads only the head: one member, whatever the size of the schedule.
 local head = redis.pcall('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if failed(head) then

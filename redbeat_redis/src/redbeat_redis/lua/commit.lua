@@ -7,21 +7,14 @@
 -- commit with an error naming it; an entry key that is no longer a hash is quarantined instead
 -- of updated.
 --
--- Run history rides along (redbeat_core.history): each record is pushed on its entry's list
--- and the schedule's, each trimmed to its cap. History never stops scheduling: it is written
--- last, with pcall, so a history key another program broke loses records, not the commit.
---
 -- KEYS[1] schedule sorted set; KEYS[2] quarantine hash; KEYS[3] lock key (absent: no lock)
 -- ARGV[1] lock token; ARGV[2] lock TTL in ms; ARGV[3] number of updates;
--- ARGV[4] number of quarantined entries; ARGV[5] number of history records;
--- ARGV[6] records kept per entry; ARGV[7] records kept in all; ARGV[8] the history list's key
--- ARGV[9] number of run-now requests done; ARGV[10] the hash of run-now requests
+-- ARGV[4] number of quarantined entries; ARGV[5] number of run-now requests done;
+-- ARGV[6] the hash of run-now requests
 -- then per update: key, meta ('' = keep), score ('' = leave the schedule);
 -- then per quarantined entry: key, reason;
--- then per run-now request done: its schedule member, the entry's name;
--- then per history record: its entry's history key, the record (JSON).
--- Returns 1, or 0 when the lock is no longer ours (nothing is written then), or, when a
--- history write was refused, '<key>\n<command>\n<error>' (everything else is written).
+-- then per run-now request done: its schedule member, the entry's name.
+-- Returns 1, or 0 when the lock is no longer ours (nothing is written then).
 local function broken(key, found, holds, expected)
   return redis.error_reply('REDBEATKEY ' .. key .. ' holds a ' .. found .. ', not ' .. expected ..
     ' (where RedBeat keeps ' .. holds .. '): another program wrote it. Rename or delete it ' ..
@@ -47,7 +40,7 @@ if found ~= 'zset' and found ~= 'none' then
   return broken(KEYS[1], found, 'the schedule', 'a sorted set')
 end
 -- Each entry key's type, checked before anything is written (TYPE costs what EXISTS did).
-local FIRST = 11
+local FIRST = 7
 local n = tonumber(ARGV[3])
 local q = tonumber(ARGV[4])
 local kinds = {}
@@ -94,39 +87,9 @@ for _ = 1, q do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   i = i + 2
 end
-for _ = 1, tonumber(ARGV[9]) do
+for _ = 1, tonumber(ARGV[5]) do
   redis.call('ZREM', KEYS[1], ARGV[i])
-  redis.pcall('HDEL', ARGV[10], ARGV[i + 1])  -- who asked: informative only
+  redis.pcall('HDEL', ARGV[6], ARGV[i + 1])  -- who asked: informative only
   i = i + 2
 end
--- The first history write refused is returned instead of 1, for the beat to report.
-local refused = nil
-local function keep(command, key, reply)
-  if refused == nil and type(reply) == 'table' and reply.err then
-    refused = key .. '\n' .. command .. '\n' .. reply.err
-  end
-end
-local records = tonumber(ARGV[5])
-if records > 0 then
-  local per_entry, total, all = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
-  local batch = {}
-  for _ = 1, records do
-    if per_entry > 0 then
-      keep('lpush', ARGV[i], redis.pcall('LPUSH', ARGV[i], ARGV[i + 1]))
-      keep('ltrim', ARGV[i], redis.pcall('LTRIM', ARGV[i], 0, per_entry - 1))
-    end
-    batch[#batch + 1] = ARGV[i + 1]
-    if total > 0 and #batch == 500 then  -- one LPUSH per 500 (well within unpack's limit)
-      keep('lpush', all, redis.pcall('LPUSH', all, unpack(batch)))
-      batch = {}
-    end
-    i = i + 2
-  end
-  if total > 0 then
-    if #batch > 0 then
-      keep('lpush', all, redis.pcall('LPUSH', all, unpack(batch)))
-    end
-    keep('ltrim', all, redis.pcall('LTRIM', all, 0, total - 1))
-  end
-end
-return refused or 1
+return 1

@@ -206,7 +206,7 @@ CORE_SETTINGS: Final[tuple[Setting, ...]] = (
         DEFAULT_PER_ENTRY,
         "How many run records (sent, failed, unsent, skipped, postponed, manual) the store "
         "keeps for each entry, newest first, for 'redbeat history NAME' and "
-        "Schedule.history(name). Written in the tick's own commit (no extra round trip). Each "
+        "Schedule.history(name). Written by the beat's next claim (no extra round trip). Each "
         "record is about 150 bytes: with a million entries, 10 per entry is about 1.5 GB of "
         "storage (memory, for an in-memory store); lower it, or 0 for none (the "
         "schedule-wide history still names the entry).",

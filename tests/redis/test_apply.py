@@ -5,12 +5,10 @@ schedule read back with ``redbeat list --json`` (and the server itself where it 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from redbeat_test_support import COMMANDS_PROJ, ok, run
 
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
@@ -63,13 +61,6 @@ def workdir(tmp_path: Path, redbeat_url: str) -> Path:
     (tmp_path / "proj.py").write_text(COMMANDS_PROJ)
     (tmp_path / "schedule.toml").write_text(TOML)
     return tmp_path
-
-
-@pytest.fixture
-def client(redbeat_url: str) -> Iterator[Any]:
-    client = redis.Redis.from_url(redbeat_url, decode_responses=True)
-    yield client
-    client.close()
 
 
 def listed(workdir: Path, url: str) -> dict[str, dict[str, Any]]:

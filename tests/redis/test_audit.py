@@ -5,25 +5,15 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-import redis
 from celery import Celery
 from celery.schedules import crontab, schedule
 
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry, Schedule
 from redbeat_core.audit import AuditRecord, audit_action, operator
-
-
-@pytest.fixture
-def client(redbeat_url: str) -> Iterator[Any]:
-    conn = redis.Redis.from_url(redbeat_url, decode_responses=True)
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def actions(app: Celery) -> list[tuple[str, tuple[str, ...], str | None]]:

@@ -6,23 +6,14 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 from celery.schedules import schedule
 from redbeat_test_support import ago
 
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry, Schedule
 from redbeat_redis import lock as redis_lock
-
-
-@pytest.fixture
-def client(redbeat_url: str) -> Iterator[Any]:
-    client = redis.Redis.from_url(redbeat_url, decode_responses=True)
-    yield client
-    client.close()
 
 
 def standby_lines(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -35,13 +35,6 @@ from redbeat_redis.testing.servers import free_port
 
 
 @pytest.fixture
-def client(redbeat_url: str) -> Iterator[Any]:
-    client = redis.Redis.from_url(redbeat_url, decode_responses=True)
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def bare_app() -> Iterator[Celery]:
     """An app as users' test suites make it: a ``memory://`` broker and no RedBeat URL."""
     app = Celery("users-tests", broker="memory://", set_as_current=False)

@@ -21,13 +21,6 @@ def redis_store(client: Any) -> RedisStore:
 
 
 @pytest.fixture
-def client(redbeat_url: str) -> Iterator[Any]:
-    client = redis.Redis.from_url(redbeat_url, decode_responses=True)
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def store(client: Any) -> RedisStore:
     return redis_store(client)
 

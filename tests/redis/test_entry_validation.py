@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
-import redis
 from celery import Celery
 from celery.schedules import schedule
 from redbeat_test_support import ago, recording_publishes
@@ -27,15 +26,6 @@ from redbeat import InvalidEntryError, RedBeatScheduler, RedBeatSchedulerEntry
 SCHEDULE_KEY = "redbeat::schedule"
 QUARANTINE_KEY = "redbeat::quarantine"
 STATICS_KEY = "redbeat::statics"
-
-
-@pytest.fixture
-def client(redbeat_url: str) -> Iterator[Any]:
-    conn = redis.Redis.from_url(redbeat_url, decode_responses=True)
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def store_raw(client: Any, name: str, every: float, *, static: bool = False) -> None:

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import redis
 from celery import Celery, Task
 from celery.schedules import schedule
 from celery.signals import before_task_publish
@@ -21,15 +20,6 @@ from redbeat_core import hookimpl
 from redbeat_core.history import RunRecord
 from redbeat_core.locks import beat_identity
 from redbeat_core.runtime import get_runtime
-
-
-@pytest.fixture
-def client(redbeat_url: str) -> Iterator[Any]:
-    conn = redis.Redis.from_url(redbeat_url, decode_responses=True)
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import redis
 from celery import Celery, Task
 from celery.schedules import schedule
 from redbeat_test_support import ago, recording_publishes, wait_for
@@ -26,15 +25,6 @@ from redbeat_core.schedules import rrule
 SCHEDULE_KEY = "redbeat::schedule"
 LOCK_KEY = "redbeat::lock"
 QUARANTINE_KEY = "redbeat::quarantine"
-
-
-@pytest.fixture
-def client(redbeat_url: str) -> Iterator[Any]:
-    conn = redis.Redis.from_url(redbeat_url, decode_responses=True)
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def due_entry(app: Celery, name: str, every: float = 30) -> RedBeatSchedulerEntry:

@@ -42,13 +42,6 @@ def published() -> Iterator[list[str]]:
     before_task_publish.disconnect(record)
 
 
-@pytest.fixture
-def client(redbeat_url: str) -> Iterator[Any]:
-    client = redis.Redis.from_url(redbeat_url, decode_responses=True)
-    yield client
-    client.close()
-
-
 def due_entry(app: Any, name: str, task: str = "tasks.add", every: float = 30) -> Any:
     """An interval entry that last ran long enough ago to be due now."""
     entry = RedBeatSchedulerEntry(name, task, schedule(every), args=[1, 2], app=app)

@@ -31,7 +31,7 @@ from celery import Celery
 from celery.schedules import schedule
 from celery.signals import before_task_publish
 
-from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
+from redbeat import RedBeatScheduler, RedBeatSchedulerEntry, Schedule
 from redbeat_core import hookimpl
 from redbeat_core.runtime import get_runtime
 
@@ -109,6 +109,8 @@ def test_a_stop_in_an_observer_after_the_commit_still_publishes_the_committed_ru
     published = stopped_tick(RedBeatScheduler(app=broker_app))
     assert [run_count(client, name) for name in ("a", "b")] == [1, 1]  # committed
     assert published == ["tasks.a", "tasks.b"]  # was [] (both lost, nothing logged)
+    # and the stop wrote the tick's run records on its way out
+    assert sorted(r.name for r in Schedule(broker_app).history()) == ["a", "b"]
 
 
 def test_a_stop_while_a_send_is_logged_still_publishes_that_run(

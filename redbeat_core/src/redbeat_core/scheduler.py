@@ -368,7 +368,8 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
                         return self._lost_lock("expired")
                     self._report_stored(plan, settled)
                     published = self._dispatch(settled.publish, at_most_once=at_most_once)
-                self._record_runs(recorder, settled, published, manual)
+                    # Inside the hold: a stop held meanwhile closes the beat, which writes them.
+                    self._record_runs(recorder, settled, published, manual)
                 published = published.without(settled.manual)
             else:
                 published = self._dispatch(settled.publish, at_most_once=at_most_once)

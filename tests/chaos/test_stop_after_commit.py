@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 import redis
-from celery import Celery
+from celery import Celery, Task
 from celery.schedules import schedule
 from celery.signals import before_task_publish
 
@@ -177,3 +177,27 @@ def test_the_stop_handler_is_given_back_after_the_tick(broker_app: Celery, clien
     finally:
         signal.signal(signal.SIGTERM, previous)
         scheduler.close()
+
+
+def test_a_second_stop_inside_a_publish_is_obeyed_at_once(broker_app: Celery, client: Any) -> None:
+    """The first stop is held; the second lands inside ``apply_async`` of the first run,
+    where the dispatch would keep publishing after a first stop: it is the second, so the
+    beat stops there and publishes nothing more."""
+
+    class StopOnce:
+        @hookimpl
+        def redbeat_before_dispatch(self) -> None:
+            raise_stop()
+
+    class StopInside(Task):  # type: ignore[misc]
+        def apply_async(self, *args: Any, **kwargs: Any) -> Any:
+            raise_stop()
+            return super().apply_async(*args, **kwargs)
+
+    def job() -> None: ...
+
+    broker_app.task(name="tasks.a", base=StopInside, shared=False)(job)
+    get_runtime(broker_app).plugins.register(StopOnce(), name="stop-once")
+    published = stopped_tick(RedBeatScheduler(app=broker_app))
+    assert [run_count(client, name) for name in ("a", "b")] == [1, 1]  # committed
+    assert published == []  # stopped inside a's publish: b is not published either

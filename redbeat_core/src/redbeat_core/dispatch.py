@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from redbeat_core.runs import Dispatched
+from redbeat_core.stops import stop_was_held
 from redbeat_core.summary import LATE_AFTER
 
 if TYPE_CHECKING:
@@ -240,8 +241,9 @@ def _keep_publishing(
     at_most_once: bool,
 ) -> BaseException:
     """A stop arrived during dispatch: return it to raise after the remaining publishes when
-    their runs are committed (at-most-once, first stop); raise it at once otherwise."""
-    if not at_most_once or earlier is not None:
+    their runs are committed (at-most-once, first stop); raise it at once otherwise (a
+    second stop, also when the first was held by :func:`~redbeat_core.stops.held_stops`)."""
+    if not at_most_once or earlier is not None or stop_was_held():
         raise exc
     logger.warning(
         "beat: stopping %s; publishing the tick's %d remaining entries first, as their runs "

@@ -33,6 +33,15 @@ logger = logging.getLogger("celery.beat")
 #: The signals ``celery beat`` stops on (``celery.apps.beat.install_sync_handler``).
 STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
 
+#: The stop held by the active :func:`held_stops`, if any (one hold at a time: the main thread).
+_held: list[int] = []
+
+
+def stop_was_held() -> bool:
+    """Whether a stop is being held: a ``SystemExit`` raised now comes from a second one, which
+    the dispatch's own guard must not hold again."""
+    return bool(_held)
+
 
 @contextlib.contextmanager
 def held_stops(what: str) -> Iterator[None]:
@@ -43,7 +52,8 @@ def held_stops(what: str) -> Iterator[None]:
         yield
         return
     previous: dict[int, Any] = {}
-    held: list[int] = []
+    held = _held
+    held.clear()
 
     def restore() -> None:
         for signum, handler in previous.items():
@@ -51,8 +61,9 @@ def held_stops(what: str) -> Iterator[None]:
         previous.clear()
 
     def hold(signum: int, frame: FrameType | None) -> None:
-        if held:  # a second stop: obey it now
+        if held:  # a second stop: obey it now (and not again when the block ends)
             restore()
+            held.append(signum)
             signal.raise_signal(signum)
             return
         held.append(signum)
@@ -69,5 +80,7 @@ def held_stops(what: str) -> Iterator[None]:
         yield
     finally:
         restore()
-        if held:
-            signal.raise_signal(held[0])  # Celery's handler runs now, in this frame
+        first = held[0] if len(held) == 1 else None  # two: the second was obeyed already
+        held.clear()
+        if first is not None:
+            signal.raise_signal(first)  # Celery's handler runs now, in this frame

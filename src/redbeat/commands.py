@@ -14,6 +14,7 @@ unreachable), 2 a usage error.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -578,12 +579,38 @@ def run_now(ctx: click.Context, name: str, by: str | None) -> None:
     run_guarded(action)
 
 
+def _limit_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``-n/--limit``: how many of ``what`` a log command shows, newest first."""
+    return click.option(
+        "-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True,
+        help=f"How many {what}, newest first.",
+    )  # fmt: skip
+
+
+def _print_log(
+    records: Sequence[Any],
+    as_json: bool,
+    empty: str,
+    headers: Sequence[str],
+    row: Callable[[Any], list[str]],
+) -> None:
+    """A log's records (run history, audit): JSON, a line saying there are none, or a table."""
+    if as_json:
+        _echo_json([record.to_dict() for record in records])
+    elif not records:
+        click.echo(empty)
+    else:
+        _table(headers, [row(record) for record in records])
+
+
+def _stamp(seconds: float, tz: Any) -> str:
+    """Unix seconds as a time in the app's zone: ``2026-12-05 10:30:00 CET``."""
+    return f"{datetime.fromtimestamp(seconds, UTC).astimezone(tz):%Y-%m-%d %H:%M:%S %Z}"
+
+
 @click.command("history")
 @click.argument("name", required=False)
-@click.option(
-    "-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True,
-    help="How many records, newest first.",
-)  # fmt: skip
+@_limit_option("records")
 @json_option
 @click.pass_context
 def history(ctx: click.Context, name: str | None, limit: int, as_json: bool) -> None:
@@ -595,18 +622,12 @@ def history(ctx: click.Context, name: str | None, limit: int, as_json: bool) -> 
         api = _schedule(ctx)
         if name is not None:
             api.get(name)  # an unknown name is an error, not an empty history
-        records = api.history(name, limit)
-        if as_json:
-            _echo_json([record.to_dict() for record in records])
-            return
-        if not records:
-            if not api.keeps_history:
-                click.echo("this schedule keeps no run history (see redbeat_history_total)")
-            else:
-                click.echo("no runs recorded yet")
-            return
+        empty = "no runs recorded yet"
+        if not api.keeps_history:
+            empty = "this schedule keeps no run history (see redbeat_history_total)"
         tz = api.app.timezone
-        _table(HISTORY_HEADERS, [_history_row(record, tz) for record in records])
+        rows = functools.partial(_history_row, tz=tz)
+        _print_log(api.history(name, limit), as_json, empty, HISTORY_HEADERS, rows)
 
     run_guarded(action)
 
@@ -615,11 +636,10 @@ HISTORY_HEADERS: Final = ("DUE", "ENTRY", "OUTCOME", "LATE", "TASK ID", "BEAT", 
 
 
 def _history_row(record: Any, tz: Any) -> list[str]:
-    due = datetime.fromtimestamp(record.due_at, UTC).astimezone(tz)
     outcome = record.outcome + (" (manual)" if record.manual else "")
     beat = f"{record.beat or '?'} #{record.epoch}" if record.epoch else (record.beat or "?")
     return [
-        f"{due:%Y-%m-%d %H:%M:%S %Z}",
+        _stamp(record.due_at, tz),
         record.name,
         outcome,
         f"{record.lateness:+.3f} s",
@@ -630,10 +650,7 @@ def _history_row(record: Any, tz: Any) -> list[str]:
 
 
 @click.command("audit")
-@click.option(
-    "-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True,
-    help="How many changes, newest first.",
-)  # fmt: skip
+@_limit_option("changes")
 @json_option
 @click.pass_context
 def audit(ctx: click.Context, limit: int, as_json: bool) -> None:
@@ -642,15 +659,9 @@ def audit(ctx: click.Context, limit: int, as_json: bool) -> None:
 
     def action() -> None:
         api = _schedule(ctx)
-        records = api.audit(limit)
-        if as_json:
-            _echo_json([record.to_dict() for record in records])
-            return
-        if not records:
-            click.echo("no changes recorded (see redbeat_audit_limit)")
-            return
-        tz = api.app.timezone
-        _table(AUDIT_HEADERS, [_audit_row(record, tz) for record in records])
+        empty = "no changes recorded (see redbeat_audit_limit)"
+        rows = functools.partial(_audit_row, tz=api.app.timezone)
+        _print_log(api.audit(limit), as_json, empty, AUDIT_HEADERS, rows)
 
     run_guarded(action)
 
@@ -659,11 +670,10 @@ AUDIT_HEADERS: Final = ("WHEN", "BY", "ACTION", "ENTRIES", "DETAIL")
 
 
 def _audit_row(record: Any, tz: Any) -> list[str]:
-    when = datetime.fromtimestamp(record.at, UTC).astimezone(tz)
     names = ", ".join(record.names)
     if record.count > len(record.names):
         names += f" and {record.count - len(record.names)} more"
-    return [f"{when:%Y-%m-%d %H:%M:%S %Z}", record.by, record.action, names, record.detail or ""]
+    return [_stamp(record.at, tz), record.by, record.action, names, record.detail or ""]
 
 
 @click.command("lock")

@@ -74,8 +74,9 @@ class Published:
     late: int = 0
     #: The runs published, in order.
     sent: tuple[Sent, ...] = ()
-    #: Why each failed run failed (the exception, one line), and why the unsent were not sent.
-    reasons: dict[str, str] = attrs.field(factory=dict)
+    #: Why each failed run failed (the exception, one line), and why the unsent were not
+    #: sent, by place in the tick's list of runs (an entry may run twice: run now).
+    reasons: dict[int, str] = attrs.field(factory=dict)
     #: The places of the failed and unsent runs in the tick's list of runs.
     failed_at: tuple[int, ...] = ()
     unsent_at: tuple[int, ...] = ()
@@ -108,7 +109,7 @@ class _Tally:
     sent: list[Sent] = attrs.Factory(list)
     failed: list[str] = attrs.Factory(list)
     failed_at: list[int] = attrs.Factory(list)
-    reasons: dict[str, str] = attrs.Factory(dict)
+    reasons: dict[int, str] = attrs.Factory(dict)
     late: int = 0
 
     def note_sent(self, sent: Sent) -> None:
@@ -119,7 +120,7 @@ class _Tally:
     def note_failed(self, name: str, index: int, exc: BaseException) -> None:
         self.failed.append(name)
         self.failed_at.append(index)
-        self.reasons[name] = _why(exc)
+        self.reasons[index] = _why(exc)
 
     def result(self, unsent: tuple[str, ...] = (), unsent_at: tuple[int, ...] = ()) -> Published:
         return Published(
@@ -167,7 +168,7 @@ def publish(
         if why is not None:
             unsent = tuple(n for n, _, _ in due[index:])
             _log_unsent(unsent, at_most_once, why)
-            tally.reasons.update(dict.fromkeys(unsent, why))
+            tally.reasons.update(dict.fromkeys(range(index, len(due)), why))
             done = tally.result(unsent, tuple(range(index, len(due))))
             return _done(scheduler, observed, dispatched, done, stop)
         logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)

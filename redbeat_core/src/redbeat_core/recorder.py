@@ -26,9 +26,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("celery.beat")
 
-#: The ``options`` key Celery's ``apply_async`` takes a task id from.
-TASK_ID: str = "task_id"
-
 
 @attrs.frozen
 class Author:
@@ -86,22 +83,22 @@ class RunRecorder:
             self._record(settled, s.index, "sent", s.published_at, author, None, s.task_id)
             for s in published.sent
         ]
-        records += self.unpublished_runs(settled, published, author)
+        records += self._unpublished_runs(settled, published, author)
         return records + self._decided(settled, author, now)
 
-    def unpublished_runs(
+    def _unpublished_runs(
         self, settled: Settled, published: Published, author: Author
     ) -> list[RunRecord]:
         """The runs whose publish failed or was not tried."""
         now = time.time()
         records = []
-        kinds: tuple[tuple[Outcome, tuple[int, ...], tuple[str, ...]], ...] = (
-            ("failed", published.failed_at, published.failed),
-            ("unsent", published.unsent_at, published.unsent),
+        kinds: tuple[tuple[Outcome, tuple[int, ...]], ...] = (
+            ("failed", published.failed_at),
+            ("unsent", published.unsent_at),
         )
-        for outcome, places, names in kinds:
-            for index, name in zip(places, names, strict=True):
-                reason = published.reasons.get(name)
+        for outcome, places in kinds:
+            for index in places:
+                reason = published.reasons.get(index)
                 records.append(self._record(settled, index, outcome, now, author, reason))
         return records
 
@@ -159,14 +156,11 @@ class RunRecorder:
         task_id: str | None = None,
     ) -> RunRecord:
         """The record of the run at ``index`` of the tick's runs."""
-        name, entry, due_at = settled.publish[index]
+        name, _, due_at = settled.publish[index]
         manual = index in settled.manual
         if manual:
             asked = _asked(settled.manual[index])
             reason = asked if reason is None else f"{asked}: {reason}"
-        if task_id is None:
-            given = entry.options.get(TASK_ID)
-            task_id = None if given is None else str(given)
         return RunRecord(
             name=name,
             outcome=outcome,

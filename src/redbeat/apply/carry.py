@@ -25,15 +25,7 @@ def check_entries(api: Schedule, wanted: Mapping[str, Wanted]) -> None:
     """Raise ``InvalidEntryError`` for the first entry RedBeat would refuse to store, before
     anything is written (a file is applied whole or not at all)."""
     for entry in wanted.values():
-        api.check(
-            entry.name,
-            entry.task,
-            entry.schedule,
-            args=entry.args,
-            kwargs=entry.kwargs,
-            options=entry.options,
-            enabled=entry.enabled,
-        )
+        api.check(entry.name, entry.task, entry.schedule, **_fields(entry))
 
 
 def carry_out(api: Schedule, plan: Plan, *, source: str | None = None) -> None:
@@ -63,13 +55,15 @@ def _change(api: Schedule, change: Change) -> None:
 
 
 def _store(api: Schedule, entry: Wanted, *, replace: bool) -> None:
-    api.add(
-        entry.name,
-        entry.task,
-        entry.schedule,
-        args=entry.args,
-        kwargs=entry.kwargs,
-        options=entry.options,
-        enabled=entry.enabled,
-        replace=replace,
-    )
+    api.add(entry.name, entry.task, entry.schedule, replace=replace, **_fields(entry))
+
+
+def _fields(entry: Wanted) -> dict[str, Any]:
+    """What ``Schedule.add`` and ``Schedule.check`` take of a file's entry besides its name,
+    task and schedule: one list, so a check and the write it guards see the same entry."""
+    return {
+        "args": entry.args,
+        "kwargs": entry.kwargs,
+        "options": entry.options,
+        "enabled": entry.enabled,
+    }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -297,13 +298,45 @@ def test_policy_round_trip_keeps_unknown_keys(codec: Codec) -> None:
     assert codec.decode_policy(None) == EntryPolicy()
     assert codec.decode_policy("") == EntryPolicy()
     when = datetime(2024, 1, 1, tzinfo=UTC)
-    policy = EntryPolicy(paused_reason="maintenance", extra={"jitter": 5, "until": when})
+    policy = EntryPolicy(paused_reason="maintenance", extra={"retries_cap": 5, "until": when})
     raw = codec.encode_policy(policy)
-    assert raw.startswith('{"paused_reason": "maintenance", "jitter": 5, "until": {"__type__"')
+    assert raw.startswith('{"paused_reason": "maintenance", "retries_cap": 5, "until": {"__type__"')
     assert codec.decode_policy(raw, name="p") == policy
-    future = codec.decode_policy('{"misfire": "skip", "x": [1]}', name="p")
-    assert future == EntryPolicy(extra={"misfire": "skip", "x": [1]})
-    assert codec.encode_policy(future) == '{"misfire": "skip", "x": [1]}'
+    future = codec.decode_policy('{"misfire": "skip", "overlap2": "x", "x": [1]}', name="p")
+    assert future == EntryPolicy(misfire="skip", extra={"overlap2": "x", "x": [1]})
+    assert codec.encode_policy(future) == '{"misfire": "skip", "overlap2": "x", "x": [1]}'
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        ('{"misfire": "sometimes"}', "misfire must be one of 'run_once', 'skip', 'run_all'"),
+        ('{"jitter": -1}', "jitter must be a finite number of seconds >= 0"),
+        ('{"starting_deadline": 0}', "starting_deadline must be a finite number of seconds > 0"),
+        ('{"max_runs": 0}', "max_runs must be a whole number >= 1"),
+        ('{"start_at": "tomorrow"}', "start_at must be an aware datetime or Unix seconds"),
+    ],
+)
+def test_policy_with_a_bad_setting_is_refused_naming_it(codec: Codec, raw: str, says: str) -> None:
+    with pytest.raises(EntryDecodeError, match=re.escape(says)):
+        codec.decode_policy(raw, name="nightly")
+
+
+def test_policy_settings_round_trip(codec: Codec) -> None:
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    policy = EntryPolicy(
+        misfire="run_all", starting_deadline=30, jitter=2.5, start_at=start, max_runs=3
+    )
+    assert policy.start_at == start.timestamp()  # an aware datetime is stored as Unix seconds
+    raw = codec.encode_policy(policy)
+    assert json.loads(raw) == {
+        "misfire": "run_all",
+        "starting_deadline": 30,
+        "jitter": 2.5,
+        "start_at": start.timestamp(),
+        "max_runs": 3,
+    }
+    assert codec.decode_policy(raw, name="p") == policy
 
 
 def test_policy_extra_cannot_shadow_a_field() -> None:

@@ -99,7 +99,29 @@ REFUSED_AT_SAVE = [
     pytest.param(
         {"policy": EntryPolicy(extra={"x": object()})}, "policy", "as JSON", id="policy-object"
     ),
-    pytest.param({"policy": {"paused_reason": "x"}}, "policy", "an EntryPolicy", id="policy"),
+    pytest.param({"policy": "skip"}, "policy", "an EntryPolicy", id="policy"),
+    pytest.param(
+        {"policy": EntryPolicy(misfire="later")}, "policy.misfire", "'run_all'", id="misfire"
+    ),
+    pytest.param(
+        {"policy": {"jitter": math.inf}}, "policy.jitter", "finite number", id="jitter-inf"
+    ),
+    pytest.param(
+        {"policy": {"starting_deadline": -1}}, "policy.starting_deadline", "> 0", id="deadline"
+    ),
+    pytest.param({"policy": {"max_runs": 1.5}}, "policy.max_runs", ">= 1", id="max-runs"),
+    pytest.param(
+        {"policy": {"start_at": datetime(2026, 1, 1)}},  # naive: refused
+        "policy.start_at",
+        "an aware datetime",
+        id="start-naive",
+    ),
+    pytest.param(
+        {"policy": {"start_at": 2000.0, "end_at": 1000.0}},
+        "policy.end_at",
+        "after policy.start_at",
+        id="end-before-start",
+    ),
     pytest.param({"total_run_count": -1}, "total_run_count", ">= 0", id="count-negative"),
 ]
 

@@ -28,7 +28,7 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, Self, TypeVar
+from typing import Any, Final, Self, TypeVar
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -38,6 +38,7 @@ from dateutil.rrule import weekday
 
 from redbeat_core.exceptions import EntryDecodeError
 from redbeat_core.model import EntryDefinition, EntryMeta, EntryPolicy
+from redbeat_core.policy import policy_problem
 from redbeat_core.schedules import clocked, rrule
 
 __all__ = [
@@ -492,25 +493,35 @@ _POLICY_FIELDS = {a.name for a in attrs.fields(EntryPolicy)} - {"extra"}
 def _unstructure_policy(p: EntryPolicy) -> dict[str, Any]:
     # Only settings that differ from the default are written, so an unset policy is "{}".
     out: dict[str, Any] = {}
-    if p.paused_reason is not None:
-        out["paused_reason"] = p.paused_reason
-    if p.paused_by is not None:
-        out["paused_by"] = p.paused_by
-    if p.paused_at is not None:
-        out["paused_at"] = p.paused_at
+    for field in _POLICY_ORDER:
+        value = getattr(p, field)
+        if value is not None:
+            out[field] = value
     out.update(p.extra)
     return out
+
+
+#: The policy's fields in the order they are written, and what each must be when read.
+_POLICY_ORDER: Final = (
+    "paused_reason",
+    "paused_by",
+    "paused_at",
+    "misfire",
+    "starting_deadline",
+    "jitter",
+    "start_at",
+    "end_at",
+    "max_runs",
+)
 
 
 def _structure_policy(data: Any, _: Any) -> EntryPolicy:
     if not isinstance(data, Mapping):
         raise _DecodeFailure(f"policy must be a JSON object, got {_type_name(data)}")
-    paused_reason = data.get("paused_reason")
-    if paused_reason is not None and not isinstance(paused_reason, str):
-        raise _DecodeFailure(f"paused_reason must be a string, got {_type_name(paused_reason)}")
-    paused_by = data.get("paused_by")
-    if paused_by is not None and not isinstance(paused_by, str):
-        raise _DecodeFailure(f"paused_by must be a string, got {_type_name(paused_by)}")
+    for field in ("paused_reason", "paused_by"):
+        value = data.get(field)
+        if value is not None and not isinstance(value, str):
+            raise _DecodeFailure(f"{field} must be a string, got {_type_name(value)}")
     paused_at = data.get("paused_at")
     if paused_at is not None and (
         isinstance(paused_at, bool)
@@ -518,13 +529,28 @@ def _structure_policy(data: Any, _: Any) -> EntryPolicy:
         or not math.isfinite(paused_at)
     ):
         raise _DecodeFailure(f"paused_at must be Unix seconds, got {_type_name(paused_at)}")
+    for field in ("misfire", "starting_deadline", "jitter", "start_at", "end_at", "max_runs"):
+        accepted = policy_problem(field, data.get(field))
+        if accepted is not None:
+            raise _DecodeFailure(f"{field} must be {accepted}, got {data.get(field)!r}")
     extra = {k: v for k, v in data.items() if k not in _POLICY_FIELDS}
+    number = _float_or_none
     return EntryPolicy(
-        paused_reason=paused_reason,
-        paused_by=paused_by,
-        paused_at=None if paused_at is None else float(paused_at),
+        paused_reason=data.get("paused_reason"),
+        paused_by=data.get("paused_by"),
+        paused_at=number(paused_at),
+        misfire=data.get("misfire"),
+        starting_deadline=number(data.get("starting_deadline")),
+        jitter=number(data.get("jitter")),
+        start_at=number(data.get("start_at")),
+        end_at=number(data.get("end_at")),
+        max_runs=data.get("max_runs"),
         extra=extra,
     )
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 # ---------------------------------------------------------------------------- the converter

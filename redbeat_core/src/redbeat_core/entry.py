@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 import functools
 import math
-from collections.abc import Callable
-from datetime import MINYEAR, datetime, timedelta
+from collections.abc import Callable, Mapping
+from datetime import MINYEAR, UTC, datetime, timedelta
 from typing import Any, Self
 
 from celery.app import app_or_default
@@ -24,6 +24,7 @@ from celery.utils.time import maybe_make_aware
 from redbeat_core import audit, records, validation
 from redbeat_core.codec import Codec
 from redbeat_core.model import EntryDefinition, EntryMeta, EntryPolicy
+from redbeat_core.policy import PolicyDefaults, Resolved, finish_reason, jitter_offset, resolve
 from redbeat_core.runtime import Runtime, ensure_conf, get_runtime
 from redbeat_core.schedules import clocked
 from redbeat_core.typing import StoredEntry
@@ -50,6 +51,12 @@ def to_score(moment: datetime | None, *, overdue: bool = False) -> float | None:
     if moment is None:
         return None
     millis: float = maybe_make_aware(moment).timestamp() * 1000
+    return (math.floor(millis) if overdue else math.ceil(millis)) / 1000
+
+
+def unix_to_score(moment: float, *, overdue: bool = False) -> float:
+    """:func:`to_score` for Unix seconds."""
+    millis = moment * 1000
     return (math.floor(millis) if overdue else math.ceil(millis)) / 1000
 
 
@@ -103,7 +110,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
         kwargs: Any = None,
         enabled: bool = True,
         options: Any = None,
-        policy: EntryPolicy | None = None,
+        policy: EntryPolicy | Mapping[str, Any] | None = None,
         **clsargs: Any,
     ) -> None:
         if schedule is not None and not isinstance(schedule, BaseSchedule):
@@ -111,6 +118,8 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
             # OverflowError; every other field is checked when the entry is stored (save()),
             # as celery-redbeat code sets attributes between building and saving an entry.
             validation.check_schedule_type(name, schedule)
+        if isinstance(policy, Mapping):  # beat_schedule and apply files write a dict
+            policy = validation.policy_from_mapping(name, policy)
         clsargs["app"] = app_or_default(clsargs.get("app"))
         fresh_one_off = isinstance(schedule, clocked) and clsargs.get("last_run_at") is None
         super().__init__(
@@ -295,20 +304,83 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
         disabled one, with a reason, an author and a time in its policy."""
         return self.policy is not None and self.policy.paused_reason is not None
 
+    def resolved_policy(self, defaults: PolicyDefaults | None = None) -> Resolved | None:
+        """This entry's scheduling policy over the app's defaults (``defaults``: the app's
+        when not given); None when it is Celery's behaviour (see :mod:`redbeat_core.policy`)."""
+        if defaults is None:
+            defaults = self._runtime.policy_defaults
+        if self.policy is None and defaults.inert:
+            return None
+        return resolve(self.policy, defaults)
+
     def next_score(self, now: datetime | None = None) -> float | None:
         """:attr:`due_at` as a score, or None when the entry must stay out of the schedule
-        (disabled, paused, or no further runs). ``now`` pins the clock (see :meth:`now_or`)."""
+        (disabled, paused, no further runs, or finished by its policy's bounds), with its
+        policy's start, end and jitter applied. ``now`` pins the clock (see :meth:`now_or`)."""
         if not self.enabled or self.paused:
             return None
         due, overdue = self._next_due(now)
-        return to_score(due, overdue=overdue)
+        resolved = self.resolved_policy()
+        if resolved is None:
+            return to_score(due, overdue=overdue)
+        return self.policy_score(resolved, due, overdue=overdue, runs=self.total_run_count or 0)
+
+    def policy_score(
+        self,
+        resolved: Resolved,
+        due: datetime | None,
+        *,
+        overdue: bool,
+        runs: int | None,
+        ran_at: datetime | None = None,
+    ) -> float | None:
+        """The score of a run the schedule puts at ``due`` (``overdue``: already due), once the
+        policy's bounds and jitter are applied; None when the entry is finished. ``runs`` is
+        the run count the ``max_runs`` bound is checked against (None: not checked here);
+        ``ran_at`` the last run when it is not the entry's own (the state after a run)."""
+        if due is None:
+            return None
+        if finish_reason(resolved, due=None, runs=runs if runs is not None else -1):
+            return None
+        moment = due.timestamp()
+        if resolved.start_at is not None and moment < resolved.start_at:
+            first = self.first_due_from(resolved.start_at)
+            if first is None:
+                return None
+            moment, overdue = first, False
+        if resolved.end_at is not None and moment > resolved.end_at:
+            return None
+        last = self.last_run_at if ran_at is None else ran_at
+        if resolved.jitter and not overdue and last is not None:
+            moment += jitter_offset(self.name, moment, resolved.jitter)
+        return unix_to_score(moment, overdue=overdue)
+
+    def first_due_from(self, start: float) -> float | None:
+        """The first due time at or after ``start`` (Unix seconds) by the schedule alone: an
+        interval starts at ``start``, a crontab (or any other schedule) at its first match from
+        then on. None when the schedule has no run then."""
+        schedule = self.schedule
+        if type(schedule) is interval:
+            return start
+        moment = datetime.fromtimestamp(start, UTC)
+        remaining: timedelta | None = schedule_at(schedule, moment).remaining_estimate(
+            moment - timedelta(milliseconds=1)
+        )
+        if remaining is None:
+            return None
+        return max(start, start + remaining.total_seconds())
 
     def score_after_run(
-        self, next_in: float | None, *, ran_at: datetime | Any | None = _UNSET
+        self,
+        next_in: float | None,
+        *,
+        ran_at: datetime | Any | None = _UNSET,
+        resolved: Resolved | None = None,
     ) -> float | None:
         """:meth:`next_score` of the entry once it has run at ``ran_at`` (default: its own
         ``last_run_at``, for an entry already stamped), given ``next_in``, the seconds that its
-        ``is_due()`` answered along with "due".
+        ``is_due()`` answered along with "due", and ``resolved``, its policy (None: Celery's
+        behaviour). The ``max_runs`` bound is the caller's (a skipped run does not count).
 
         For Celery's interval (not ``relative``) and crontab schedules that answer is exactly
         the time from the run to the next one, computed the way :meth:`next_score` would:
@@ -318,21 +390,23 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
         """
         schedule = self.schedule
         last = self.last_run_at if ran_at is _UNSET else ran_at
+        if not self.enabled or self.paused:
+            return None
         if (
-            self.enabled
-            and not self.paused
-            and next_in is not None
+            next_in is not None
             and next_in > 0
             and last is not None
             and (
                 type(schedule) is crontab or (type(schedule) is interval and not schedule.relative)
             )
         ):
-            return to_score(last + timedelta(seconds=next_in))
-        if not self.enabled or self.paused:
-            return None
-        due, overdue = self._next_due(last_run_at=last)
-        return to_score(due, overdue=overdue)
+            due: datetime | None = last + timedelta(seconds=next_in)
+            overdue = False
+        else:
+            due, overdue = self._next_due(last_run_at=last)
+        if resolved is None:
+            return to_score(due, overdue=overdue)
+        return self.policy_score(resolved, due, overdue=overdue, runs=None, ran_at=last)
 
     def with_run(self, ran_at: datetime, *, counted: bool = True) -> Self:
         """A copy of this entry stamped with a run at ``ran_at`` (one more run unless it was a
@@ -346,9 +420,15 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
 
     @property
     def score(self) -> float:
-        """The due time as a score; -1 when the schedule is finished (celery-redbeat's value)."""
+        """The due time as a score, its policy applied; -1 when the schedule is finished
+        (celery-redbeat's value)."""
         due, overdue = self._next_due()
-        score = to_score(due, overdue=overdue)
+        resolved = self.resolved_policy()
+        if resolved is None:
+            score = to_score(due, overdue=overdue)
+        else:
+            runs = self.total_run_count or 0
+            score = self.policy_score(resolved, due, overdue=overdue, runs=runs)
         return -1 if score is None else score
 
     @property

@@ -60,17 +60,39 @@ def _no_field_names(instance: EntryPolicy, attribute: attrs.Attribute[Any], valu
         raise ValueError(msg)
 
 
+def _aware_to_unix(value: Any) -> Any:
+    """An aware datetime as Unix seconds; anything else as given (checked when stored)."""
+    if isinstance(value, datetime) and value.utcoffset() is not None:
+        return value.timestamp()
+    return value
+
+
 @attrs.frozen
 class EntryPolicy:
     """RedBeat's own per-entry settings: the ``policy`` field of an entry's hash.
 
     Kept out of ``definition`` and ``meta`` because celery-redbeat would crash on unknown keys
-    there. ``extra`` holds the keys this version does not know (written by a newer RedBeat or a
-    plugin): they are kept as they are and written back, never dropped.
+    there. Every field defaults to None ("not set": the app-wide default applies), so an entry
+    without a policy behaves exactly as Celery's. ``extra`` holds the keys this version does
+    not know (written by a newer RedBeat or a plugin): they are kept as they are and written
+    back, never dropped.
     """
 
     #: Set while the entry is paused (out of the schedule, kept): why, who, when (Unix s).
     paused_reason: str | None = None
     paused_by: str | None = None
     paused_at: float | None = None
+    #: Scheduling policies (:mod:`redbeat_core.policy`); None: the app-wide default.
+    #: After missed due times: ``"run_once"`` (Celery's), ``"skip"`` or ``"run_all"``.
+    misfire: str | None = None
+    #: Seconds after its due time a run may still start; later, it is skipped.
+    starting_deadline: float | None = None
+    #: Most seconds a run is delayed by, the same for every beat (a hash of name and due time).
+    jitter: float | None = None
+    #: No run before this (Unix seconds; an aware datetime is converted).
+    start_at: float | None = attrs.field(default=None, converter=_aware_to_unix)
+    #: No run after this: the entry finishes (Unix seconds; an aware datetime is converted).
+    end_at: float | None = attrs.field(default=None, converter=_aware_to_unix)
+    #: The entry finishes after this many runs.
+    max_runs: int | None = None
     extra: Mapping[str, Any] = attrs.field(factory=dict, validator=_no_field_names)

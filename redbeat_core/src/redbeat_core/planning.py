@@ -10,15 +10,25 @@ scheduler does the I/O at the two ends (claim, commit, publish).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
+from celery.schedules import schedule as interval
 
 from redbeat_core import records
 from redbeat_core.budget import BudgetExceeded, PlanningBudget
+from redbeat_core.entry import schedule_at
 from redbeat_core.exceptions import EntryDecodeError, InvalidEntryError
+from redbeat_core.policy import (
+    MAX_CATCH_UP_STEPS,
+    PolicyDefaults,
+    Resolved,
+    finish_reason,
+    jitter_offset,
+)
 from redbeat_core.runs import Decision, DueRun, Skipped
 from redbeat_core.typing import EntryUpdate, Quarantine, StoredEntry
 
@@ -76,6 +86,9 @@ class PlannedRun:
     run: DueRun
     ran_at: datetime
     next_score: float | None
+    #: This run is the entry's last (its policy's ``max_runs``): once it runs, not when it is
+    #: skipped, the entry leaves the schedule, finished.
+    finishes: bool = False
 
 
 @attrs.frozen
@@ -107,6 +120,7 @@ def plan_tick(
     entry_class: type[RedBeatSchedulerEntry],
     strict_tasks: bool = False,
     budget: PlanningBudget | None = None,
+    defaults: PolicyDefaults | None = None,
 ) -> Plan:
     """Decode the claimed entries and decide, for each, what it needs.
 
@@ -121,12 +135,15 @@ def plan_tick(
         takes longer than its share is quarantined, and planning stops once the tick's share is
         used (:attr:`Plan.unplanned` entries are left as they are, still due, for the next
         tick). None: no limit.
+    :param defaults: the app-wide scheduling policy (:mod:`redbeat_core.policy`); None:
+        Celery's behaviour for entries without a policy of their own.
 
     Anything that fails while one entry is planned (decoding, its schedule's arithmetic, its
     next due time, running out of time) quarantines that entry with the reason: the schedule
     is pure computation, so what failed once fails every time, and retrying it would only
     repeat the failure while the entry never runs.
     """
+    defaults = defaults or PolicyDefaults()
     runs: list[PlannedRun] = []
     updates: list[EntryUpdate] = []
     quarantine: list[Quarantine] = []
@@ -139,7 +156,7 @@ def plan_tick(
         try:
             if budget is not None:
                 budget.start_entry()
-            outcome = _plan_entry(stored, app, codec, time, entry_class, strict_tasks)
+            outcome = _plan_entry(stored, app, codec, time, entry_class, strict_tasks, defaults)
             if budget is not None:
                 budget.end_entry()
         except BudgetExceeded as exc:
@@ -152,6 +169,8 @@ def plan_tick(
             )
         if isinstance(outcome, PlannedRun):
             runs.append(outcome)
+        elif isinstance(outcome, tuple):  # a catch-up (misfire="run_all"), oldest first
+            runs.extend(outcome)
         elif isinstance(outcome, Quarantine):
             quarantine.append(outcome)
         else:
@@ -174,8 +193,10 @@ def _plan_entry(
     time: TickTime,
     entry_class: type[RedBeatSchedulerEntry],
     strict_tasks: bool,
-) -> PlannedRun | EntryUpdate | Quarantine:
-    """What one claimed entry needs: a run, an update, or quarantine (see :func:`plan_tick`)."""
+    defaults: PolicyDefaults,
+) -> PlannedRun | tuple[PlannedRun, ...] | EntryUpdate | Quarantine:
+    """What one claimed entry needs: a run (several for a catch-up), an update, or quarantine
+    (see :func:`plan_tick`)."""
     # Updates address the stored key's name, whatever name the definition claims.
     name = stored.name
     now = time.now
@@ -189,22 +210,189 @@ def _plan_entry(
     if not entry.enabled or entry.paused:  # out of the schedule (re-added behind our back)
         return EntryUpdate(name, None, None)
     try:
-        is_due, next_time_to_run = entry.is_due()
-        ran_at = entry.default_now()
-        next_score = entry.score_after_run(next_time_to_run, ran_at=ran_at) if is_due else None
+        resolved = entry.resolved_policy(defaults)
+        if resolved is not None:
+            return _plan_with_policy(name, entry, resolved, due_at, run_at)
+        return _plan_due(name, entry, due_at, run_at)
     except Exception as exc:  # the schedule's own arithmetic: this entry's fault alone
-        reason = (  # a schedule the beat refuses to run (a zero interval) says why itself
-            exc.reason
-            if isinstance(exc, InvalidEntryError)
-            else f"cannot compute its next run: {exc!r}"
-        )
-        return Quarantine(name, reason)
+        return Quarantine(name, _why_unplannable(exc))
+
+
+def _plan_due(
+    name: str, entry: RedBeatSchedulerEntry, due_at: float, run_at: float
+) -> PlannedRun | EntryUpdate:
+    """Celery's behaviour: the entry runs when its schedule says it is due."""
+    is_due, next_time_to_run = entry.is_due()
     if not is_due:
         # The score said due but the schedule says "not yet" (a whole-second score written
         # by celery-redbeat, or clock skew): store the precise due time.
         retry_at = None if next_time_to_run is None else run_at + next_time_to_run
         return EntryUpdate(name, None, retry_at)
+    ran_at = entry.default_now()
+    next_score = entry.score_after_run(next_time_to_run, ran_at=ran_at)
     return PlannedRun(name, DueRun(entry, due_at), ran_at, next_score)
+
+
+def _why_unplannable(exc: Exception) -> str:
+    if isinstance(exc, InvalidEntryError):  # a schedule the beat refuses to run says why
+        return exc.reason
+    return f"cannot compute its next run: {exc!r}"
+
+
+def _plan_with_policy(
+    name: str,
+    entry: RedBeatSchedulerEntry,
+    resolved: Resolved,
+    due_at: float,
+    run_at: float,
+) -> PlannedRun | tuple[PlannedRun, ...] | EntryUpdate:
+    """:func:`_plan_entry` for an entry with a scheduling policy (:mod:`redbeat_core.policy`):
+    its bounds, its jitter and, for ``misfire="run_all"``, one run per missed due time. The
+    runs a policy skips (a misfire, a deadline, the catch-ups beyond the limit) are decided by
+    the ``redbeat.policies`` plugin, so another plugin can replace that."""
+    is_due, next_in = entry.is_due()
+    at = entry.default_now()  # the tick's clock, in the app's time zone
+    last = entry.last_run_at
+    runs = entry.total_run_count or 0
+    nominal = _place(name, entry, resolved, run_at, at)
+    if isinstance(nominal, EntryUpdate):
+        return nominal
+    if resolved.misfire == "run_all" and last is not None:
+        missed, dropped = _missed(entry, nominal, at, resolved.misfire_limit)
+        if len(missed) > 1 or dropped:
+            return _catch_up(name, entry, resolved, (nominal, dropped), missed, at)
+    offset = jitter_offset(name, nominal, resolved.jitter) if last is not None else 0.0
+    if offset and run_at + EPSILON < nominal + offset:  # claimed before its jittered time
+        score = entry.policy_score(resolved, _like(nominal, at), overdue=False, runs=runs)
+        return EntryUpdate(name, None, score)
+    # A jittered run counts as run at its place in the schedule, so the jitter never drifts it
+    # (on time within the score's millisecond rounding; a late one counts from when it runs).
+    ran_at = at
+    if offset:
+        ran = run_at - offset
+        ran_at = _like(nominal if ran - nominal <= SCORE_ROUNDING else ran, at)
+    next_score = entry.score_after_run(
+        next_in if is_due and not offset else None, ran_at=ran_at, resolved=resolved
+    )
+    finishes = resolved.max_runs is not None and runs + 1 >= resolved.max_runs
+    return PlannedRun(name, DueRun(entry, due_at), ran_at, next_score, finishes)
+
+
+def _place(
+    name: str, entry: RedBeatSchedulerEntry, resolved: Resolved, run_at: float, at: datetime
+) -> float | EntryUpdate:
+    """The due time the schedule gives the claimed run, before any jitter (its place in the
+    schedule), within the policy's bounds; or the update for an entry that does not run now
+    (finished, not started, not due yet)."""
+    runs = entry.total_run_count or 0
+    if finish_reason(resolved, due=None, runs=runs):
+        return EntryUpdate(name, None, None)  # finished: out of the schedule, kept
+    last = entry.last_run_at
+    nominal = run_at if last is None else _due_after(entry, last, at)
+    if resolved.start_at is not None and nominal < resolved.start_at:
+        first = entry.first_due_from(resolved.start_at)
+        if first is None:
+            return EntryUpdate(name, None, None)
+        if first > run_at:
+            score = entry.policy_score(resolved, _like(first, at), overdue=False, runs=runs)
+            return EntryUpdate(name, None, score)
+        nominal = max(nominal, first)
+    if resolved.end_at is not None and nominal > resolved.end_at:
+        return EntryUpdate(name, None, None)  # its next run is past its end: finished
+    if nominal > run_at + EPSILON:  # not due yet (a score written by another beat version)
+        score = entry.policy_score(resolved, _like(nominal, at), overdue=False, runs=runs)
+        return EntryUpdate(name, None, score)
+    return nominal
+
+
+#: Seconds of float error tolerated when a stored (millisecond) score is compared with a time.
+EPSILON: Final = 1e-6
+#: Scores are rounded up to the millisecond: a run claimed at its score is this close to it.
+SCORE_ROUNDING: Final = 0.001
+
+
+def _catch_up(
+    name: str,
+    entry: RedBeatSchedulerEntry,
+    resolved: Resolved,
+    left_out: tuple[float, int],
+    missed: list[float],
+    at: datetime,
+) -> tuple[PlannedRun, ...]:
+    """One run per missed due time, oldest first, each counted at its own due time and
+    carrying it (the ``redbeat_due_at`` header); the last is followed by the entry's next due
+    time. The older due times beyond ``redbeat_misfire_limit`` come first as one run standing
+    for all of them (``DueRun.dropped``; ``left_out``: the oldest due time and how many), which
+    the ``redbeat.policies`` plugin skips."""
+    planned: list[PlannedRun] = []
+    runs = entry.total_run_count or 0
+    oldest, dropped = left_out
+    if dropped:
+        run = DueRun(entry, oldest, dropped=dropped)
+        planned.append(PlannedRun(name, run, _like(oldest, at), missed[0]))
+    for index, due in enumerate(missed):
+        ran_at = _like(due, at)
+        if index < len(missed) - 1:
+            next_score: float | None = missed[index + 1]
+        else:
+            next_score = entry.score_after_run(None, ran_at=ran_at, resolved=resolved)
+        finishes = resolved.max_runs is not None and runs + index + 1 >= resolved.max_runs
+        run = DueRun(_carrying_due_time(entry, ran_at), due)
+        planned.append(PlannedRun(name, run, ran_at, next_score, finishes))
+        if finishes:
+            break
+    return tuple(planned)
+
+
+def _carrying_due_time(entry: RedBeatSchedulerEntry, due: datetime) -> RedBeatSchedulerEntry:
+    """A copy of ``entry`` whose publish carries ``due`` in the ``redbeat_due_at`` header
+    (ISO 8601), which the task reads as ``self.request.redbeat_due_at``."""
+    options = dict(entry.options or {})
+    options["headers"] = {**(options.get("headers") or {}), "redbeat_due_at": due.isoformat()}
+    carrying = object.__new__(type(entry))
+    carrying.__dict__.update(entry.__dict__)
+    carrying.options = options
+    return carrying
+
+
+def _due_after(entry: RedBeatSchedulerEntry, last: datetime, at: datetime) -> float:
+    """The first due time after ``last`` by the entry's schedule, Unix seconds (``at`` is the
+    clock the schedule reads; the answer does not depend on it)."""
+    remaining: timedelta | None = schedule_at(entry.schedule, at).remaining_estimate(last)
+    if remaining is None:
+        return math.inf
+    return at.timestamp() + remaining.total_seconds()
+
+
+def _missed(
+    entry: RedBeatSchedulerEntry, first: float, at: datetime, limit: int
+) -> tuple[list[float], int]:
+    """The due times from ``first`` up to ``at``: the newest ``limit`` of them, and how many
+    older ones are left out (intervals by arithmetic; other schedules step by step, at most
+    :data:`MAX_CATCH_UP_STEPS`, the ones beyond left for the next tick)."""
+    now = at.timestamp()
+    schedule = entry.schedule
+    if type(schedule) is interval and not schedule.relative:
+        every = schedule.run_every.total_seconds()
+        count = int((now + EPSILON - first) // every) + 1
+        dropped = max(0, count - limit)
+        return [first + (dropped + k) * every for k in range(count - dropped)], dropped
+    found: list[float] = []
+    due = first
+    for _ in range(MAX_CATCH_UP_STEPS):
+        if due > now + EPSILON:
+            break
+        found.append(due)
+        after = _due_after(entry, _like(due, at), at)
+        due = after if after > due else due + 1.0
+    dropped = max(0, len(found) - limit)
+    return found[dropped:], dropped
+
+
+def _like(seconds: float, like: datetime) -> datetime:
+    """Unix ``seconds`` as a datetime in ``like``'s time zone (Celery's crontab reads the
+    fields of ``last_run_at`` in its own zone)."""
+    return datetime.fromtimestamp(seconds, UTC).astimezone(like.tzinfo or UTC)
 
 
 def _decode(
@@ -281,25 +469,41 @@ def settle(plan: Plan, decisions: Mapping[int, Decision], *, codec: Codec) -> Se
     ``plan``.
 
     A run goes ahead: its entry is stamped (``last_run_at`` = the run, one more run) and its
-    next due time follows. A skipped run advances the schedule the same way but is not counted
-    (``last_run_at`` is the schedule's anchor: the last due time dealt with). A postponed run
-    keeps its meta and is due again at the time the plugin gave.
+    next due time follows (none once a run ``finishes`` the entry). A skipped run advances the
+    schedule the same way but is not counted (``last_run_at`` is the schedule's anchor: the
+    last due time dealt with). A postponed run keeps its meta and is due again at the time the
+    plugin gave. An entry with several runs in the tick (a catch-up) gets one update, after its
+    last run; a postponed run ends its runs for this tick.
     """
     publish: list[tuple[str, RedBeatSchedulerEntry, float]] = []
-    updates = list(plan.updates)
     skipped: list[Skipped] = []
+    final: dict[str, EntryUpdate] = {}
+    counts: dict[str, int] = {}
+    stopped: set[str] = set()
     for planned in plan.runs:
+        name = planned.name
+        if name in stopped:
+            continue
         run = planned.run
         entry = run.entry
         decision = decisions.get(id(run))
         if decision is not None:
             skipped.append(Skipped(entry, run.due_at, decision))
             if decision.action == "postpone":
-                updates.append(EntryUpdate(planned.name, None, decision.until))
+                meta = final[name].meta if name in final else None
+                final[name] = EntryUpdate(name, meta, decision.until)
+                stopped.add(name)
                 continue
-        stamped = entry.with_run(planned.ran_at, counted=decision is None)
+        counted = decision is None
+        stamped = entry.with_run(planned.ran_at, counted=False)
+        stamped.total_run_count = counts.get(name, entry.total_run_count or 0) + counted
+        counts[name] = stamped.total_run_count
         meta = records.encode_meta(codec, stamped.last_run_at, stamped.total_run_count)
-        updates.append(EntryUpdate(planned.name, meta, planned.next_score))
-        if decision is None:
-            publish.append((planned.name, stamped, run.due_at))
-    return Settled(publish=tuple(publish), updates=tuple(updates), skipped=tuple(skipped))
+        finished = counted and planned.finishes
+        final[name] = EntryUpdate(name, meta, None if finished else planned.next_score)
+        if finished:
+            stopped.add(name)
+        if counted:
+            publish.append((name, stamped, run.due_at))
+    updates = (*plan.updates, *final.values())
+    return Settled(publish=tuple(publish), updates=updates, skipped=tuple(skipped))

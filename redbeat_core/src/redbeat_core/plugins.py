@@ -1,20 +1,19 @@
 """The plugin manager: a small typed facade over :class:`pluggy.PluginManager` (tox 4's style).
 
-Loading order: RedBeat's defaults, the import paths in ``redbeat_plugins``, then the ``redbeat``
-entry-point group. ``REDBEAT_DISABLE_PLUGIN_AUTOLOAD=1`` loads only the entry points of the
-``redbeat`` and ``redbeat-core`` distributions (the ``redbeat`` distribution's plugin brings the
-backends it ships, or no URL would work); ``REDBEAT_BLOCK_PLUGINS=name1,name2`` blocks named
-plugins. A plugin may bring others: a module attribute ``redbeat_plugins``, a mapping of plugin
-names to import paths, is registered with it (as pytest's ``pytest_plugins``). ``check_pending()``
-runs last, so a misspelled hook implementation fails at start-up with the plugin's and the
-hook's names.
-
-Every hook is called through pluggy (``pm.hook``), so ``wrapper=True`` implementations,
+Loading order: RedBeat's defaults (``redbeat.defaults``, ``redbeat.policies``), the import paths
+in ``redbeat_plugins``, then the ``redbeat`` entry-point group.
+``REDBEAT_DISABLE_PLUGIN_AUTOLOAD=1`` loads only the entry points of the ``redbeat`` and
+``redbeat-core`` distributions (the ``redbeat`` distribution's plugin brings the backends it
+ships, or no URL would work); ``REDBEAT_BLOCK_PLUGINS=name1,name2`` blocks named plugins. A
+plugin may bring others: a module attribute ``redbeat_plugins``, a mapping of plugin names to
+import paths, is registered with it (as pytest's ``pytest_plugins``). ``check_pending()`` runs
+last, so a misspelled hook implementation fails at start-up with the plugin's and the hook's
+names. Every hook is called through pluggy (``pm.hook``), so ``wrapper=True`` implementations,
 ``tryfirst``/``trylast``, tracing and ``add_hookcall_monitoring`` work as pluggy documents. An
 observer or decision implementation that raises is logged once with its plugin's name, and the
 others still run: each such implementation is guarded when its plugin is registered. Strategy
-and registration hooks are not guarded: a broken lock factory or backend must stop start-up,
-not leave the beat without a lock or a store.
+and registration hooks are not guarded: a broken lock factory or backend must stop start-up, not
+leave the beat without a lock or a store.
 """
 
 from __future__ import annotations
@@ -221,9 +220,10 @@ class PluginManager:
         """A manager with RedBeat's defaults, the plugins at ``paths`` (the setting
         ``redbeat_plugins``) and the ``redbeat`` entry points."""
         manager = cls()
-        from redbeat_core import defaults
+        from redbeat_core import defaults, policies
 
         manager.register(defaults, name="redbeat.defaults")
+        manager.register(policies, name=policies.PLUGIN_NAME)
         for path in paths:
             manager.register_import_path(path, setting="redbeat_plugins")
         if autoload is None:

@@ -47,10 +47,15 @@ class DueRun:
     :ivar entry: the entry, as stored before this run.
     :ivar due_at: when the run is due, Unix seconds (up to ``redbeat_prepare_ahead`` after the
         tick's ``now``: an entry prepared ahead is published at its due time).
+    :ivar dropped: for a catch-up (``misfire="run_all"``) that missed more due times than
+        ``redbeat_misfire_limit``: this run stands for that many older due times left out, and
+        ``due_at`` is the oldest of those kept. 0 for every ordinary run. RedBeat's
+        ``redbeat.policies`` plugin skips such a run; a plugin deciding first may let it run.
     """
 
     entry: RedBeatSchedulerEntry
     due_at: float
+    dropped: int = 0
 
     @property
     def name(self) -> str:

@@ -19,6 +19,7 @@ from redbeat_core.celeryconf import CeleryConf
 from redbeat_core.codec import Codec
 from redbeat_core.config import URL_SETTING, RedBeatConfig, plugin_paths
 from redbeat_core.plugins import PluginManager
+from redbeat_core.policy import PolicyDefaults
 from redbeat_core.registry import BackendRegistry
 from redbeat_core.settings import SettingRegistry
 from redbeat_core.typing import Backend, ScheduleStore
@@ -39,6 +40,14 @@ class Runtime:
     registry: BackendRegistry
     settings: SettingRegistry
     _backend: Backend | None = None
+    _policy_defaults: PolicyDefaults | None = None
+
+    @property
+    def policy_defaults(self) -> PolicyDefaults:
+        """The app-wide scheduling policy (:mod:`redbeat_core.policy`), read once."""
+        if self._policy_defaults is None:
+            self._policy_defaults = PolicyDefaults.from_settings(self.config.settings)
+        return self._policy_defaults
 
     @property
     def backend(self) -> Backend:

@@ -38,10 +38,12 @@ from redbeat_core.dispatch import Published
 from redbeat_core.entry import RedBeatSchedulerEntry
 from redbeat_core.exceptions import BrokenStoreError, EntryDecodeError, StoreUnavailableError
 from redbeat_core.history import HistoryStore, RunRecord
+from redbeat_core.idempotency import with_task_ids
 from redbeat_core.locks import beat_identity
 from redbeat_core.manual import ManualRuns, RunRequestStore, take_requests
 from redbeat_core.planning import Plan, Settled, TickTime, plan_tick, settle
 from redbeat_core.plugins import PluginManager
+from redbeat_core.policies import IDEMPOTENT_SETTING
 from redbeat_core.recorder import Author, RunRecorder
 from redbeat_core.runs import Dispatched, DueRuns
 from redbeat_core.runtime import Runtime, get_runtime
@@ -354,10 +356,13 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
                 entry_class=self.Entry,
                 strict_tasks=config.unknown_task == "quarantine",
                 budget=budget,
+                defaults=runtime.policy_defaults,
             )
         settled = settle(plan, self._decide(plan, now), codec=runtime.codec)
         manual = self._take_requests(claim)
         settled = settled.with_manual(manual.runs)
+        if config.settings.get(IDEMPOTENT_SETTING):
+            settled = with_task_ids(settled, config.key_for)
         requested = [request.name for request in claim.requests]
         at_most_once = config.delivery == "at-most-once"
         recorder = self._recorder

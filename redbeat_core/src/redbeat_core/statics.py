@@ -9,10 +9,12 @@ alone, so a restart with an unchanged ``beat_schedule`` rewrites nothing.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
+import attrs
 from celery.schedules import crontab
 
 from redbeat_core import records, validation
@@ -21,6 +23,7 @@ from redbeat_core.budget import BudgetExceeded, PlanningBudget
 from redbeat_core.entry import has_own_clock
 from redbeat_core.exceptions import EntryDecodeError, InvalidEntryError
 from redbeat_core.locks import beat_identity
+from redbeat_core.model import EntryPolicy
 from redbeat_core.schedules import clocked
 from redbeat_core.typing import StoredEntry
 
@@ -112,12 +115,19 @@ def sync_statics(runtime: Runtime, entry_class: type[RedBeatSchedulerEntry]) -> 
                     reason = exc.reason  # the message without the name, logged just before
                 else:
                     reason = str(exc)
+                paused = _pause_refused(runtime, current, reason)
                 logger.error(
                     "beat: cannot add static entry %r from beat_schedule: %s. Fix its "
-                    "definition in beat_schedule; the other entries are stored.",
+                    "definition in beat_schedule; the other entries are stored.%s",
                     name,
                     reason,
+                    " Its stored definition is paused until then, so it does not go on "
+                    "running silently."
+                    if paused is not None
+                    else "",
                 )
+                if paused is not None:
+                    to_save.append(paused)
                 continue
             if new is None:
                 unchanged += 1
@@ -162,12 +172,67 @@ def _sync_one(
     unchanged by an earlier version is refused all the same."""
     entry = build_entry(entry_class, runtime.app, name, fields, now=now)
     validation.check_entry(entry, runtime.config)
+    if current is not None:
+        entry.policy = _keep_pause(runtime, entry.policy, current)
     if current is not None and _stored_as_is(runtime, entry, current):
         return None, True
     readable = True
     if current is not None and current.meta:
         readable = _keep_run_history(runtime, entry, current.meta)
     return records.encode_entry(entry, codec=runtime.codec, now=now), readable
+
+
+#: Who paused a static whose new definition was refused (the pause ends once it is accepted).
+REFUSED_BY: Final = "beat_schedule (definition refused)"
+
+
+def _stored_policy(runtime: Runtime, current: StoredEntry) -> EntryPolicy | None:
+    if not current.policy:
+        return None
+    try:
+        return runtime.codec.decode_policy(current.policy, name=current.name)
+    except EntryDecodeError:
+        return None
+
+
+def _pause_refused(
+    runtime: Runtime, current: StoredEntry | None, reason: str
+) -> StoredEntry | None:
+    """The stored entry of a static whose new definition was refused, paused with the reason:
+    otherwise its old definition would go on running as if nothing were wrong. None when there
+    is no stored entry (nothing runs)."""
+    if current is None or not current.definition:
+        return None
+    policy = _stored_policy(runtime, current) or EntryPolicy()
+    paused = attrs.evolve(
+        policy,
+        paused_reason=f"its new definition in beat_schedule was refused: {reason}",
+        paused_by=REFUSED_BY,
+        paused_at=time.time(),
+    )
+    encoded = runtime.codec.encode_policy(paused)
+    return StoredEntry(current.name, current.definition, current.meta, encoded, None)
+
+
+def _keep_pause(
+    runtime: Runtime, policy: EntryPolicy | None, current: StoredEntry
+) -> EntryPolicy | None:
+    """The policy to store for a static that was accepted: an operator's pause of the stored
+    entry is kept (a restart must not resume it), a pause for a refused definition ends."""
+    stored = _stored_policy(runtime, current)
+    if stored is None or stored.paused_reason is None:
+        return policy
+    if stored.paused_by == REFUSED_BY:
+        unpaused = attrs.evolve(stored, paused_reason=None, paused_by=None, paused_at=None)
+        return policy if policy is not None else unpaused
+    if policy is None:
+        return None  # the stored policy, pause included, is kept as it is
+    return attrs.evolve(
+        policy,
+        paused_reason=stored.paused_reason,
+        paused_by=stored.paused_by,
+        paused_at=stored.paused_at,
+    )
 
 
 def _stored_as_is(runtime: Runtime, entry: RedBeatSchedulerEntry, current: StoredEntry) -> bool:

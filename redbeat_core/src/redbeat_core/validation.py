@@ -21,17 +21,20 @@ Where each check runs is chosen for celery-redbeat's API and for the tick's cost
 
 from __future__ import annotations
 
+import difflib
 import reprlib
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
+import attrs
 from celery.schedules import BaseSchedule
 from celery.schedules import schedule as interval
 
 from redbeat_core.codec import UnencodableError
 from redbeat_core.exceptions import InvalidEntryError
 from redbeat_core.model import EntryDefinition, EntryPolicy
+from redbeat_core.policy import policy_problem
 
 if TYPE_CHECKING:
     from redbeat_core.codec import Codec
@@ -42,7 +45,9 @@ __all__ = [
     "check_entry",
     "check_interval",
     "check_name",
+    "check_policy",
     "check_schedule_type",
+    "policy_from_mapping",
     "unencodable",
 ]
 
@@ -61,7 +66,12 @@ SCHEDULE: Final = (
 ARGS: Final = "a list or tuple of positional arguments, or None for none"
 MAPPING: Final = "a dict with string keys, or None for none"
 ENABLED: Final = "True or False"
-POLICY: Final = "an EntryPolicy, or None to keep the stored one"
+POLICY: Final = (
+    "an EntryPolicy (or a dict of its fields: misfire, starting_deadline, jitter, start_at, "
+    "end_at, max_runs), or None to keep the stored one"
+)
+#: The scheduling settings of a policy, checked by :func:`check_policy`.
+POLICY_FIELDS: Final = ("misfire", "starting_deadline", "jitter", "start_at", "end_at", "max_runs")
 LAST_RUN_AT: Final = "a datetime, or None for an entry that never ran"
 RUN_COUNT: Final = "a whole number >= 0"
 JSON: Final = (
@@ -173,13 +183,47 @@ def check_entry(entry: RedBeatSchedulerEntry, config: RedBeatConfig) -> None:
     _check_mapping(name, "options", entry.options)
     if not isinstance(entry.enabled, bool):
         raise InvalidEntryError(name, "enabled", entry.enabled, ENABLED)
-    if entry.policy is not None and not isinstance(entry.policy, EntryPolicy):
-        raise InvalidEntryError(name, "policy", entry.policy, POLICY)
+    if entry.policy is not None:
+        check_policy(name, entry.policy)
     if entry.last_run_at is not None and not isinstance(entry.last_run_at, datetime):
         raise InvalidEntryError(name, "last_run_at", entry.last_run_at, LAST_RUN_AT)
     count = entry.total_run_count
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
         raise InvalidEntryError(name, "total_run_count", count, RUN_COUNT)
+
+
+def check_policy(name: str, policy: object) -> None:
+    """Each scheduling setting of ``policy`` (see :mod:`redbeat_core.policy`), named
+    ``policy.<field>`` in the error."""
+    if not isinstance(policy, EntryPolicy):
+        raise InvalidEntryError(name, "policy", policy, POLICY)
+    for field in POLICY_FIELDS:
+        value = getattr(policy, field)
+        accepted = policy_problem(field, value)
+        if accepted is not None:
+            raise InvalidEntryError(name, f"policy.{field}", value, accepted)
+    start, end = policy.start_at, policy.end_at
+    if start is not None and end is not None and end <= start:
+        raise InvalidEntryError(
+            name, "policy.end_at", policy.end_at, "a time after policy.start_at"
+        )
+
+
+def policy_from_mapping(name: object, values: Mapping[str, Any]) -> EntryPolicy:
+    """An :class:`EntryPolicy` from a dict of its fields (``beat_schedule`` entries and
+    ``apply`` files write it so); an unknown field is refused with the closest known one."""
+    known = [a.name for a in attrs.fields(EntryPolicy) if a.name != "extra"]
+    for field in values:
+        if field not in known:
+            close = difflib.get_close_matches(str(field), known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise InvalidEntryError(
+                name,
+                f"policy.{field}",
+                values[field],
+                f"one of the fields {', '.join(known)}{hint}",
+            )
+    return EntryPolicy(**dict(values))
 
 
 def unencodable(

@@ -24,7 +24,7 @@ from typing import Any, Final, TypeVar
 
 import click
 
-from redbeat.schedule_text import parse_cron, parse_once
+from redbeat.schedule_text import parse_cron, parse_moment, parse_once
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -284,11 +284,23 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
             del fields["paused_by"], fields["paused_at"]
         else:
             fields["paused_at"] = _when(info.paused_at, api.app.timezone, now)
+        fields["policy"] = _policy_text(info, api.app.timezone, now) or "(the app's defaults)"
         for key, value in fields.items():
             shown = json.dumps(value) if isinstance(value, list | dict) else str(value)
             click.echo(f"{key + ':':<17}{shown}")
 
     run_guarded(action)
+
+
+def _policy_text(info: Any, tz: Any, now: datetime) -> str:
+    """The entry's own policy fields, one ``field=value`` after the other."""
+    parts = []
+    for field, value in info.policy.items():
+        shown = _when(value, tz, now) if isinstance(value, datetime) else f"{value}"
+        if field in {"starting_deadline", "jitter"}:
+            shown = f"{value:g}s"
+        parts.append(f"{field}={shown}")
+    return ", ".join(parts)
 
 
 @click.command("next")
@@ -359,10 +371,67 @@ def _definition_options(command: F) -> F:
     return command
 
 
+#: What the policy options take to put a field back to the app-wide default (``edit``).
+DEFAULT_WORD: Final = "default"
+
+
+def _policy_options(command: F) -> F:
+    """The scheduling policy's fields (docs/policies.md), for ``add`` and ``edit``."""
+    reset = f"; '{DEFAULT_WORD}': the app's default"
+    for option in reversed(
+        [
+            click.option(
+                "--misfire",
+                type=click.Choice(["run_once", "skip", "run_all", DEFAULT_WORD]),
+                help="After missed due times: run once, skip them, or run each" + reset + ".",
+            ),
+            click.option(
+                "--starting-deadline",
+                metavar="SECONDS",
+                help="Skip a run that would start later than this after its due time" + reset,
+            ),
+            click.option(
+                "--jitter", metavar="SECONDS", help="Delay each run by up to this" + reset
+            ),
+            click.option("--start", metavar="ISO-TIME", help="No run before this time."),
+            click.option("--end", metavar="ISO-TIME", help="Finish the entry after this time."),
+            click.option("--max-runs", metavar="N", help="Finish the entry after N runs."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _policy_from(given: dict[str, str | None]) -> dict[str, Any]:
+    """The policy fields the options set (``default`` puts one back to the app's default)."""
+    fields: dict[str, Any] = {}
+    for option, field, parse in (
+        ("misfire", "misfire", str),
+        ("starting_deadline", "starting_deadline", float),
+        ("jitter", "jitter", float),
+        ("start", "start_at", parse_moment),
+        ("end", "end_at", parse_moment),
+        ("max_runs", "max_runs", int),
+    ):
+        text = given.get(option)
+        if text is None:
+            continue
+        if text == DEFAULT_WORD:
+            fields[field] = None
+            continue
+        try:
+            fields[field] = parse(text)
+        except ValueError as exc:
+            hint = "--" + option.replace("_", "-")
+            raise click.BadParameter(str(exc), param_hint=hint) from None
+    return fields
+
+
 @click.command("add")
 @click.argument("name")
 @click.argument("task")
 @_definition_options
+@_policy_options
 @click.option("--disabled", is_flag=True, help="Store it disabled.")
 @click.option("--replace", is_flag=True, help="Replace an entry of that name (runs kept).")
 @json_option
@@ -377,17 +446,37 @@ def add(
     args_json: str | None,
     kwargs_json: str | None,
     options_json: str | None,
+    misfire: str | None,
+    starting_deadline: str | None,
+    jitter: str | None,
+    start: str | None,
+    end: str | None,
+    max_runs: str | None,
     disabled: bool,
     replace: bool,
     as_json: bool,
 ) -> None:
-    """Add an entry: NAME runs TASK on --every, --cron or --at."""
+    """Add an entry: NAME runs TASK on --every, --cron or --at, with an optional scheduling
+    policy (--misfire, --starting-deadline, --jitter, --start, --end, --max-runs)."""
     schedule = _schedule_from(every, cron, at)
     if schedule is None:
         raise click.UsageError("say when it runs: --every SECONDS, --cron '0 3 * * *' or --at")
     args = _json_value(args_json, "--args", list) or []
     kwargs = _json_value(kwargs_json, "--kwargs", dict)
     options = _json_value(options_json, "--options", dict)
+    policy = (
+        _policy_from(
+            {
+                "misfire": misfire,
+                "starting_deadline": starting_deadline,
+                "jitter": jitter,
+                "start": start,
+                "end": end,
+                "max_runs": max_runs,
+            }
+        )
+        or None
+    )
 
     def action() -> None:
         info = _schedule(ctx).add(
@@ -399,6 +488,7 @@ def add(
             options=options,
             enabled=not disabled,
             replace=replace,
+            policy=policy,
         )
         _done(info, as_json, f"added {name}")
 
@@ -409,6 +499,7 @@ def add(
 @click.argument("name")
 @click.option("--task", default=None, help="Another task name.")
 @_definition_options
+@_policy_options
 @json_option
 @click.pass_context
 def edit(
@@ -421,9 +512,16 @@ def edit(
     args_json: str | None,
     kwargs_json: str | None,
     options_json: str | None,
+    misfire: str | None,
+    starting_deadline: str | None,
+    jitter: str | None,
+    start: str | None,
+    end: str | None,
+    max_runs: str | None,
     as_json: bool,
 ) -> None:
-    """Change an entry's task, schedule or arguments; its runs are kept."""
+    """Change an entry's task, schedule, arguments or scheduling policy; its runs are
+    kept."""
     changes: dict[str, Any] = {}
     schedule = _schedule_from(every, cron, at)
     if schedule is not None:
@@ -438,8 +536,22 @@ def edit(
         value = _json_value(text, f"--{field}", kind)
         if value is not None:
             changes[field] = value
+    policy = _policy_from(
+        {
+            "misfire": misfire,
+            "starting_deadline": starting_deadline,
+            "jitter": jitter,
+            "start": start,
+            "end": end,
+            "max_runs": max_runs,
+        }
+    )
+    if policy:
+        changes["policy"] = policy
     if not changes:
-        raise click.UsageError("nothing to change: give --task, a schedule or arguments")
+        raise click.UsageError(
+            "nothing to change: give --task, a schedule, arguments or a policy option"
+        )
 
     def action() -> None:
         _done(_schedule(ctx).update(name, **changes), as_json, f"changed {name}")

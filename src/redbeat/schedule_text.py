@@ -47,6 +47,15 @@ def parse_cron(text: str) -> Any:
         raise ValueError(f"{text!r}: {exc}; {CRON}") from None
 
 
+def parse_moment(text: str) -> datetime:
+    """The time ``text`` (ISO 8601) as an aware datetime; a time without a zone is UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r}: {ONCE}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def parse_once(text: str) -> Any:
     """A ``clocked`` one-off at the time ``text``; a time without a zone is UTC."""
     from redbeat_core.schedules import clocked

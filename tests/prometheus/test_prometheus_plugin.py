@@ -315,6 +315,23 @@ def test_a_publish_failure_counts_for_its_task_and_the_others_still_publish(
     assert value(samples, "redbeat_dispatch_lateness_seconds_count") == 1
 
 
+def test_skipped_runs_are_counted_by_kind_and_plugin(metrics_app: Any, schedulers: Any) -> None:
+    app = metrics_app()
+    late = RedBeatSchedulerEntry(
+        "late", "tasks.late", schedule(600), app=app, policy={"misfire": "skip"}
+    )
+    late.last_run_at = ago(7200)
+    late.save()
+    due_entry(app, "ok", "tasks.ok")
+    scheduler = schedulers(app)
+    scheduler.tick()
+    samples = scrape(exporter(scheduler).address)
+    assert value(samples, "redbeat_skipped_runs_total", kind="misfire",
+                 plugin="redbeat.policies") == 1  # fmt: skip
+    assert value(samples, "redbeat_dispatches_total", task="tasks.ok") == 1
+    assert value(samples, "redbeat_dispatches_total", task="tasks.late") is None
+
+
 def test_a_standby_counts_its_ticks_apart_and_does_not_hold_the_lock(
     metrics_app: Any, schedulers: Any
 ) -> None:

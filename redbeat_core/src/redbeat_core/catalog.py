@@ -35,20 +35,22 @@ from redbeat_core.audit import (
     operator,
     record_change,
 )
-from redbeat_core.entry import RedBeatSchedulerEntry, has_own_clock, schedule_at
+from redbeat_core.entry import RedBeatSchedulerEntry, has_own_clock, schedule_at, unix_to_score
 from redbeat_core.exceptions import EntryDecodeError, InvalidEntryError, RedBeatError
 from redbeat_core.history import HistoryStore, RunRecord, decode_records
 from redbeat_core.locks import LockStatus
 from redbeat_core.manual import RunRequestStore
 from redbeat_core.model import EntryPolicy
+from redbeat_core.policy import Resolved, finish_reason, jitter_offset
 from redbeat_core.runtime import Runtime, get_runtime
 from redbeat_core.typing import StoredEntry
+from redbeat_core.validation import POLICY_FIELDS
 from redbeat_core.words import describe_schedule
 
 __all__ = ["EntryInfo", "EntryNotFoundError", "EntryState", "Schedule"]
 
 #: Fields ``Schedule.update`` changes (the entry's definition; its runs are the beat's).
-UPDATABLE: Final = ("task", "schedule", "args", "kwargs", "options", "enabled")
+UPDATABLE: Final = ("task", "schedule", "args", "kwargs", "options", "enabled", "policy")
 #: How many names are loaded per round trip while listing.
 PAGE: Final = 500
 #: How many entries ``import_`` writes per round trip: one write of a whole big file would hold
@@ -112,6 +114,9 @@ class EntryInfo:
     paused_at: datetime | None = None
     #: Whether it came from ``beat_schedule`` (the beat re-creates it at start-up).
     static: bool = False
+    #: The entry's own scheduling policy: the fields it sets (see :mod:`redbeat_core.policy`;
+    #: ``start_at``/``end_at`` as UTC datetimes). Empty: the app-wide defaults.
+    policy: Mapping[str, Any] = attrs.field(factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (times as ISO 8601 strings in UTC)."""
@@ -132,6 +137,9 @@ class EntryInfo:
             "paused_by": self.paused_by,
             "paused_at": _iso(self.paused_at),
             "static": self.static,
+            "policy": {
+                k: _iso(v) if isinstance(v, datetime) else v for k, v in self.policy.items()
+            },
         }
 
 
@@ -226,10 +234,18 @@ class Schedule:
     def next_runs(self, name: str, count: int = 10) -> builtins.list[datetime]:
         """The next ``count`` times the entry runs (UTC), from its stored next run on; fewer
         when its schedule ends, none when it is not scheduled."""
+        runtime = self._runtime
+        stored = runtime.store.load(name)
+        if stored is None:
+            raise EntryNotFoundError(name)
         info = self.get(name)
         if info.state is not EntryState.SCHEDULED or info.next_run is None:
             return []
-        return _preview(info.schedule, info.next_run, count)
+        entry = RedBeatSchedulerEntry.from_stored(stored, app=self.app, runtime=runtime)
+        resolved = entry.resolved_policy()
+        if resolved is None:
+            return _preview(info.schedule, info.next_run, count)
+        return _policy_preview(entry, resolved, info.next_run, count)
 
     def history(self, name: str | None = None, limit: int = 20) -> builtins.list[RunRecord]:
         """The newest ``limit`` run records, newest first: the entry ``name``'s, or the whole
@@ -264,15 +280,19 @@ class Schedule:
         options: Mapping[str, Any] | None = None,
         enabled: bool = True,
         replace: bool = False,
+        policy: EntryPolicy | Mapping[str, Any] | None = None,
     ) -> EntryInfo:
-        """Store a new entry (``schedule``: a Celery schedule, or seconds). An entry of that
-        name already stored is refused unless ``replace`` (its run history is then kept)."""
+        """Store a new entry (``schedule``: a Celery schedule, or seconds) with its scheduling
+        ``policy`` (an :class:`EntryPolicy` or a dict of its fields; None: the app's defaults).
+        An entry of that name already stored is refused unless ``replace`` (its run history is
+        then kept)."""
         if not replace and self._runtime.store.load(name) is not None:
             raise InvalidEntryError(
                 name, "name", name, "a name no entry has: pass replace=True to replace it"
             )
+        entry = self._new_entry(name, task, schedule, args, kwargs, options, enabled, policy)
         with audit_action("replace" if replace else "add"):
-            self._new_entry(name, task, schedule, args, kwargs, options, enabled).save()
+            entry.save()
         return self.get(name)
 
     def check(
@@ -285,14 +305,17 @@ class Schedule:
         kwargs: Mapping[str, Any] | None = None,
         options: Mapping[str, Any] | None = None,
         enabled: bool = True,
+        policy: EntryPolicy | Mapping[str, Any] | None = None,
     ) -> None:
         """Raise ``InvalidEntryError`` (naming the field and what is accepted) for an entry
         :meth:`add` would refuse; write nothing. A tool that writes many entries checks them
         all first, so a bad one leaves the storage as it was."""
-        self._new_entry(name, task, schedule, args, kwargs, options, enabled).to_stored()
+        self._new_entry(name, task, schedule, args, kwargs, options, enabled, policy).to_stored()
 
     def update(self, name: str, **changes: Any) -> EntryInfo:
-        """Change fields of a stored entry (see :data:`UPDATABLE`); its runs are kept."""
+        """Change fields of a stored entry (see :data:`UPDATABLE`); its runs are kept.
+        ``policy`` is a dict of the policy fields to change (None puts one back to the app's
+        default); the others, and a pause, are kept."""
         with audit_action("update", ", ".join(sorted(changes))):
             return self._update(name, changes)
 
@@ -310,10 +333,19 @@ class Schedule:
             schedule = changes["schedule"]
             changes["schedule"] = RedBeatSchedulerEntry(name, entry.task, schedule, app=self.app)
             changes["schedule"] = changes["schedule"].schedule
+        if "policy" in changes:
+            changes["policy"] = _merge_policy(name, entry.policy, changes["policy"])
         for field, value in changes.items():
             setattr(entry, field, value)
         entry.save()
         return self.get(name)
+
+    def set_policy(self, name: str, **fields: Any) -> EntryInfo:
+        """Change the entry's scheduling policy fields (``misfire="skip"``, ``jitter=30``,
+        ``end_at=datetime(...)``; None puts a field back to the app's default). See
+        :mod:`redbeat_core.policy`."""
+        with audit_action("policy", ", ".join(f"{k}={v!r}" for k, v in sorted(fields.items()))):
+            return self._update(name, {"policy": fields})
 
     def enable(self, name: str) -> EntryInfo:
         """Put a disabled entry back in the schedule."""
@@ -332,12 +364,11 @@ class Schedule:
         if not isinstance(reason, str) or not reason.strip():
             raise InvalidEntryError(name, "reason", reason, "a non-empty text saying why")
         entry = self._entry(name)
-        extra = entry.policy.extra if entry.policy is not None else {}
-        entry.policy = EntryPolicy(
+        entry.policy = attrs.evolve(
+            entry.policy or EntryPolicy(),
             paused_reason=reason.strip(),
             paused_by=by or operator(),
             paused_at=time.time(),
-            extra=extra,
         )
         with audit_action("pause", reason.strip()):
             entry.save()
@@ -351,7 +382,9 @@ class Schedule:
         if not entry.paused:
             raise InvalidEntryError(name, "state", "not paused", "a paused entry to resume")
         assert entry.policy is not None
-        entry.policy = EntryPolicy(extra=entry.policy.extra)
+        entry.policy = attrs.evolve(
+            entry.policy, paused_reason=None, paused_by=None, paused_at=None
+        )
         with audit_action("resume"):
             entry.save()
         return self.get(name)
@@ -499,6 +532,7 @@ class Schedule:
         kwargs: Mapping[str, Any] | None,
         options: Mapping[str, Any] | None,
         enabled: bool,
+        policy: EntryPolicy | Mapping[str, Any] | None = None,
     ) -> RedBeatSchedulerEntry:
         return RedBeatSchedulerEntry(
             name,
@@ -508,6 +542,7 @@ class Schedule:
             kwargs=dict(kwargs or {}),
             options=dict(options or {}),
             enabled=enabled,
+            policy=policy,
             app=self.app,
         )
 
@@ -547,6 +582,7 @@ class Schedule:
             state = EntryState.DISABLED
         elif stored.score is None:
             state = EntryState.FINISHED
+            reason = _finished_why(entry)
         else:
             state = EntryState.SCHEDULED
         scheduled = state is EntryState.SCHEDULED and stored.score is not None
@@ -576,6 +612,7 @@ class Schedule:
                 else None
             ),
             static=static,
+            policy=_policy_fields(policy),
         )
 
 
@@ -595,6 +632,74 @@ def _preview(schedule: Any, first: datetime, count: int) -> list[datetime]:
             later = moment + timedelta(seconds=1)
         moment = later.astimezone(UTC)
     return runs
+
+
+def _policy_preview(
+    entry: RedBeatSchedulerEntry, resolved: Resolved, first: datetime, count: int
+) -> list[datetime]:
+    """:func:`_preview` with the policy applied: each run's jitter, the end and ``max_runs``.
+    ``first`` is the stored next run (jitter and start included)."""
+    left = count
+    if resolved.max_runs is not None:
+        left = min(count, resolved.max_runs - (entry.total_run_count or 0))
+    if left <= 0:
+        return []
+    runs = [first]
+    nominal = first
+    if resolved.jitter and entry.last_run_at is not None:  # the place the first one has
+        nominal = _preview(entry.schedule, entry.last_run_at, 2)[-1]
+        if nominal > first or nominal < first - timedelta(seconds=resolved.jitter):
+            nominal = first  # overdue: the first runs at once
+    for moment in _preview(entry.schedule, nominal, left + 1)[1:]:
+        if len(runs) >= left:
+            break
+        at = moment.timestamp()
+        if resolved.end_at is not None and at > resolved.end_at:
+            break
+        at += jitter_offset(entry.name, at, resolved.jitter)
+        runs.append(datetime.fromtimestamp(unix_to_score(at), UTC))
+    return runs
+
+
+def _policy_fields(policy: EntryPolicy | None) -> dict[str, Any]:
+    """The scheduling fields ``policy`` sets, bounds as UTC datetimes."""
+    if policy is None:
+        return {}
+    fields: dict[str, Any] = {}
+    for field in POLICY_FIELDS:
+        value = getattr(policy, field)
+        if value is None:
+            continue
+        if field in {"start_at", "end_at"}:
+            value = datetime.fromtimestamp(value, UTC)
+        fields[field] = value
+    return fields
+
+
+def _finished_why(entry: RedBeatSchedulerEntry) -> str:
+    """Why an enabled entry out of the schedule is finished."""
+    resolved = entry.resolved_policy()
+    runs = entry.total_run_count or 0
+    reason = finish_reason(resolved, due=time.time(), runs=runs)
+    return reason or "its schedule has no further runs"
+
+
+def _merge_policy(
+    name: str, current: EntryPolicy | None, change: EntryPolicy | Mapping[str, Any] | None
+) -> EntryPolicy:
+    """``current`` with ``change``'s fields set (an :class:`EntryPolicy` sets every scheduling
+    field; a dict only the fields it names, None meaning the app's default). A pause and the
+    fields a newer version wrote are kept."""
+    base = current or EntryPolicy()
+    if change is None:
+        reset: dict[str, Any] = dict.fromkeys(POLICY_FIELDS)
+        return attrs.evolve(base, **reset)
+    if isinstance(change, EntryPolicy):
+        return attrs.evolve(base, **{f: getattr(change, f) for f in POLICY_FIELDS})
+    if not isinstance(change, Mapping):
+        raise InvalidEntryError(name, "policy", change, validation.POLICY)
+    checked = validation.policy_from_mapping(name, change)
+    return attrs.evolve(base, **{f: getattr(checked, f) for f in change})
 
 
 def _iso(moment: datetime | None) -> str | None:

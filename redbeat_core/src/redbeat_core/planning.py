@@ -275,7 +275,10 @@ def _plan_with_policy(
         next_in if is_due and not offset else None, ran_at=ran_at, resolved=resolved
     )
     finishes = resolved.max_runs is not None and runs + 1 >= resolved.max_runs
-    return PlannedRun(name, DueRun(entry, due_at), ran_at, next_score, finishes)
+    # Due at its place in the schedule: a score written "due now" (by a save, a resume) hides
+    # how late the run is, which the misfire and deadline policies judge.
+    due = min(due_at, nominal + offset)
+    return PlannedRun(name, DueRun(entry, due), ran_at, next_score, finishes)
 
 
 def _place(

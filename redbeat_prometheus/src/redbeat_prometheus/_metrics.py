@@ -49,6 +49,7 @@ METRIC_NAMES: Final = (
     "redbeat_ticks_total",
     "redbeat_dispatches_total",
     "redbeat_dispatch_failures_total",
+    "redbeat_skipped_runs_total",
     "redbeat_dispatch_lateness_seconds",
     "redbeat_lock_held",
     "redbeat_lock_epoch",
@@ -150,6 +151,21 @@ class EntryGauges(Collector):
             self._reading.release()
 
 
+def skip_kind(decision: Any) -> str:
+    """A skip's kind for a label: ``postponed``, or the reason's first word when it names one
+    (``misfire: 9000s late`` -> ``misfire``), else ``skip``. Bounded: reasons are free text."""
+    if decision.action == "postpone":
+        return "postponed"
+    head, colon, _ = decision.reason.partition(":")
+    if colon and head.isidentifier() and len(head) <= MAX_KIND:
+        return head
+    return "skip"
+
+
+#: The longest reason word used as a label value (longer ones are counted as ``skip``).
+MAX_KIND = 24
+
+
 class SchedulerMetrics:
     """One scheduler's metrics and the registry that holds them.
 
@@ -179,6 +195,14 @@ class SchedulerMetrics:
             "redbeat_dispatch_failures",
             "Scheduled tasks whose publish raised, by task name.",
             ["task"],
+            registry=r,
+        )
+        self.skipped = Counter(
+            "redbeat_skipped_runs",
+            "Due runs not published because a scheduling policy or a plugin skipped or "
+            "postponed them, by kind (the reason's first word: misfire, deadline, ...; "
+            "'postponed' for a postponement) and deciding plugin.",
+            ["kind", "plugin"],
             registry=r,
         )
         self.lateness = Histogram(
@@ -228,6 +252,12 @@ class SchedulerMetrics:
             child.inc()
             late = record.published_at - record.due_at
             observe(late if late > 0 else 0.0)
+
+    def record_skipped(self, skipped: Iterable[Any]) -> None:
+        """One pass over a tick's :class:`~redbeat_core.runs.Skipped` records."""
+        for record in skipped:
+            decision = record.decision
+            self.skipped.labels(skip_kind(decision), decision.plugin or "?").inc()
 
     def record_failure(self, task: str) -> None:
         self._children(task)

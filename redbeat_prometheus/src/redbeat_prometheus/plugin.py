@@ -29,7 +29,7 @@ from redbeat_prometheus._settings import PrometheusSettings, register
 
 if TYPE_CHECKING:
     from redbeat_core.entry import RedBeatSchedulerEntry
-    from redbeat_core.runs import Dispatched
+    from redbeat_core.runs import Dispatched, Skipped
     from redbeat_core.scheduler import RedBeatScheduler
 
 logger = logging.getLogger("celery.beat")
@@ -97,6 +97,11 @@ def redbeat_tick(scheduler: RedBeatScheduler, leader: bool) -> None:
 @hookimpl
 def redbeat_after_dispatch(scheduler: RedBeatScheduler, dispatched: Sequence[Dispatched]) -> None:
     _exporter(scheduler).metrics.record_dispatched(dispatched)
+
+
+@hookimpl
+def redbeat_runs_skipped(scheduler: RedBeatScheduler, skipped: Sequence[Skipped]) -> None:
+    _exporter(scheduler).metrics.record_skipped(skipped)
 
 
 @hookimpl

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from redbeat.apply.plan import Change, Plan
-from redbeat.apply.source import Wanted
+from redbeat.apply.source import POLICY_FIELDS, Wanted
 from redbeat_core.audit import audit_action
 from redbeat_core.catalog import EntryNotFoundError, Schedule
 
@@ -48,6 +48,8 @@ def _change(api: Schedule, change: Change) -> None:
     fields: dict[str, Any] = {
         item.field: getattr(change.wanted, item.field) for item in change.fields
     }
+    if "policy" in fields:
+        fields["policy"] = whole_policy(change.wanted)
     if fields:
         api.update(change.name, **fields)
     else:  # quarantined, yet as the file wants it: stored again, out of the quarantine
@@ -66,4 +68,11 @@ def _fields(entry: Wanted) -> dict[str, Any]:
         "kwargs": entry.kwargs,
         "options": entry.options,
         "enabled": entry.enabled,
+        "policy": whole_policy(entry),
     }
+
+
+def whole_policy(entry: Wanted) -> dict[str, Any]:
+    """The file's policy with every field it leaves out set to None (the app's default): a
+    file says the whole policy, so a field removed from it is reset."""
+    return {field: entry.policy.get(field) for field in POLICY_FIELDS}

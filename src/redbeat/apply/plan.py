@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from celery.schedules import crontab
@@ -25,7 +26,7 @@ from redbeat_core.words import describe_schedule
 __all__ = ["Change", "FieldChange", "Plan", "make_plan", "same_schedule"]
 
 #: The fields a file sets, in the order changes are shown.
-COMPARED: Final = ("task", "schedule", "args", "kwargs", "options", "enabled")
+COMPARED: Final = ("task", "schedule", "args", "kwargs", "options", "enabled", "policy")
 _CRONTAB_FIELDS: Final = ("minute", "hour", "day_of_week", "day_of_month", "month_of_year")
 #: Entries a beat adds at every start besides ``beat_schedule`` (Celery's nightly result
 #: cleanup, when results expire): not recorded as statics, yet ``--prune`` must keep them as it
@@ -158,6 +159,7 @@ def _compare(entry: Wanted, info: EntryInfo) -> tuple[FieldChange, ...]:
         "kwargs": _plain(entry.kwargs),
         "options": _plain(entry.options),
         "enabled": entry.enabled,
+        "policy": _plain_policy(entry.policy),
     }
     if info.task is None:  # before: None, "cannot be read"
         return tuple(FieldChange(field, None, after[field]) for field in COMPARED)
@@ -174,7 +176,25 @@ def _compare(entry: Wanted, info: EntryInfo) -> tuple[FieldChange, ...]:
     ):
         if before != wanted:
             differs.append(FieldChange(field, _plain(before), after[field]))
+    if _plain_policy(info.policy) != after["policy"]:
+        differs.append(FieldChange("policy", _plain_policy(info.policy), after["policy"]))
     return tuple(differs)
+
+
+def _plain_policy(policy: Mapping[str, Any]) -> dict[str, Any]:
+    """A policy as people read it and as two policies compare: the fields set, numbers as
+    floats where the store keeps them so, times as ISO 8601 in UTC."""
+    plain: dict[str, Any] = {}
+    for field, value in policy.items():
+        if value is None:
+            continue
+        shown = value
+        if isinstance(value, datetime):
+            shown = value.astimezone(UTC).isoformat()
+        elif field in {"starting_deadline", "jitter"} and isinstance(value, int | float):
+            shown = float(value)
+        plain[field] = shown
+    return plain
 
 
 def same_schedule(stored: Any, wanted: Any) -> bool:
@@ -201,6 +221,7 @@ def _wanted_json(entry: Wanted) -> dict[str, Any]:
         "kwargs": _plain(entry.kwargs),
         "options": _plain(entry.options),
         "enabled": entry.enabled,
+        "policy": _plain_policy(entry.policy),
     }
 
 

@@ -11,6 +11,7 @@ file::
     kwargs = { region = "eu" }
     options = { queue = "reports" }
     enabled = true               # the default
+    policy = { misfire = "skip", jitter = 30 }   # scheduling policy (docs/policies.md)
 
 Everything the file says is checked here for its shape (a field of the wrong type, a field
 no entry has, a crontab of four fields), each problem naming the file, the entry and the field
@@ -28,14 +29,34 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from redbeat.schedule_text import CRON, EVERY, ONCE, interval_of, parse_cron, parse_once
+from redbeat.schedule_text import (
+    CRON,
+    EVERY,
+    ONCE,
+    interval_of,
+    parse_cron,
+    parse_moment,
+    parse_once,
+)
 
 __all__ = ["EXTENSIONS", "FIELDS", "ApplyFileError", "Wanted", "read_entries"]
 
 #: The file formats, by extension.
 EXTENSIONS: Final = (".toml", ".json", ".yaml", ".yml")
 #: The fields of an entry; exactly one of ``every``, ``cron`` and ``at`` says when it runs.
-FIELDS: Final = ("task", "every", "cron", "at", "args", "kwargs", "options", "enabled")
+FIELDS: Final = (
+    "task",
+    "every",
+    "cron",
+    "at",
+    "args",
+    "kwargs",
+    "options",
+    "enabled",
+    "policy",
+)
+#: The fields of an entry's ``policy`` table (see ``redbeat_core.policy``).
+POLICY_FIELDS: Final = ("misfire", "starting_deadline", "jitter", "start_at", "end_at", "max_runs")
 WHEN: Final = ("every", "cron", "at")
 ENTRIES: Final = "entries"
 YAML_EXTRA: Final = "pip install 'redbeat[yaml]'"
@@ -74,6 +95,9 @@ class Wanted:
     kwargs: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
     enabled: bool = True
+    #: The scheduling policy the file sets (bounds as aware datetimes); a file's entry has
+    #: exactly this policy, so a field it leaves out is the app's default.
+    policy: dict[str, Any] = field(default_factory=dict)
 
 
 def read_entries(path: Path) -> dict[str, Wanted]:
@@ -183,7 +207,28 @@ def _entry(path: Path, name: str, fields: Any) -> Wanted:
     enabled = fields.get("enabled", True)
     if not isinstance(enabled, bool):
         raise where.bad("enabled", enabled, "true or false")
-    return Wanted(name, task, schedule, when, list(args), kwargs, options, enabled)
+    policy = _policy(where, _table(where, "policy", fields.get("policy", {})))
+    return Wanted(name, task, schedule, when, list(args), kwargs, options, enabled, policy)
+
+
+def _policy(where: _Where, table: dict[str, Any]) -> dict[str, Any]:
+    """The ``policy`` table, its times read as ``at`` is (ISO 8601; without a zone, UTC).
+    Each value is checked by ``Schedule.check`` as the entry API checks it."""
+    unknown = sorted(key for key in table if key not in POLICY_FIELDS)
+    if unknown:
+        accepted = f"no such policy field; they are {', '.join(POLICY_FIELDS)}"
+        raise where.problem(f"policy.{unknown[0]}", accepted)
+    policy = dict(table)
+    for bound in ("start_at", "end_at"):
+        value = policy.get(bound)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        if isinstance(value, str):
+            try:
+                policy[bound] = parse_moment(value)
+            except ValueError as exc:
+                raise where.problem(f"policy.{bound}", str(exc)) from None
+    return policy
 
 
 def _schedule(where: _Where, when: str, value: Any) -> Any:

@@ -967,6 +967,7 @@ EXCEPTIONS: dict[str, Excepted] = {
 #: comparing the output with the page's (times aside): their commands are checked there.
 PAGE_TESTS: dict[str, Path] = {
     "docs/operations.md": ROOT / "tests" / "redis" / "test_operations_page.py",
+    "docs/policies.md": ROOT / "tests" / "redis" / "test_operations_page.py",
 }
 
 

@@ -308,6 +308,8 @@ def _place(
     return nominal
 
 
+#: The message header a catch-up run carries its due time in (``self.request.redbeat_due_at``).
+DUE_AT_HEADER: Final = "redbeat_due_at"
 #: Seconds of float error tolerated when a stored (millisecond) score is compared with a time.
 EPSILON: Final = 1e-6
 #: Scores are rounded up to the millisecond: a run claimed at its score is this close to it.
@@ -351,7 +353,7 @@ def _carrying_due_time(entry: RedBeatSchedulerEntry, due: datetime) -> RedBeatSc
     """A copy of ``entry`` whose publish carries ``due`` in the ``redbeat_due_at`` header
     (ISO 8601), which the task reads as ``self.request.redbeat_due_at``."""
     options = dict(entry.options or {})
-    options["headers"] = {**(options.get("headers") or {}), "redbeat_due_at": due.isoformat()}
+    options["headers"] = {**(options.get("headers") or {}), DUE_AT_HEADER: due.isoformat()}
     carrying = object.__new__(type(entry))
     carrying.__dict__.update(entry.__dict__)
     carrying.options = options

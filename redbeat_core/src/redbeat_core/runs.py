@@ -49,7 +49,7 @@ class DueRun:
         tick's ``now``: an entry prepared ahead is published at its due time).
     :ivar dropped: for a catch-up (``misfire="run_all"``) that missed more due times than
         ``redbeat_misfire_limit``: this run stands for that many older due times left out, and
-        ``due_at`` is the oldest of those kept. 0 for every ordinary run. RedBeat's
+        ``due_at`` is the oldest missed due time. 0 for every ordinary run. RedBeat's
         ``redbeat.policies`` plugin skips such a run; a plugin deciding first may let it run.
     """
 

@@ -14,13 +14,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from redbeat_prometheus._settings import DEFAULT_REFRESH_INTERVAL
+
+if TYPE_CHECKING:
+    from redbeat_core.runs import Decision
 
 logger = logging.getLogger("celery.beat")
 
@@ -151,7 +154,7 @@ class EntryGauges(Collector):
             self._reading.release()
 
 
-def skip_kind(decision: Any) -> str:
+def skip_kind(decision: Decision) -> str:
     """A skip's kind for a label: ``postponed``, or the reason's first word when it names one
     (``misfire: 9000s late`` -> ``misfire``), else ``skip``. Bounded: reasons are free text."""
     if decision.action == "postpone":

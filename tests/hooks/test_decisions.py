@@ -234,10 +234,18 @@ def test_a_raising_decider_is_logged_once_and_its_runs_go_ahead(
     assert "redbeat_decide_runs" in errors[0].getMessage()
 
 
-def test_no_decider_no_cost(beat_app: Celery, scheduler: RedBeatScheduler) -> None:
-    """Nobody implements the hook: the tick builds no DueRuns and publishes as before."""
+def test_no_decider_no_cost(
+    beat_app: Celery, scheduler: RedBeatScheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only RedBeat's policies plugin implements the hook and no due run has a policy: the
+    tick builds no DueRuns, calls nobody and publishes as before."""
     plugins = get_runtime(beat_app).plugins
-    assert not plugins.decide_runs
+    assert plugins.decide_runs.implemented_only_by("redbeat.policies")
+
+    def no_runs(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("DueRuns built with no decider to ask")
+
+    monkeypatch.setattr("redbeat_core.scheduler.DueRuns", no_runs)
     due_entry(beat_app, "a")
     with recording_publishes() as published:
         scheduler.tick()

@@ -145,20 +145,29 @@ def test_a_static_with_a_bad_interval_is_refused_by_name_and_the_others_are_sync
     assert "invalid kwargs [1]" in errors["listed-kwargs"]
 
 
-def test_a_bad_static_stored_unchanged_by_an_earlier_beat_is_refused_and_quarantined(
+def test_a_bad_static_stored_unchanged_by_an_earlier_beat_is_refused_and_paused(
     make_app: Callable[..., Celery], client: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Stored exactly as configured, it would have been left alone as "unchanged"."""
+    """Stored exactly as configured, it would have been left alone as "unchanged" and gone on
+    running; refused, its stored entry is paused with the reason instead."""
     store_raw(client, "zero", 0, static=True)
     app = make_app(beat_schedule={"zero": {"task": "tasks.zero", "schedule": 0}})
     with caplog.at_level(logging.ERROR, logger="celery.beat"):
         scheduler = RedBeatScheduler(app=app)
     try:
-        assert any("static entry 'zero'" in r.getMessage() for r in caplog.records)
+        assert any(
+            "static entry 'zero'" in r.getMessage()
+            and "Its stored definition is paused until then" in r.getMessage()
+            for r in caplog.records
+        )
         with recording_publishes() as published:
             scheduler.tick()
         assert published.tasks == []
-        assert client.hexists(QUARANTINE_KEY, "redbeat:zero")
+        assert client.zscore("redbeat::schedule", "redbeat:zero") is None
+        policy = json.loads(client.hget("redbeat:zero", "policy"))
+        assert policy["paused_reason"].startswith(
+            "its new definition in beat_schedule was refused: invalid schedule every 0 s"
+        )
     finally:
         scheduler.close()
 

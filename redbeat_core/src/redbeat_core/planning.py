@@ -469,6 +469,14 @@ class Settled:
         return Settled(publish=publish, updates=updates, skipped=self.skipped)  # counts only
 
 
+def any_policy(plan: Plan, defaults: PolicyDefaults) -> bool:
+    """Whether a run of ``plan`` has a scheduling policy to decide about (an app-wide one, an
+    entry's own, or a catch-up's left-out runs)."""
+    if not defaults.inert:
+        return True
+    return any(p.run.entry.policy is not None or p.run.dropped for p in plan.runs)
+
+
 def settle(plan: Plan, decisions: Mapping[int, Decision], *, codec: Codec) -> Settled:
     """Apply ``decisions`` (by ``id(run)``, from :class:`~redbeat_core.runs.DueRuns`) to
     ``plan``.

@@ -161,6 +161,13 @@ class Hook(Generic[P]):
     def __bool__(self) -> bool:
         return bool(self._caller.get_hookimpls())
 
+    def implemented_only_by(self, name: str) -> bool:
+        """Whether the plugin ``name`` is the only one implementing this hook (RedBeat's own
+        ``redbeat.policies`` for the decision hook: a tick then calls it only when a run has a
+        policy to apply)."""
+        impls = self._caller.get_hookimpls()
+        return len(impls) == 1 and impls[0].plugin_name == name
+
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> None:
         # pluggy takes hook arguments by name only: name the positional ones as the spec does.
         named = dict(zip(self._params, args, strict=False)) | kwargs

@@ -63,6 +63,7 @@ app.conf.update(
     beat_max_loop_interval=1,
     broker_connection_retry_on_startup=True,
 )
+app.conf.update(json.loads(os.environ.get("REDBEAT_E2E_CONF", "{}")))  # a test's own settings
 _client = None
 
 
@@ -77,7 +78,15 @@ def client():
 def record(self, label):
     client().rpush(
         "e2e:runs",
-        json.dumps({"label": label, "at": time.time(), "id": self.request.id, "pid": os.getpid()}),
+        json.dumps(
+            {
+                "label": label,
+                "at": time.time(),
+                "id": self.request.id,
+                "pid": os.getpid(),
+                "due": getattr(self.request, "redbeat_due_at", None),
+            }
+        ),
     )
 
 
@@ -343,6 +352,94 @@ def test_scheduler_names_start_and_dispatch(
     )
     assert client.exists(LOCK_KEY) == 1  # RedBeat's lock: it is our scheduler that runs
     assert "redbeat_core.scheduler.RedBeatScheduler" in beat.log.read_text(errors="replace")
+
+
+# ------------------------------------------------------------------------------ policies
+
+
+def test_runs_missed_while_no_beat_ran_follow_each_entrys_misfire_policy(
+    processes: Processes, client: Any, control_app: Celery
+) -> None:
+    """Three minutely entries last ran 5 min 0.5 s ago: no beat ran through five of their due
+    times. A real beat starts: Celery's behaviour runs once, ``skip`` runs none (and records
+    why), ``run_all`` runs five, oldest first, each carrying its due time to the task."""
+    from redbeat import Schedule
+
+    last = datetime.now(UTC) - timedelta(seconds=300.5)
+    for name, policy in (("once", None), ("skip", "skip"), ("all", "run_all")):
+        missed = entry(
+            control_app, name, schedule(60), policy={"misfire": policy} if policy else None
+        )
+        missed.last_run_at = last
+        missed.save()
+    start_and_wait_ready(processes, client)
+    wait_until(
+        lambda: len(runs_of(client, "all")) >= 5 and runs_of(client, "once"),
+        RUN_TIMEOUT,
+        "the catch-up ran",
+        processes,
+    )
+    wait_until(
+        lambda: any(r.outcome == "skipped" for r in Schedule(control_app).history("skip")),
+        RUN_TIMEOUT,
+        "the skipped run recorded",
+        processes,
+    )
+    assert len(runs_of(client, "once")) == 1
+    assert runs_of(client, "skip") == []
+    dues = [(last + timedelta(seconds=60 * k)).isoformat() for k in range(1, 6)]
+    assert sorted(run["due"] for run in runs_of(client, "all")) == dues
+    (skipped,) = Schedule(control_app).history("skip")
+    assert (skipped.reason or "").startswith("misfire: ")
+    assert skipped.due_at == pytest.approx((last + timedelta(seconds=60)).timestamp(), abs=1e-3)
+    assert Schedule(control_app).get("all").total_run_count == 5
+
+
+def test_idempotent_task_ids_are_the_same_whichever_beat_publishes(
+    processes: Processes, control_app: Celery, client: Any
+) -> None:
+    """With ``redbeat_idempotent_task_ids``, every run's task id, as the worker sees it, is a
+    function of the entry's key and due time alone: two beats, the leader killed in between,
+    and every id is the one any beat would give that run (a run re-published by the next
+    leader after at-least-once carries the same id)."""
+    from redbeat import Schedule
+    from redbeat_core.idempotency import task_id_for
+
+    processes.env["REDBEAT_E2E_CONF"] = json.dumps(
+        {"redbeat_idempotent_task_ids": True, "redbeat_delivery": "at-least-once"}
+    )
+    entry(control_app, "tick", schedule(1)).save()
+    processes.worker()
+    first = processes.start("beat-a", "beat", "-S", "redbeat.RedBeatScheduler",
+                            f"--schedule={processes.workdir / 'a-schedule'}")  # fmt: skip
+    wait_until(lambda: len(runs_of(client, "tick")) >= 2, START_TIMEOUT, "beat-a ran", processes)
+    second = processes.start("beat-b", "beat", "-S", "redbeat.RedBeatScheduler",
+                             f"--schedule={processes.workdir / 'b-schedule'}")  # fmt: skip
+    wait_until(
+        lambda: client.zcard("redbeat::lock:standbys") == 1,
+        START_TIMEOUT,
+        "beat-b waiting as a standby",
+        processes,
+    )
+    first.popen.kill()
+    first.popen.wait(timeout=STOP_TIMEOUT)
+    processes.started.remove(first)
+    host = socket.gethostname()
+
+    def by_second() -> list[Any]:
+        identity = f"{host}:{second.popen.pid}"
+        return [r for r in Schedule(control_app).history("tick", 100) if r.beat == identity]
+
+    wait_until(lambda: len(by_second()) >= 2, START_TIMEOUT, "beat-b's runs recorded", processes)
+    records = Schedule(control_app).history("tick", 100)
+    assert {r.beat for r in records} == {f"{host}:{first.popen.pid}", f"{host}:{second.popen.pid}"}
+    for record in records:
+        assert record.task_id == task_id_for("redbeat:tick", record.due_at)
+    ran = {run["id"] for run in runs_of(client, "tick")}
+    assert {r.task_id for r in records if r.outcome == "sent"} <= ran | {
+        r.task_id
+        for r in records[:2]  # the newest may still be on its way to the worker
+    }
 
 
 # ------------------------------------------------------------------------------ the demo

@@ -25,8 +25,14 @@ from typing import Any, Final, TypeVar
 import click
 
 from redbeat.schedule_text import parse_cron, parse_moment, parse_once
+from redbeat_core.running import connect_worker_signals
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Every `celery` command loads this module (its celery.commands entry point), `celery -A proj
+# worker` included: such a worker records the runs of entries with an overlap policy
+# (redbeat_core.running; off with redbeat_track_runs = False).
+connect_worker_signals()
 
 __all__ = ["SCHEDULE_COMMANDS", "app_options", "celery_group"]
 
@@ -396,6 +402,12 @@ def _policy_options(command: F) -> F:
             click.option("--start", metavar="ISO-TIME", help="No run before this time."),
             click.option("--end", metavar="ISO-TIME", help="Finish the entry after this time."),
             click.option("--max-runs", metavar="N", help="Finish the entry after N runs."),
+            click.option(
+                "--overlap",
+                type=click.Choice(["allow", "skip", "buffer_one", DEFAULT_WORD]),
+                help="While the previous run is queued or running: publish anyway, skip, or "
+                "keep one queued behind it" + reset + ".",
+            ),
         ]
     ):
         command = option(command)
@@ -412,6 +424,7 @@ def _policy_from(given: dict[str, str | None]) -> dict[str, Any]:
         ("start", "start_at", parse_moment),
         ("end", "end_at", parse_moment),
         ("max_runs", "max_runs", int),
+        ("overlap", "overlap", str),
     ):
         text = given.get(option)
         if text is None:
@@ -452,12 +465,14 @@ def add(
     start: str | None,
     end: str | None,
     max_runs: str | None,
+    overlap: str | None,
     disabled: bool,
     replace: bool,
     as_json: bool,
 ) -> None:
     """Add an entry: NAME runs TASK on --every, --cron or --at, with an optional scheduling
-    policy (--misfire, --starting-deadline, --jitter, --start, --end, --max-runs)."""
+    policy (--misfire, --starting-deadline, --jitter, --start, --end, --max-runs,
+    --overlap)."""
     schedule = _schedule_from(every, cron, at)
     if schedule is None:
         raise click.UsageError("say when it runs: --every SECONDS, --cron '0 3 * * *' or --at")
@@ -473,6 +488,7 @@ def add(
                 "start": start,
                 "end": end,
                 "max_runs": max_runs,
+                "overlap": overlap,
             }
         )
         or None
@@ -518,6 +534,7 @@ def edit(
     start: str | None,
     end: str | None,
     max_runs: str | None,
+    overlap: str | None,
     as_json: bool,
 ) -> None:
     """Change an entry's task, schedule, arguments or scheduling policy; its runs are
@@ -544,6 +561,7 @@ def edit(
             "start": start,
             "end": end,
             "max_runs": max_runs,
+            "overlap": overlap,
         }
     )
     if policy:

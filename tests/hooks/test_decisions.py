@@ -240,7 +240,7 @@ def test_no_decider_no_cost(
     """Only RedBeat's policies plugin implements the hook and no due run has a policy: the
     tick builds no DueRuns, calls nobody and publishes as before."""
     plugins = get_runtime(beat_app).plugins
-    assert plugins.decide_runs.implemented_only_by("redbeat.policies")
+    assert plugins.decide_runs.implemented_only_by("redbeat.policies", "redbeat.overlap")
 
     def no_runs(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("DueRuns built with no decider to ask")

@@ -198,4 +198,4 @@ def test_the_rules_cover_every_command_the_scripts_send() -> None:
     above then show which feature needs it."""
     sent = {c for name in scripts.SCRIPT_NAMES for c in acl.script_commands(scripts.source(name))}
     assert "hsetnx" in sent  # found in "keep_meta and 'HSETNX' or 'HSET'" too
-    assert sent <= acl.all_commands(["beat", "entries"])
+    assert sent <= acl.all_commands(["beat", "entries", "overlap", "run_tracking"])

@@ -512,6 +512,7 @@ _POLICY_ORDER: Final = (
     "start_at",
     "end_at",
     "max_runs",
+    "overlap",
 )
 
 
@@ -529,7 +530,7 @@ def _structure_policy(data: Any, _: Any) -> EntryPolicy:
         or not math.isfinite(paused_at)
     ):
         raise _DecodeFailure(f"paused_at must be Unix seconds, got {_type_name(paused_at)}")
-    for field in ("misfire", "starting_deadline", "jitter", "start_at", "end_at", "max_runs"):
+    for field in _POLICY_ORDER[3:]:
         accepted = policy_problem(field, data.get(field))
         if accepted is not None:
             raise _DecodeFailure(f"{field} must be {accepted}, got {data.get(field)!r}")
@@ -545,6 +546,7 @@ def _structure_policy(data: Any, _: Any) -> EntryPolicy:
         start_at=number(data.get("start_at")),
         end_at=number(data.get("end_at")),
         max_runs=data.get("max_runs"),
+        overlap=data.get("overlap"),
         extra=extra,
     )
 

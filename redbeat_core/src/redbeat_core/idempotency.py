@@ -3,7 +3,7 @@
 Under at-least-once delivery a run is published again when its beat dies between the publish
 and the commit: the next leader claims the same entry at the same due time. With
 ``redbeat_idempotent_task_ids`` both publishes carry the same task id (a UUID 5 of the key and
-the due time in milliseconds), so a worker or a result backend can tell the second from a new
+the due time in microseconds), so a worker or a result backend can tell the second from a new
 run and drop it. An id the entry's options already set is kept; run-now requests, which are
 runs of their own, get Celery's random ids.
 """
@@ -26,8 +26,9 @@ NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_DNS, "runs.redbeat")
 
 def task_id_for(key: str, due_at: float) -> str:
     """The task id of the run of the entry stored under ``key`` due at ``due_at`` (Unix
-    seconds; the stored score, to the millisecond)."""
-    return str(uuid.uuid5(NAMESPACE, f"{key}@{round(due_at * 1000)}"))
+    seconds). Rounded to the microsecond: due times are whole microseconds (datetimes) or
+    milliseconds (scores), and two beats computing one a different way differ by far less."""
+    return str(uuid.uuid5(NAMESPACE, f"{key}@{round(due_at * 1_000_000)}"))
 
 
 def with_task_ids(settled: Settled, key_for: Callable[[str], str]) -> Settled:

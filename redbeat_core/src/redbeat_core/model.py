@@ -95,4 +95,7 @@ class EntryPolicy:
     end_at: float | None = attrs.field(default=None, converter=_aware_to_unix)
     #: The entry finishes after this many runs.
     max_runs: int | None = None
+    #: While its previous run is queued or running: ``"allow"`` (Celery's), ``"skip"`` or
+    #: ``"buffer_one"`` (at most one queued behind the running one).
+    overlap: str | None = None
     extra: Mapping[str, Any] = attrs.field(factory=dict, validator=_no_field_names)

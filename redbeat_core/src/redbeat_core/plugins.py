@@ -1,19 +1,21 @@
 """The plugin manager: a small typed facade over :class:`pluggy.PluginManager` (tox 4's style).
 
-Loading order: RedBeat's defaults (``redbeat.defaults``, ``redbeat.policies``), the import paths
-in ``redbeat_plugins``, then the ``redbeat`` entry-point group.
-``REDBEAT_DISABLE_PLUGIN_AUTOLOAD=1`` loads only the entry points of the ``redbeat`` and
+Loading order: RedBeat's own plugins (``redbeat.defaults``, ``redbeat.policies`` and
+``redbeat.overlap``), the import paths in ``redbeat_plugins``, then the ``redbeat`` entry-point
+group. ``REDBEAT_DISABLE_PLUGIN_AUTOLOAD=1`` loads only the entry points of the ``redbeat`` and
 ``redbeat-core`` distributions (the ``redbeat`` distribution's plugin brings the backends it
 ships, or no URL would work); ``REDBEAT_BLOCK_PLUGINS=name1,name2`` blocks named plugins. A
 plugin may bring others: a module attribute ``redbeat_plugins``, a mapping of plugin names to
 import paths, is registered with it (as pytest's ``pytest_plugins``). ``check_pending()`` runs
 last, so a misspelled hook implementation fails at start-up with the plugin's and the hook's
-names. Every hook is called through pluggy (``pm.hook``), so ``wrapper=True`` implementations,
+names.
+
+Every hook is called through pluggy (``pm.hook``), so ``wrapper=True`` implementations,
 ``tryfirst``/``trylast``, tracing and ``add_hookcall_monitoring`` work as pluggy documents. An
 observer or decision implementation that raises is logged once with its plugin's name, and the
 others still run: each such implementation is guarded when its plugin is registered. Strategy
-and registration hooks are not guarded: a broken lock factory or backend must stop start-up, not
-leave the beat without a lock or a store.
+and registration hooks are not guarded: a broken lock factory or backend must stop start-up,
+not leave the beat without a lock or a store.
 """
 
 from __future__ import annotations
@@ -161,12 +163,10 @@ class Hook(Generic[P]):
     def __bool__(self) -> bool:
         return bool(self._caller.get_hookimpls())
 
-    def implemented_only_by(self, name: str) -> bool:
-        """Whether the plugin ``name`` is the only one implementing this hook (RedBeat's own
-        ``redbeat.policies`` for the decision hook: a tick then calls it only when a run has a
-        policy to apply)."""
-        impls = self._caller.get_hookimpls()
-        return len(impls) == 1 and impls[0].plugin_name == name
+    def implemented_only_by(self, *names: str) -> bool:
+        """Whether only the plugins ``names`` implement this hook (RedBeat's own policy plugins
+        for the decision hook: a tick then calls it only when a run has a policy to apply)."""
+        return all(impl.plugin_name in names for impl in self._caller.get_hookimpls())
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> None:
         # pluggy takes hook arguments by name only: name the positional ones as the spec does.
@@ -227,10 +227,11 @@ class PluginManager:
         """A manager with RedBeat's defaults, the plugins at ``paths`` (the setting
         ``redbeat_plugins``) and the ``redbeat`` entry points."""
         manager = cls()
-        from redbeat_core import defaults, policies
+        from redbeat_core import defaults, overlap, policies
 
         manager.register(defaults, name="redbeat.defaults")
         manager.register(policies, name=policies.PLUGIN_NAME)
+        manager.register(overlap, name=overlap.PLUGIN_NAME)
         for path in paths:
             manager.register_import_path(path, setting="redbeat_plugins")
         if autoload is None:

@@ -18,6 +18,7 @@ from redbeat_core.policy import (
     DEFAULT_MISFIRE_GRACE,
     DEFAULT_MISFIRE_LIMIT,
     MISFIRE_POLICIES,
+    OVERLAP_POLICIES,
     Resolved,
     resolve,
 )
@@ -84,6 +85,17 @@ POLICY_SETTINGS: Final[tuple[Setting, ...]] = (
         "amount fixed by the entry's name and the due time (every beat computes the same, and "
         "the stored next run is the real one). Spreads entries that share a due time.",
         parse=seconds(allow_zero=True),
+    ),
+    Setting(
+        "redbeat_overlap",
+        "str",
+        "allow",
+        "Default for policy.overlap: what a due run does while the entry's previous run is "
+        "still queued or running. 'allow' publishes it (Celery's behaviour), 'skip' skips it, "
+        "'buffer_one' publishes it only when no run is queued (at most one waits behind the "
+        "running one). Needs the workers to record what runs (redbeat_track_runs); a beat "
+        "that finds no recording worker publishes as with 'allow' and says so.",
+        parse=choice(*OVERLAP_POLICIES),
     ),
     Setting(
         IDEMPOTENT_SETTING,

@@ -16,6 +16,9 @@ functions, so they agree.
 - **jitter**: each run is delayed by up to this many seconds, by an amount that is a function
   of the entry's name and the due time: every beat computes the same delay (a failover does not
   re-roll it) and the stored next run is the real one.
+- **overlap**: ``allow`` (Celery: a run is published whatever its previous run is doing),
+  ``skip`` (not while the previous run is queued or running) or ``buffer_one`` (at most one
+  queued behind the running one); the workers say what runs (:mod:`redbeat_core.running`).
 - **start_at / end_at / max_runs**: the schedule's bounds. Nothing runs before ``start_at``; a
   run due after ``end_at``, or once ``max_runs`` runs happened, finishes the entry: it leaves
   the schedule and is listed as finished.
@@ -33,7 +36,9 @@ import attrs
 
 __all__ = [
     "MISFIRE_POLICIES",
+    "OVERLAP_POLICIES",
     "Misfire",
+    "Overlap",
     "PolicyDefaults",
     "Resolved",
     "finish_reason",
@@ -45,6 +50,8 @@ __all__ = [
 
 Misfire = Literal["run_once", "skip", "run_all"]
 MISFIRE_POLICIES: Final[tuple[Misfire, ...]] = ("run_once", "skip", "run_all")
+Overlap = Literal["allow", "skip", "buffer_one"]
+OVERLAP_POLICIES: Final[tuple[Overlap, ...]] = ("allow", "skip", "buffer_one")
 #: A run this much after its due time is still on time for ``misfire="skip"``: a failover or a
 #: restart is not an outage to skip runs over (Quartz's misfire threshold is 60 s too).
 DEFAULT_MISFIRE_GRACE: Final = 60.0
@@ -67,12 +74,18 @@ class PolicyDefaults:
     jitter: float = 0.0
     misfire_grace: float = DEFAULT_MISFIRE_GRACE
     misfire_limit: int = DEFAULT_MISFIRE_LIMIT
+    overlap: Overlap = "allow"
 
     @property
     def inert(self) -> bool:
         """Whether these defaults are Celery's behaviour (nothing to do for an entry without a
         policy of its own: the tick's fast path)."""
-        return self.misfire == "run_once" and self.starting_deadline is None and not self.jitter
+        return (
+            self.misfire == "run_once"
+            and self.starting_deadline is None
+            and not self.jitter
+            and self.overlap == "allow"
+        )
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any] | Any) -> PolicyDefaults:
@@ -92,6 +105,7 @@ class PolicyDefaults:
             jitter=float(get("redbeat_jitter", 0.0)),
             misfire_grace=float(get("redbeat_misfire_grace", DEFAULT_MISFIRE_GRACE)),
             misfire_limit=int(get("redbeat_misfire_limit", DEFAULT_MISFIRE_LIMIT)),
+            overlap=get("redbeat_overlap", "allow"),
         )
 
 
@@ -107,6 +121,7 @@ class Resolved:
     max_runs: int | None = None
     misfire_grace: float = DEFAULT_MISFIRE_GRACE
     misfire_limit: int = DEFAULT_MISFIRE_LIMIT
+    overlap: Overlap = "allow"
 
     @property
     def bounded(self) -> bool:
@@ -125,8 +140,10 @@ def resolve(policy: Any, defaults: PolicyDefaults) -> Resolved | None:
             jitter=defaults.jitter,
             misfire_grace=defaults.misfire_grace,
             misfire_limit=defaults.misfire_limit,
+            overlap=defaults.overlap,
         )
     misfire = policy.misfire or defaults.misfire
+    overlap = policy.overlap or defaults.overlap
     deadline = (
         policy.starting_deadline
         if policy.starting_deadline is not None
@@ -135,6 +152,7 @@ def resolve(policy: Any, defaults: PolicyDefaults) -> Resolved | None:
     jitter = policy.jitter if policy.jitter is not None else defaults.jitter
     if (
         misfire == "run_once"
+        and overlap == "allow"
         and deadline is None
         and not jitter
         and policy.start_at is None
@@ -151,6 +169,7 @@ def resolve(policy: Any, defaults: PolicyDefaults) -> Resolved | None:
         max_runs=policy.max_runs,
         misfire_grace=defaults.misfire_grace,
         misfire_limit=defaults.misfire_limit,
+        overlap=overlap,
     )
 
 
@@ -222,6 +241,10 @@ _CHECKS: Final[dict[str, tuple[Callable[[Any], bool], str]]] = {
         "a finite number of seconds >= 0, or None (the default)",
     ),
     "max_runs": (_whole, "a whole number >= 1, or None for no limit"),
+    "overlap": (
+        lambda v: v in OVERLAP_POLICIES,
+        "one of " + ", ".join(repr(p) for p in OVERLAP_POLICIES) + ", or None (the default)",
+    ),
     "start_at": (_number, "an aware datetime or Unix seconds, or None for no bound"),
     "end_at": (_number, "an aware datetime or Unix seconds, or None for no bound"),
 }

@@ -41,6 +41,7 @@ from redbeat_core.history import HistoryStore, RunRecord
 from redbeat_core.idempotency import with_task_ids
 from redbeat_core.locks import beat_identity
 from redbeat_core.manual import ManualRuns, RunRequestStore, take_requests
+from redbeat_core.overlap import PLUGIN_NAME as OVERLAP_PLUGIN
 from redbeat_core.planning import Plan, Settled, TickTime, any_policy, plan_tick, settle
 from redbeat_core.plugins import PluginManager
 from redbeat_core.policies import IDEMPOTENT_SETTING
@@ -445,7 +446,8 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         no ``DueRuns`` built, when no plugin implements it)."""
         if not plan.runs or not self.plugins.decide_runs:
             return {}
-        if self.plugins.decide_runs.implemented_only_by(POLICIES_PLUGIN) and not any_policy(
+        own = (POLICIES_PLUGIN, OVERLAP_PLUGIN)
+        if self.plugins.decide_runs.implemented_only_by(*own) and not any_policy(
             plan, self._runtime.policy_defaults
         ):
             return {}  # only RedBeat's policies decide, and no run has one: Celery's behaviour

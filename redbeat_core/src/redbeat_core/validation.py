@@ -68,10 +68,18 @@ MAPPING: Final = "a dict with string keys, or None for none"
 ENABLED: Final = "True or False"
 POLICY: Final = (
     "an EntryPolicy (or a dict of its fields: misfire, starting_deadline, jitter, start_at, "
-    "end_at, max_runs), or None to keep the stored one"
+    "end_at, max_runs, overlap), or None to keep the stored one"
 )
 #: The scheduling settings of a policy, checked by :func:`check_policy`.
-POLICY_FIELDS: Final = ("misfire", "starting_deadline", "jitter", "start_at", "end_at", "max_runs")
+POLICY_FIELDS: Final = (
+    "misfire",
+    "starting_deadline",
+    "jitter",
+    "start_at",
+    "end_at",
+    "max_runs",
+    "overlap",
+)
 LAST_RUN_AT: Final = "a datetime, or None for an entry that never ran"
 RUN_COUNT: Final = "a whole number >= 0"
 JSON: Final = (

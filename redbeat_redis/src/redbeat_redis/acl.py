@@ -56,6 +56,14 @@ FEATURES: Final[Mapping[str, tuple[str, ...]]] = {
     "inspection": (
         "zcard", "zrange", "hgetall", "smembers", "scan", "get", "pttl", "time", "lrange",
     ),
+    # Entries with an overlap policy: the beat reserves their runs (runs.lua reserve).
+    "overlap": (
+        *_SCRIPTS, "time", "zcount", "zremrangebyscore", "zcard", "zadd", "pttl", "pexpire",
+    ),
+    # Workers recording the runs of those entries (runs.lua started, finished, renew, alive).
+    "run_tracking": (
+        *_SCRIPTS, "time", "zrem", "zadd", "pttl", "pexpire", "zscore", "zremrangebyscore",
+    ),
     # redbeat_replica_acks: WAIT after each busy tick's commit.
     "replica_acks": ("wait",),
     # A database other than 0 in the URL or the options.

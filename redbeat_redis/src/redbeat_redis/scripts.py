@@ -10,7 +10,15 @@ import functools
 from importlib.resources import files
 from typing import Any, Final
 
-SCRIPT_NAMES: Final = ("claim", "commit", "write", "load", "acquire_lock", "release_lock")
+SCRIPT_NAMES: Final = (
+    "claim",
+    "commit",
+    "write",
+    "load",
+    "acquire_lock",
+    "release_lock",
+    "runs",
+)
 
 
 @functools.cache

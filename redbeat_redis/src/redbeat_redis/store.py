@@ -29,6 +29,7 @@ from redbeat_core.audit import AuditRecord
 from redbeat_core.config import RedBeatConfig
 from redbeat_core.exceptions import BrokenStoreError
 from redbeat_core.history import HistoryLimits, RunRecord
+from redbeat_core.running import Reservation, Reserved
 from redbeat_core.stores import StoreBase
 from redbeat_core.typing import (
     ClaimResult,
@@ -229,6 +230,19 @@ class RedisKeys:
     def request(self, name: str) -> str:
         """A run-now request's member in the schedule."""
         return self.prefix + ":run_now:" + name
+
+    @property
+    def trackers(self) -> str:
+        """The workers recording runs (a sorted set of ``host:pid`` by lease end)."""
+        return self.prefix + ":trackers"
+
+    def queued(self, name: str) -> str:
+        """The entry's published, not yet started runs (overlap policies): task ids."""
+        return self.prefix + ":queued:" + name
+
+    def running(self, name: str) -> str:
+        """The entry's running runs (overlap policies): task ids by lease end."""
+        return self.prefix + ":running:" + name
 
     def name(self, key: str) -> str:
         return key[len(self.prefix) :] if key.startswith(self.prefix) else key
@@ -449,6 +463,47 @@ class RedisStore(StoreBase):
             key, ("the run history", "a list"), lambda: self.client.lrange(_wire(key), 0, limit - 1)
         )
         return [text for text in (_text(item) for item in found) if text is not None]
+
+    # ----------------------------------------------------------------- run tracking
+
+    def reserve_runs(self, runs: Sequence[Reservation]) -> list[Reserved] | None:
+        """``runs.lua reserve``: one round trip for the tick's runs with an overlap policy."""
+        if not runs:
+            return []
+        keys: list[Any] = [self.keys.trackers]
+        args: list[Any] = ["reserve", len(runs)]
+        for run in runs:
+            keys += [_wire(self.keys.queued(run.name)), _wire(self.keys.running(run.name))]
+            args += [run.task_id, run.mode, repr(float(run.queued_for))]
+        reply = self._runs(keys, args)
+        if not reply or int(reply[0]) == 0:
+            return None
+        return [
+            Reserved(bool(int(reply[i])), int(reply[i + 1]), int(reply[i + 2]))
+            for i in range(1, 3 * len(runs), 3)
+        ]
+
+    def run_started(self, name: str, task_id: str, lease: float) -> None:
+        keys = [self.keys.trackers, self.keys.queued(name), self.keys.running(name)]
+        self._runs([_wire(k) for k in keys], ["started", task_id, repr(float(lease))])
+
+    def run_finished(self, name: str, task_id: str) -> None:
+        keys = [self.keys.trackers, self.keys.queued(name), self.keys.running(name)]
+        self._runs([_wire(k) for k in keys], ["finished", task_id])
+
+    def renew_runs(self, runs: Sequence[tuple[str, str]], lease: float) -> None:
+        if not runs:
+            return
+        keys: list[Any] = [self.keys.trackers]
+        keys += [_wire(self.keys.running(name)) for name, _ in runs]
+        self._runs(keys, ["renew", repr(float(lease)), *(task_id for _, task_id in runs)])
+
+    def tracker_alive(self, tracker: str, lease: float) -> None:
+        self._runs([self.keys.trackers], ["alive", tracker, repr(float(lease))])
+
+    def _runs(self, keys: list[Any], args: list[Any]) -> Any:
+        script = self._script("runs")
+        return self._call(lambda: script(keys=keys, args=args))
 
     def append_audit(self, records: Sequence[AuditRecord], limit: int) -> None:
         """``LPUSH`` and ``LTRIM``, pipelined: one round trip."""

@@ -56,7 +56,15 @@ FIELDS: Final = (
     "policy",
 )
 #: The fields of an entry's ``policy`` table (see ``redbeat_core.policy``).
-POLICY_FIELDS: Final = ("misfire", "starting_deadline", "jitter", "start_at", "end_at", "max_runs")
+POLICY_FIELDS: Final = (
+    "misfire",
+    "starting_deadline",
+    "jitter",
+    "start_at",
+    "end_at",
+    "max_runs",
+    "overlap",
+)
 WHEN: Final = ("every", "cron", "at")
 ENTRIES: Final = "entries"
 YAML_EXTRA: Final = "pip install 'redbeat[yaml]'"

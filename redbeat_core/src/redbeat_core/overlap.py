@@ -1,0 +1,124 @@
+"""The ``redbeat.overlap`` plugin: the overlap policies (``skip``, ``buffer_one``) and the
+settings of the workers' run tracking (:mod:`redbeat_core.running`).
+
+Its ``redbeat_decide_runs`` is ``trylast``: it sees only the runs no other plugin skipped,
+and reserves each of those whose entry has an overlap policy in one round trip
+(:meth:`~redbeat_core.running.RunTracker.reserve_runs`), before anything is published, so a
+run is recorded as queued before a worker can start it. A reserved run is published with a
+task id fixed now (the idempotent one with ``redbeat_idempotent_task_ids``) and the entry's
+name in the ``redbeat_entry`` header; a run the policy does not let go is skipped with the
+reason. A reserved run that is then not published (the beat lost its lease) counts as queued
+until ``redbeat_queued_timeout``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any, Final
+
+from redbeat_core import running
+from redbeat_core.hookspecs import hookimpl
+from redbeat_core.idempotency import task_id_for
+from redbeat_core.policies import IDEMPOTENT_SETTING
+from redbeat_core.policy import resolve
+from redbeat_core.running import ENTRY_HEADER, Reservation, RunTracker
+from redbeat_core.runtime import get_runtime
+from redbeat_core.settings import CORE_OWNER, SettingRegistry
+
+if TYPE_CHECKING:
+    from redbeat_core.runs import DueRun, DueRuns
+    from redbeat_core.scheduler import RedBeatScheduler
+
+logger = logging.getLogger("celery.beat")
+
+PLUGIN_NAME: Final = "redbeat.overlap"
+_warned: set[str] = set()
+
+
+@hookimpl
+def redbeat_register_settings(registry: SettingRegistry) -> None:
+    registry.add(*running.settings(), owner=CORE_OWNER)
+
+
+@hookimpl(trylast=True)
+def redbeat_decide_runs(scheduler: RedBeatScheduler, runs: DueRuns) -> None:
+    """Reserve the runs of entries with an overlap policy; skip those it does not let go."""
+    runtime = get_runtime(scheduler.app)
+    defaults = runtime.policy_defaults
+    wanted: list[tuple[DueRun, str]] = []
+    for run in runs:
+        entry = run.entry
+        if (entry.policy is None and defaults.overlap == "allow") or runs.decision(run):
+            continue
+        resolved = resolve(entry.policy, defaults)
+        if resolved is not None and resolved.overlap != "allow":
+            wanted.append((run, resolved.overlap))
+    if not wanted:
+        return
+    store = scheduler.store
+    if not isinstance(store, RunTracker):
+        _warn_once(
+            type(store).__name__,
+            f"beat: {type(store).__name__} records no runs (RunTracker): entries with an "
+            "overlap policy are published as with overlap 'allow'",
+        )
+        return
+    settings = runtime.config.settings
+    queued_for = float(settings.get(running.QUEUED_SETTING, running.DEFAULT_QUEUED_TIMEOUT))
+    idempotent = bool(settings.get(IDEMPOTENT_SETTING))
+    reservations = []
+    for run, mode in wanted:
+        task_id = _fix_task_id(run, idempotent, runtime.config.key_for)
+        expires = _expires(run.entry.options)
+        timeout = min(queued_for, expires) if expires is not None else queued_for
+        reservations.append(Reservation(run.entry.name, task_id, mode, timeout))
+    found = store.reserve_runs(reservations)
+    if found is None:
+        _warn_once(
+            "no-tracker",
+            "beat: no worker records runs (none with RedBeat installed and redbeat_track_runs "
+            "on has said so within its lease): entries with an overlap policy are published "
+            "as with overlap 'allow' until one does",
+        )
+        return
+    _warned.discard("no-tracker")
+    for (run, mode), reserved in zip(wanted, found, strict=True):
+        if not reserved.allowed:
+            runs.skip(run, _reason(mode, reserved.queued, reserved.running))
+
+
+def _fix_task_id(run: DueRun, idempotent: bool, key_for: Any) -> str:
+    """The run's task id, fixed before it is published (the worker's marks name it), and the
+    entry's name in the ``redbeat_entry`` header."""
+    entry = run.entry
+    options = dict(entry.options or {})
+    task_id = options.get("task_id")
+    if not isinstance(task_id, str) or not task_id:
+        task_id = task_id_for(key_for(entry.name), run.due_at) if idempotent else str(uuid.uuid4())
+    options["task_id"] = task_id
+    options["headers"] = {**(options.get("headers") or {}), ENTRY_HEADER: entry.name}
+    entry.options = options
+    return task_id
+
+
+def _expires(options: Any) -> float | None:
+    """The entry's ``expires`` option in seconds, when it is a number: a run that expired
+    unstarted is dropped by the worker, so it stops counting as queued then too."""
+    expires = (options or {}).get("expires")
+    if isinstance(expires, int | float) and not isinstance(expires, bool) and expires > 0:
+        return float(expires)
+    return None
+
+
+def _reason(mode: str, queued: int, running_now: int) -> str:
+    state = f"{running_now} running, {queued} queued"
+    if mode == "skip":
+        return f"overlap: its previous run is not done ({state}; overlap='skip')"
+    return f"overlap: a run already waits behind the running one ({state}; overlap='buffer_one')"
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        logger.warning(message)

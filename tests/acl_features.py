@@ -183,3 +183,55 @@ def run_inspection(make_app: Callable[..., Celery], admin_app: Celery, **conf: A
     except Exception as exc:
         outcome.fail(exc)
     return outcome
+
+
+def run_overlap(make_app: Callable[..., Celery], admin_app: Celery, **conf: Any) -> Outcome:
+    """A beat publishing an entry with an overlap policy: its run is reserved (recorded as
+    queued) before it is published. A worker's tracker heartbeat is written with full rights."""
+    outcome = Outcome()
+    admin = get_runtime(admin_app).store
+    admin.tracker_alive("worker-1", 60)  # type: ignore[attr-defined]
+    report = RedBeatSchedulerEntry(
+        "report", "tasks.report", schedule(60), app=admin_app, policy={"overlap": "skip"}
+    )
+    report.last_run_at = ago(61)
+    report.save()
+    app = make_app(**conf)
+    try:
+        with watching(outcome), recording_publishes() as published:
+            scheduler = RedBeatScheduler(app=app)
+            try:
+                scheduler.tick()
+            finally:
+                scheduler.close()
+            client = get_runtime(admin_app).backend.client  # type: ignore[attr-defined]
+            queued = client.zrange("redbeat::queued:report", 0, -1)
+            outcome.worked = published.tasks == ["tasks.report"] and len(queued) == 1
+    except Exception as exc:
+        outcome.fail(exc)
+    return outcome
+
+
+def run_tracking(make_app: Callable[..., Celery], admin_app: Celery, **conf: Any) -> Outcome:
+    """What a worker records for those runs: its heartbeat, a run starting, its lease renewed,
+    the run ending."""
+    outcome = Outcome()
+    store = get_runtime(make_app(**conf)).store
+    client = get_runtime(admin_app).backend.client  # type: ignore[attr-defined]
+    client.zadd("redbeat::queued:report", {"t1": 9e9})  # reserved by the beat
+    try:
+        with watching(outcome):
+            store.tracker_alive("worker-1", 60)  # type: ignore[attr-defined]
+            store.run_started("report", "t1", 60)  # type: ignore[attr-defined]
+            started = client.zscore("redbeat::running:report", "t1") is not None
+            store.renew_runs([("report", "t1")], 120)  # type: ignore[attr-defined]
+            store.run_finished("report", "t1")  # type: ignore[attr-defined]
+            outcome.worked = (
+                started
+                and not client.exists("redbeat::queued:report")
+                and not client.exists("redbeat::running:report")
+                and client.zscore("redbeat::trackers", "worker-1") is not None
+            )
+    except Exception as exc:
+        outcome.fail(exc)
+    return outcome

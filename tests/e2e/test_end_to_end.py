@@ -90,6 +90,16 @@ def record(self, label):
     )
 
 
+@app.task(name="e2e.slow", bind=True)
+def slow(self, label, seconds):
+    started = time.time()
+    time.sleep(seconds)  # the slow task itself (what the overlap policies are about)
+    client().rpush(
+        "e2e:slow",
+        json.dumps({"label": label, "start": started, "end": time.time(), "id": self.request.id}),
+    )
+
+
 @worker_ready.connect
 def _ready(**_):
     client().rpush("e2e:ready", "worker")
@@ -440,6 +450,51 @@ def test_idempotent_task_ids_are_the_same_whichever_beat_publishes(
         r.task_id
         for r in records[:2]  # the newest may still be on its way to the worker
     }
+
+
+def test_overlap_policies_with_a_slow_task_on_a_real_worker(
+    processes: Processes, control_app: Celery, client: Any
+) -> None:
+    """A task that takes 2.5 s, due every second, on a worker with four threads: with Celery's
+    behaviour its runs pile up and overlap; with ``skip`` they never overlap and the skips are
+    recorded; with ``buffer_one`` they never overlap and each starts soon after the previous
+    one ends. The worker records what runs through Celery's signals (RedBeat installed)."""
+    from redbeat import Schedule
+
+    for name, overlap in (("piled", None), ("single", "skip"), ("buffered", "buffer_one")):
+        RedBeatSchedulerEntry(
+            name, "e2e.slow", schedule(1), args=[name, 2.5], app=control_app,
+            policy={"overlap": overlap} if overlap else None,
+        ).save()  # fmt: skip
+    processes.start("worker", "worker", "--pool=threads", "--concurrency=4", "--loglevel=INFO",
+                    "--without-gossip", "--without-mingle", "--without-heartbeat",
+                    f"--hostname=e2e-{uuid.uuid4().hex[:8]}@%h")  # fmt: skip
+    wait_until(lambda: "worker" in client.lrange(READY_KEY, 0, -1), START_TIMEOUT, "worker ready",
+               processes)  # fmt: skip
+    processes.beat()
+
+    def done(label: str) -> list[dict[str, Any]]:
+        found = [json.loads(raw) for raw in client.lrange("e2e:slow", 0, -1)]
+        return sorted((r for r in found if r["label"] == label), key=lambda r: r["start"])
+
+    wait_until(
+        lambda: len(done("single")) >= 3 and len(done("buffered")) >= 3 and len(done("piled")) >= 3,
+        START_TIMEOUT,
+        "three runs of each entry done",
+        processes,
+    )
+
+    def overlaps(runs: list[dict[str, Any]]) -> int:
+        return sum(1 for a, b in itertools.pairwise(runs) if b["start"] < a["end"] - 0.05)
+
+    assert overlaps(done("piled")) >= 2  # Celery's behaviour: they pile up
+    assert overlaps(done("single")) == 0
+    assert overlaps(done("buffered")) == 0
+    gaps = [b["start"] - a["end"] for a, b in itertools.pairwise(done("buffered"))]
+    assert max(gaps) < 2.0, gaps  # re-checked every second, published once the last one ends
+    skipped = [r for r in Schedule(control_app).history("single", 10) if r.outcome == "skipped"]
+    assert skipped
+    assert (skipped[0].reason or "").startswith("overlap: its previous run is not done")
 
 
 # ------------------------------------------------------------------------------ the demo

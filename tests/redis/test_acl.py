@@ -13,7 +13,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from acl_features import Outcome, run_beat, run_entries, run_inspection, seed_for_a_beat
+from acl_features import (
+    Outcome,
+    run_beat,
+    run_entries,
+    run_inspection,
+    run_overlap,
+    run_tracking,
+    seed_for_a_beat,
+)
 from celery import Celery
 from celery.schedules import schedule
 from redbeat_test_support import ago, recording_publishes, wait_for
@@ -93,6 +101,31 @@ def test_every_command_of_a_rule_is_needed_and_its_refusal_names_it(
         named = "~<redbeat_key_prefix>*" if item.startswith("~") else item
         assert named in outcome.text, f"without {item}:\n{outcome.text}"
         assert "StorePermissionError" in outcome.text or "ACL SETUSER beat" in outcome.text
+
+
+def test_overlap_and_run_tracking_work_under_their_rules_and_need_each_command(
+    server: ServerProcess, apps: Callable[..., Celery], admin: Callable[..., Celery]
+) -> None:
+    """The beat's rule plus the overlap rule reserves runs; the run-tracking rule is what a
+    worker needs. Each command they add is needed (the beat's own are tested above)."""
+    cases = (
+        (
+            run_overlap,
+            ("beat", "overlap"),
+            set(acl.FEATURES["overlap"]) - set(acl.FEATURES["beat"]),
+        ),
+        (run_tracking, ("run_tracking",), set(acl.FEATURES["run_tracking"])),
+    )
+    for run, features, needed in cases:
+        items = acl.rule(*features).split()
+        grant(server, " ".join(items))
+        outcome = run(apps, admin())
+        assert outcome.fine, outcome.text
+        for command in sorted(needed):
+            grant(server, " ".join(i for i in items if i != f"+{command}"))
+            outcome = run(apps, admin())
+            assert not outcome.fine, f"{features} work without {command}: drop it from the rule"
+            assert f"+{command}" in outcome.text, f"without {command}:\n{outcome.text}"
 
 
 def test_the_category_rule_of_the_guide_covers_the_beat_and_the_entries(

@@ -69,20 +69,17 @@ def test_no_reservation_without_a_live_tracker(app: Celery, client: Any) -> None
     wait_for(lambda: store.reserve_runs([Reservation("x", "t", "skip", 60)]) is None)
 
 
-def test_skip_and_buffer_one_count_queued_and_running_runs(app: Celery) -> None:
+def test_a_run_is_reserved_only_when_none_is_queued_or_running(app: Celery) -> None:
     store = tracker(app)
     store.tracker_alive("w1", 60)
     skip = [Reservation("s", "t1", "skip", 60), Reservation("s", "t2", "skip", 60)]
     assert store.reserve_runs(skip) == [Reserved(True, 0, 0), Reserved(False, 1, 0)]
     store.run_started("s", "t1", 60)
-    assert store.reserve_runs([Reservation("s", "t3", "skip", 60)]) == [Reserved(False, 0, 1)]
+    assert store.reserve_runs([Reservation("s", "t3", "buffer_one", 60)]) == [
+        Reserved(False, 0, 1)
+    ]
     store.run_finished("s", "t1")
     assert store.reserve_runs([Reservation("s", "t4", "skip", 60)]) == [Reserved(True, 0, 0)]
-
-    buffered = [Reservation("b", f"t{i}", "buffer_one", 60) for i in range(3)]
-    assert store.reserve_runs(buffered[:1]) == [Reserved(True, 0, 0)]
-    store.run_started("b", "t0", 60)  # running, none queued: one may wait behind it
-    assert store.reserve_runs(buffered[1:]) == [Reserved(True, 0, 1), Reserved(False, 1, 1)]
 
 
 def test_leases_bound_a_lost_worker_and_a_lost_message(app: Celery, client: Any) -> None:
@@ -142,6 +139,37 @@ def test_a_run_is_skipped_while_the_previous_one_runs(
     RedBeatSchedulerEntry.from_key("redbeat:report", app=app).reschedule(ago(61))
     tick(app)
     assert len(sent) == 2
+
+
+def test_buffer_one_holds_one_run_until_the_previous_one_is_done(
+    app: Celery, sent: list[dict[str, Any]], client: Any
+) -> None:
+    store = tracker(app)
+    store.tracker_alive("w1", 60)
+    overlapping(app, "report", "buffer_one")
+    scheduler = RedBeatScheduler(app=app)  # one beat: it remembers what it recorded
+    try:
+        scheduler.tick()
+        (first,) = sent
+        store.run_started("report", first["id"], 60)
+        RedBeatSchedulerEntry.from_key("redbeat:report", app=app).reschedule(ago(61))
+        for _ in range(3):  # buffered: re-checked a second later, and again
+            scheduler.tick()
+            assert len(sent) == 1
+            score = client.zscore("redbeat::schedule", "redbeat:report")
+            assert time.time() < score <= time.time() + 1.5
+            client.zadd("redbeat::schedule", {"redbeat:report": time.time() - 0.01})
+        store.run_finished("report", first["id"])
+        scheduler.tick()
+        assert len(sent) == 2  # the buffered run, now that the first is done
+    finally:
+        scheduler.close()
+    history = Schedule(app).history("report")
+    postponed = [r for r in history if r.outcome == "postponed"]
+    assert len(postponed) == 1  # re-checks are not recorded again
+    assert (postponed[0].reason or "").startswith(
+        "overlap: buffered until its previous run is done (1 running, 0 queued"
+    )
 
 
 def test_idempotent_ids_are_kept_for_reserved_runs(

@@ -1,23 +1,28 @@
-"""The ``redbeat.overlap`` plugin: the overlap policies (``skip``, ``buffer_one``) and the
-settings of the workers' run tracking (:mod:`redbeat_core.running`).
+"""The ``redbeat.overlap`` plugin: the overlap policies (``skip``, ``buffer_one``) and the settings
+of the workers' run tracking (:mod:`redbeat_core.running`).
 
-Its ``redbeat_decide_runs`` is ``trylast``: it sees only the runs no other plugin skipped,
-and reserves each of those whose entry has an overlap policy in one round trip
-(:meth:`~redbeat_core.running.RunTracker.reserve_runs`), before anything is published, so a
-run is recorded as queued before a worker can start it. A reserved run is published with a
-task id fixed now (the idempotent one with ``redbeat_idempotent_task_ids``) and the entry's
-name in the ``redbeat_entry`` header; a run the policy does not let go is skipped with the
-reason. A reserved run that is then not published (the beat lost its lease) counts as queued
-until ``redbeat_queued_timeout``.
+Its ``redbeat_decide_runs`` is ``trylast``: it sees only the runs no other plugin skipped, and
+reserves each of those whose entry has an overlap policy in one round trip
+(:meth:`~redbeat_core.running.RunTracker.reserve_runs`), before anything is published, so a run
+is recorded as queued before a worker can start it. A reserved run is published with a task id
+fixed now (the idempotent one with ``redbeat_idempotent_task_ids``) and the entry's name in the
+``redbeat_entry`` header. A run that may not go while its previous run is queued or running is
+skipped with the reason (``skip``), or buffered (``buffer_one``): postponed and checked again
+every :data:`BUFFER_RECHECK` seconds, and published once the previous run is done. The entry is
+not due again meanwhile (a postponed run keeps its state), so the due times that pass while one
+run is buffered are not run: at most one waits. A reserved run that is then not published (the
+beat lost its lease) counts as queued until ``redbeat_queued_timeout``.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+import weakref
 from typing import TYPE_CHECKING, Any, Final
 
 from redbeat_core import running
+from redbeat_core.exceptions import RedBeatError
 from redbeat_core.hookspecs import hookimpl
 from redbeat_core.idempotency import task_id_for
 from redbeat_core.policies import IDEMPOTENT_SETTING
@@ -33,7 +38,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("celery.beat")
 
 PLUGIN_NAME: Final = "redbeat.overlap"
-_warned: set[str] = set()
+#: Seconds between the checks of a buffered run (``buffer_one``) for its previous run's end.
+BUFFER_RECHECK: Final = 1.0
+#: What each beat has warned about (once until it works again), by scheduler.
+_warned: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 
 
 @hookimpl
@@ -57,8 +65,10 @@ def redbeat_decide_runs(scheduler: RedBeatScheduler, runs: DueRuns) -> None:
     if not wanted:
         return
     store = scheduler.store
+    warned = _warned.setdefault(scheduler, set())
     if not isinstance(store, RunTracker):
         _warn_once(
+            warned,
             type(store).__name__,
             f"beat: {type(store).__name__} records no runs (RunTracker): entries with an "
             "overlap policy are published as with overlap 'allow'",
@@ -73,19 +83,35 @@ def redbeat_decide_runs(scheduler: RedBeatScheduler, runs: DueRuns) -> None:
         expires = _expires(run.entry.options)
         timeout = min(queued_for, expires) if expires is not None else queued_for
         reservations.append(Reservation(run.entry.name, task_id, mode, timeout))
-    found = store.reserve_runs(reservations)
+    try:
+        found = store.reserve_runs(reservations)
+    except RedBeatError as exc:  # refused (ACL), unreachable: the tick goes on without it
+        _warn_once(
+            warned,
+            "reserve-failed",
+            f"beat: cannot reserve the runs of entries with an overlap policy ({exc}); they "
+            "are published as with overlap 'allow' until it works again",
+        )
+        return
+    warned.discard("reserve-failed")
     if found is None:
         _warn_once(
+            warned,
             "no-tracker",
             "beat: no worker records runs (none with RedBeat installed and redbeat_track_runs "
             "on has said so within its lease): entries with an overlap policy are published "
             "as with overlap 'allow' until one does",
         )
         return
-    _warned.discard("no-tracker")
+    warned.discard("no-tracker")
     for (run, mode), reserved in zip(wanted, found, strict=True):
-        if not reserved.allowed:
-            runs.skip(run, _reason(mode, reserved.queued, reserved.running))
+        if reserved.allowed:
+            continue
+        reason = _reason(mode, reserved.queued, reserved.running)
+        if mode == "skip":
+            runs.skip(run, reason)
+        else:  # buffer_one: this run waits, re-checked until the previous one is done
+            runs.postpone(run, runs.now + BUFFER_RECHECK, reason)
 
 
 def _fix_task_id(run: DueRun, idempotent: bool, key_for: Any) -> str:
@@ -115,10 +141,10 @@ def _reason(mode: str, queued: int, running_now: int) -> str:
     state = f"{running_now} running, {queued} queued"
     if mode == "skip":
         return f"overlap: its previous run is not done ({state}; overlap='skip')"
-    return f"overlap: a run already waits behind the running one ({state}; overlap='buffer_one')"
+    return f"overlap: buffered until its previous run is done ({state}; overlap='buffer_one')"
 
 
-def _warn_once(key: str, message: str) -> None:
-    if key not in _warned:
-        _warned.add(key)
+def _warn_once(warned: set[str], key: str, message: str) -> None:
+    if key not in warned:
+        warned.add(key)
         logger.warning(message)

@@ -366,7 +366,9 @@ def _due_after(entry: RedBeatSchedulerEntry, last: datetime, at: datetime) -> fl
     remaining: timedelta | None = schedule_at(entry.schedule, at).remaining_estimate(last)
     if remaining is None:
         return math.inf
-    return at.timestamp() + remaining.total_seconds()
+    # To the microsecond, as datetimes are: the same due time from two different clocks (two
+    # ticks, two beats) must be the same number, not one a float rounding away.
+    return round(at.timestamp() + remaining.total_seconds(), 6)
 
 
 def _missed(

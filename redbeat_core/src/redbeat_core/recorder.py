@@ -43,6 +43,10 @@ class RunRecorder:
     limits: HistoryLimits
     #: Records built, not yet written (the next claim takes them).
     pending: list[RunRecord] = attrs.Factory(list)
+    #: The last postponement recorded per entry (due time, reason): a run postponed again
+    #: for the same reason (a run buffered behind a running one is re-checked every second)
+    #: is recorded once, not once per check.
+    _postponed: dict[str, tuple[float, str]] = attrs.Factory(dict)
 
     @classmethod
     def for_store(cls, store: Any, limits: HistoryLimits) -> RunRecorder:
@@ -132,18 +136,29 @@ class RunRecorder:
             logger.warning("beat: could not record %d runs in the history: %s", len(records), exc)
 
     def _decided(self, settled: Settled, author: Author, now: float) -> list[RunRecord]:
-        return [
-            RunRecord(
-                name=skipped.entry.name,
-                outcome="skipped" if skipped.decision.action == "skip" else "postponed",
-                due_at=skipped.due_at,
-                at=now,
-                beat=author.beat,
-                epoch=author.epoch,
-                reason=f"{skipped.decision.reason} (plugin {skipped.decision.plugin or '?'})",
+        records = []
+        for skipped in settled.skipped:
+            decision = skipped.decision
+            name = skipped.entry.name
+            if decision.action == "postpone":
+                again = self._postponed.get(name) == (skipped.due_at, decision.reason)
+                self._postponed[name] = (skipped.due_at, decision.reason)
+                if again:
+                    continue
+            else:
+                self._postponed.pop(name, None)
+            records.append(
+                RunRecord(
+                    name=name,
+                    outcome="skipped" if decision.action == "skip" else "postponed",
+                    due_at=skipped.due_at,
+                    at=now,
+                    beat=author.beat,
+                    epoch=author.epoch,
+                    reason=f"{decision.reason} (plugin {decision.plugin or '?'})",
+                )
             )
-            for skipped in settled.skipped
-        ]
+        return records
 
     @staticmethod
     def _record(

@@ -82,8 +82,9 @@ class RunTracker(Protocol):
     def reserve_runs(self, runs: Sequence[Reservation]) -> list[Reserved] | None:
         """For each run in order (a later run of the same entry sees the earlier ones
         reserved), atomically: drop the entry's expired marks, count its queued and running
-        runs, and record the run as queued when its mode allows. None when no tracker
-        heartbeat is alive (nothing is recorded then)."""
+        runs, and record the run as queued when there are none (whatever the mode: the beat
+        decides what a run that may not go does). None when no tracker heartbeat is alive
+        (nothing is recorded then)."""
         ...
 
     def run_started(self, name: str, task_id: str, lease: float) -> None:

@@ -4,7 +4,8 @@
 -- its longest-lived member, so an entry deleted meanwhile leaves nothing behind.
 --
 -- ARGV[1] the operation; KEYS[1] the sorted set of live trackers (workers recording runs).
--- reserve:  ARGV[2] n, then per run: task id, mode ('skip' or 'buffer_one'), seconds queued;
+-- reserve:  ARGV[2] n, then per run: task id, mode (unused: every mode waits for no queued
+--           and no running run), seconds queued;
 --           KEYS[2i], KEYS[2i+1]: the run's entry's queued and running sets.
 --           Returns {0} when no tracker is alive (nothing written), else {1, then per run:
 --           allowed (1 or 0), queued, running} (a later run of one entry sees the earlier).
@@ -36,9 +37,9 @@ if op == 'reserve' then
   local out = {1}
   for i = 1, tonumber(ARGV[2]) do
     local queued, running = KEYS[2 * i], KEYS[2 * i + 1]
-    local id, mode, ttl = ARGV[3 * i], ARGV[3 * i + 1], tonumber(ARGV[3 * i + 2])
+    local id, ttl = ARGV[3 * i], tonumber(ARGV[3 * i + 2])
     local q, r = live(queued), live(running)
-    local allowed = (mode == 'skip' and q + r == 0) or (mode == 'buffer_one' and q == 0)
+    local allowed = q + r == 0
     if allowed then
       add(queued, now + ttl, id)
     end

@@ -303,6 +303,8 @@ def _policy_text(info: Any, tz: Any, now: datetime) -> str:
     parts = []
     for field, value in info.policy.items():
         shown = _when(value, tz, now) if isinstance(value, datetime) else f"{value}"
+        if isinstance(value, list | tuple):
+            shown = ",".join(value) or "none"
         if field in {"starting_deadline", "jitter"}:
             shown = f"{value:g}s"
         parts.append(f"{field}={shown}")
@@ -408,15 +410,34 @@ def _policy_options(command: F) -> F:
                 help="While the previous run is queued or running: publish anyway, skip, or "
                 "keep one queued behind it" + reset + ".",
             ),
+            click.option(
+                "--blackout",
+                "blackouts",
+                multiple=True,
+                metavar="CALENDAR",
+                help="A blackout calendar it obeys (redbeat_calendars; repeat for more; 'none' "
+                "for none" + reset + ").",
+            ),
+            click.option(
+                "--blackout-action",
+                type=click.Choice(["skip", "postpone", DEFAULT_WORD]),
+                help="A run inside a blackout: skip it or postpone it to the end" + reset + ".",
+            ),
         ]
     ):
         command = option(command)
     return command
 
 
-def _policy_from(given: dict[str, str | None]) -> dict[str, Any]:
+def _policy_from(given: dict[str, str | None], blackouts: tuple[str, ...] = ()) -> dict[str, Any]:
     """The policy fields the options set (``default`` puts one back to the app's default)."""
     fields: dict[str, Any] = {}
+    if blackouts == (DEFAULT_WORD,):
+        fields["blackouts"] = None
+    elif blackouts == ("none",):
+        fields["blackouts"] = []
+    elif blackouts:
+        fields["blackouts"] = list(blackouts)
     for option, field, parse in (
         ("misfire", "misfire", str),
         ("starting_deadline", "starting_deadline", float),
@@ -425,6 +446,7 @@ def _policy_from(given: dict[str, str | None]) -> dict[str, Any]:
         ("end", "end_at", parse_moment),
         ("max_runs", "max_runs", int),
         ("overlap", "overlap", str),
+        ("blackout_action", "blackout_action", str),
     ):
         text = given.get(option)
         if text is None:
@@ -466,13 +488,15 @@ def add(
     end: str | None,
     max_runs: str | None,
     overlap: str | None,
+    blackouts: tuple[str, ...],
+    blackout_action: str | None,
     disabled: bool,
     replace: bool,
     as_json: bool,
 ) -> None:
     """Add an entry: NAME runs TASK on --every, --cron or --at, with an optional scheduling
-    policy (--misfire, --starting-deadline, --jitter, --start, --end, --max-runs,
-    --overlap)."""
+    policy (--misfire, --starting-deadline, --jitter, --start, --end, --max-runs, --overlap,
+    --blackout, --blackout-action)."""
     schedule = _schedule_from(every, cron, at)
     if schedule is None:
         raise click.UsageError("say when it runs: --every SECONDS, --cron '0 3 * * *' or --at")
@@ -489,7 +513,9 @@ def add(
                 "end": end,
                 "max_runs": max_runs,
                 "overlap": overlap,
-            }
+                "blackout_action": blackout_action,
+            },
+            blackouts,
         )
         or None
     )
@@ -535,6 +561,8 @@ def edit(
     end: str | None,
     max_runs: str | None,
     overlap: str | None,
+    blackouts: tuple[str, ...],
+    blackout_action: str | None,
     as_json: bool,
 ) -> None:
     """Change an entry's task, schedule, arguments or scheduling policy; its runs are
@@ -562,7 +590,9 @@ def edit(
             "end": end,
             "max_runs": max_runs,
             "overlap": overlap,
-        }
+            "blackout_action": blackout_action,
+        },
+        blackouts,
     )
     if policy:
         changes["policy"] = policy

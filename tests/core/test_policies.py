@@ -9,6 +9,7 @@ would be stored. No server, no clock but the one given.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -329,3 +330,82 @@ def test_a_dict_policy_with_an_unknown_field_is_refused_with_the_closest(app: Ce
 
     with pytest.raises(InvalidEntryError, match="did you mean 'misfire'"):
         RedBeatSchedulerEntry("e", "t", schedule(60), app=app, policy={"misfir": "skip"})
+
+
+# ------------------------------------------------------------------------- blackouts
+
+CALENDARS = {
+    "nightly": {"cron": "* 22-23,0-5 * * *", "tz": "Europe/Paris"},
+    "freeze": {"between": [["2030-01-01T11:30:00", "2030-01-01T12:30:00"]], "tz": "UTC"},
+}
+
+
+def test_calendars_are_checked_naming_the_calendar() -> None:
+    from redbeat_core.blackouts import parse_calendars
+    from redbeat_core.settings import InvalidValue
+
+    calendars = parse_calendars(CALENDARS)
+    assert calendars["nightly"].covering(datetime(2030, 1, 1, 22, 30, tzinfo=UTC).timestamp())
+    assert calendars["nightly"].covering(T) is None  # 13:00 in Paris
+    assert calendars["freeze"].covering(T) == "between 2030-01-01 11:30 and 2030-01-01 12:30"
+    for bad, says in (
+        ({"x": {"cron": "* * *"}}, "not a crontab expression"),
+        ({"x": {"cron": "* 25 * * *"}}, "'* 25 * * *'"),
+        ({"x": {"tz": "Mars/Olympus", "cron": "* * * * *"}}, "unknown time zone"),
+        ({"x": {"between": [["2030-01-02", "2030-01-01"]]}}, "ends before it starts"),
+        ({"x": {}}, "needs 'cron' or 'between'"),
+        ({"x": {"crons": "* * * * *"}}, "unknown key 'crons'"),
+    ):
+        with pytest.raises(InvalidValue, match=re.escape(says)) as caught:
+            parse_calendars(bad)
+        assert caught.value.key == "x"
+
+
+def test_a_run_in_a_blackout_is_skipped_with_the_calendars_name(app: Celery) -> None:
+    app.conf.redbeat_calendars = CALENDARS
+    frozen = record(app, "frozen", schedule(60), last=NOW - timedelta(seconds=60), score=T,
+                    blackouts=["freeze"])  # fmt: skip
+    free = record(app, "free", schedule(60), last=NOW - timedelta(seconds=60), score=T,
+                  blackouts=["nightly"])  # fmt: skip
+    settled = tick(app, frozen, free)
+    assert [name for name, _, _ in settled.publish] == ["free"]
+    (skipped,) = settled.skipped
+    assert skipped.decision.reason == (
+        "blackout: in 'freeze' (between 2030-01-01 11:30 and 2030-01-01 12:30, UTC)"
+    )
+    assert stored_update(settled, "frozen").score == pytest.approx(T + 60)  # moves on
+
+
+def test_postponed_to_the_end_of_overlapping_calendars(app: Celery) -> None:
+    app.conf.redbeat_calendars = {
+        **CALENDARS,
+        "lunch": {"cron": "* 12 * * *", "tz": "UTC"},  # 12:00-13:00, overlapping the freeze
+    }
+    entry = record(app, "e", schedule(60), last=NOW - timedelta(seconds=60), score=T,
+                   blackouts=["freeze", "lunch"], blackout_action="postpone")  # fmt: skip
+    settled = tick(app, entry)
+    assert settled.publish == ()
+    (skipped,) = settled.skipped
+    assert skipped.decision.action == "postpone"
+    assert skipped.decision.until == T + 3600  # 13:00: the end of both, not of the first
+    assert stored_update(settled, "e") == EntryUpdate("e", None, T + 3600)
+
+
+def test_the_app_wide_blackouts_apply_and_an_entry_may_opt_out(app: Celery) -> None:
+    app.conf.update(redbeat_calendars=CALENDARS, redbeat_blackouts=["freeze"])
+    plain = record(app, "plain", schedule(60), last=NOW - timedelta(seconds=60), score=T)
+    opted_out = record(app, "out", schedule(60), last=NOW - timedelta(seconds=60), score=T,
+                       blackouts=[])  # fmt: skip
+    settled = tick(app, plain, opted_out)
+    assert [name for name, _, _ in settled.publish] == ["out"]
+
+
+def test_an_undeclared_calendar_is_refused_when_saved(app: Celery) -> None:
+    from redbeat_core.exceptions import InvalidEntryError
+
+    app.conf.redbeat_calendars = CALENDARS
+    entry = RedBeatSchedulerEntry(
+        "e", "t", schedule(60), app=app, policy={"blackouts": ["nigthly"]}
+    )
+    with pytest.raises(InvalidEntryError, match=r"policy\.blackouts 'nigthly': names of calendars"):
+        entry.to_stored(NOW)

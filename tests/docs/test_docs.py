@@ -21,6 +21,7 @@ from redbeat_test_support import SiteBuild
 from redbeat_core import hookspecs
 from redbeat_core.planning import DUE_AT_HEADER
 from redbeat_core.plugins import BLOCK_ENV, DISABLE_AUTOLOAD_ENV
+from redbeat_core.running import ENTRY_HEADER
 from redbeat_core.runtime import CONF_ATTRIBUTE, RUNTIME_ATTRIBUTE
 from redbeat_redis.testing import pytest_plugin
 
@@ -155,6 +156,7 @@ def test_docs_name_only_hooks_that_exist(pages: dict[str, str]) -> None:
     fixtures = {name for name in pytest_plugin.__all__ if name.startswith("redbeat_")}
     app_attributes = {CONF_ATTRIBUTE, RUNTIME_ATTRIBUTE}  # app.redbeat_conf, app.redbeat_runtime
     app_attributes.add(DUE_AT_HEADER)  # a message header, read as task.request.redbeat_due_at
+    app_attributes.add(ENTRY_HEADER)  # the header naming a run's entry (overlap policies)
     wrong: dict[str, list[str]] = {}
     for page, text in pages.items():
         for name in sorted(set(re.findall(r"(?<![\w-])redbeat_[a-z_]+\b", text))):

@@ -497,6 +497,39 @@ def test_overlap_policies_with_a_slow_task_on_a_real_worker(
     assert (skipped[0].reason or "").startswith("overlap: its previous run is not done")
 
 
+def test_a_blackout_window_keeps_its_entries_from_running(
+    processes: Processes, control_app: Celery, client: Any
+) -> None:
+    """A calendar blacks out the hour around now: the entry that obeys it does not run (each
+    due time is recorded as skipped, with the calendar's name); the one beside it runs."""
+    from redbeat import Schedule
+
+    now = datetime.now(UTC)
+    calendars = {
+        "maintenance": {
+            "between": [
+                [(now - timedelta(hours=1)).isoformat(), (now + timedelta(hours=1)).isoformat()]
+            ]
+        }
+    }
+    control_app.conf.redbeat_calendars = calendars
+    processes.env["REDBEAT_E2E_CONF"] = json.dumps({"redbeat_calendars": calendars})
+    entry(control_app, "frozen", schedule(1), policy={"blackouts": ["maintenance"]}).save()
+    entry(control_app, "free", schedule(1)).save()
+    start_and_wait_ready(processes, client)
+    wait_until(lambda: len(runs_of(client, "free")) >= 3, RUN_TIMEOUT, "free ran", processes)
+    wait_until(
+        lambda: len(Schedule(control_app).history("frozen")) >= 2,
+        RUN_TIMEOUT,
+        "the blacked-out runs recorded",
+        processes,
+    )
+    assert runs_of(client, "frozen") == []
+    records = Schedule(control_app).history("frozen")
+    assert {r.outcome for r in records} == {"skipped"}
+    assert (records[0].reason or "").startswith("blackout: in 'maintenance' (between ")
+
+
 # ------------------------------------------------------------------------------ the demo
 
 

@@ -223,6 +223,27 @@ def test_the_commands_set_show_and_reset_a_policy(tmp_path: Path, redbeat_url: s
     assert "policy.jitter -1.0: a finite number of seconds >= 0" in bad.stderr
 
 
+def test_the_commands_name_blackout_calendars(tmp_path: Path, redbeat_url: str) -> None:
+    calendars = '{"maintenance": {"cron": "* 2-3 * * *"}}'
+    (tmp_path / "proj.py").write_text(COMMANDS_PROJ + f"app.conf.redbeat_calendars = {calendars}\n")
+
+    def redbeat(*argv: str) -> Any:
+        return run(tmp_path, redbeat_url, "redbeat", "-A", "proj", *argv)
+
+    ok(redbeat("add", "job", "tasks.add", "--every", "60", "--blackout", "maintenance",
+               "--blackout-action", "postpone"))  # fmt: skip
+    shown = json.loads(ok(redbeat("show", "job", "--json")))
+    assert shown["policy"] == {"blackouts": ["maintenance"], "blackout_action": "postpone"}
+    assert "blackouts=maintenance, blackout_action=postpone" in ok(redbeat("show", "job"))
+    refused = redbeat("edit", "job", "--blackout", "maintenace")
+    assert refused.returncode == 1
+    assert "policy.blackouts 'maintenace': names of calendars in redbeat_calendars" in (
+        refused.stderr
+    )
+    ok(redbeat("edit", "job", "--blackout", "none"))
+    assert json.loads(ok(redbeat("show", "job", "--json")))["policy"]["blackouts"] == []
+
+
 def test_an_apply_file_sets_the_whole_policy(tmp_path: Path, redbeat_url: str) -> None:
     (tmp_path / "proj.py").write_text(COMMANDS_PROJ)
     path = tmp_path / "schedule.toml"

@@ -496,7 +496,7 @@ def _unstructure_policy(p: EntryPolicy) -> dict[str, Any]:
     for field in _POLICY_ORDER:
         value = getattr(p, field)
         if value is not None:
-            out[field] = value
+            out[field] = list(value) if isinstance(value, tuple) else value
     out.update(p.extra)
     return out
 
@@ -513,6 +513,8 @@ _POLICY_ORDER: Final = (
     "end_at",
     "max_runs",
     "overlap",
+    "blackouts",
+    "blackout_action",
 )
 
 
@@ -547,6 +549,8 @@ def _structure_policy(data: Any, _: Any) -> EntryPolicy:
         end_at=number(data.get("end_at")),
         max_runs=data.get("max_runs"),
         overlap=data.get("overlap"),
+        blackouts=data.get("blackouts"),
+        blackout_action=data.get("blackout_action"),
         extra=extra,
     )
 

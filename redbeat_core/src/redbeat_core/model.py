@@ -67,6 +67,11 @@ def _aware_to_unix(value: Any) -> Any:
     return value
 
 
+def _list_to_tuple(value: Any) -> Any:
+    """A list as a tuple (the policy is frozen, and compares equal however it was given)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
 @attrs.frozen
 class EntryPolicy:
     """RedBeat's own per-entry settings: the ``policy`` field of an entry's hash.
@@ -98,4 +103,9 @@ class EntryPolicy:
     #: While its previous run is queued or running: ``"allow"`` (Celery's), ``"skip"`` or
     #: ``"buffer_one"`` (at most one queued behind the running one).
     overlap: str | None = None
+    #: The blackout calendars the entry obeys (names in ``redbeat_calendars``); None:
+    #: the app's ``redbeat_blackouts``; an empty list: none.
+    blackouts: tuple[str, ...] | None = attrs.field(default=None, converter=_list_to_tuple)
+    #: A run inside a blackout: ``"skip"`` it or ``"postpone"`` it to the blackout's end.
+    blackout_action: str | None = None
     extra: Mapping[str, Any] = attrs.field(factory=dict, validator=_no_field_names)

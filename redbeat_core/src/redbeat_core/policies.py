@@ -11,10 +11,14 @@ times (bounds, jitter, one run per missed due time) is planned by the tick itsel
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
 
+from redbeat_core.blackouts import MAX_BLACKOUT, Calendar, parse_calendars
 from redbeat_core.hookspecs import hookimpl
 from redbeat_core.policy import (
+    BLACKOUT_ACTIONS,
     DEFAULT_MISFIRE_GRACE,
     DEFAULT_MISFIRE_LIMIT,
     MISFIRE_POLICIES,
@@ -25,6 +29,7 @@ from redbeat_core.policy import (
 from redbeat_core.runtime import get_runtime
 from redbeat_core.settings import (
     CORE_OWNER,
+    InvalidValue,
     Setting,
     SettingRegistry,
     boolean,
@@ -34,12 +39,21 @@ from redbeat_core.settings import (
     seconds,
 )
 
+logger = logging.getLogger("celery.beat")
+
 if TYPE_CHECKING:
     from redbeat_core.runs import DueRun, DueRuns
     from redbeat_core.scheduler import RedBeatScheduler
 
 PLUGIN_NAME: Final = "redbeat.policies"
 IDEMPOTENT_SETTING: Final = "redbeat_idempotent_task_ids"
+
+
+def _names(value: Any) -> list[str]:
+    if not isinstance(value, list | tuple) or not all(isinstance(n, str) and n for n in value):
+        raise InvalidValue("a list of blackout calendar names (redbeat_calendars)")
+    return list(value)
+
 
 POLICY_SETTINGS: Final[tuple[Setting, ...]] = (
     Setting(
@@ -98,6 +112,31 @@ POLICY_SETTINGS: Final[tuple[Setting, ...]] = (
         parse=choice(*OVERLAP_POLICIES),
     ),
     Setting(
+        "redbeat_calendars",
+        "dict",
+        {},
+        "Blackout calendars by name, for entries' policy.blackouts and redbeat_blackouts. Each "
+        "is a dict with 'cron' (crontab expressions 'MIN HOUR DAY MONTH WEEKDAY', one or a list: "
+        "every matching minute is blacked out), 'between' (a list of [start, end] ISO 8601 "
+        "times) and 'tz' (the time zone both are read in; default UTC).",
+        parse=parse_calendars,
+    ),
+    Setting(
+        "redbeat_blackouts",
+        "list[str]",
+        [],
+        "Default for policy.blackouts: the calendars every entry without its own list obeys.",
+        parse=_names,
+    ),
+    Setting(
+        "redbeat_blackouts_action",
+        "str",
+        "skip",
+        "Default for policy.blackout_action: a run due inside a blackout is skipped ('skip') "
+        "or postponed to the blackout's end ('postpone').",
+        parse=choice(*BLACKOUT_ACTIONS),
+    ),
+    Setting(
         IDEMPOTENT_SETTING,
         "bool",
         False,
@@ -118,16 +157,20 @@ def redbeat_register_settings(registry: SettingRegistry) -> None:
 @hookimpl(tryfirst=True)
 def redbeat_decide_runs(scheduler: RedBeatScheduler, runs: DueRuns) -> None:
     """Skip the runs the entries' policies say must not run: past their starting deadline,
-    late beyond the grace under misfire 'skip', or standing for the catch-ups left out."""
+    late beyond the grace under misfire 'skip', standing for the catch-ups left out, or inside
+    a blackout (skipped, or postponed to its end)."""
     defaults = get_runtime(scheduler.app).policy_defaults
     now = runs.now
     for run in runs:
         entry = run.entry
         if entry.policy is None and defaults.inert and not run.dropped:
             continue
-        reason = _skip_reason(run, now, resolve(entry.policy, defaults))
+        resolved = resolve(entry.policy, defaults)
+        reason = _skip_reason(run, now, resolved)
         if reason is not None:
             runs.skip(run, reason)
+        elif resolved is not None and resolved.blackouts:
+            _blackout(runs, run, resolved, defaults.calendars)
 
 
 def _skip_reason(run: DueRun, now: float, resolved: Resolved | None) -> str | None:
@@ -151,3 +194,57 @@ def _skip_reason(run: DueRun, now: float, resolved: Resolved | None) -> str | No
             f"({resolved.misfire_grace:g}s), with misfire='skip'"
         )
     return None
+
+
+def _blackout(
+    runs: DueRuns, run: DueRun, resolved: Resolved, calendars: Mapping[str, Calendar]
+) -> None:
+    """Skip or postpone ``run`` when it would be published inside one of its calendars (at
+    its due time, or now when it is overdue: an overdue run must not go out mid-blackout)."""
+    at = max(runs.now, run.due_at)
+    known = [calendars[name] for name in resolved.blackouts if name in calendars]
+    for name in resolved.blackouts:
+        if name not in calendars:
+            _missing_calendar(name, run.name)
+    hit = next(((c, part) for c in known if (part := c.covering(at)) is not None), None)
+    if hit is None:
+        return
+    calendar, part = hit
+    reason = f"blackout: in {calendar.name!r} ({part}, {calendar.zone})"
+    if resolved.blackout_action == "skip":
+        runs.skip(run, reason)
+        return
+    until = _blackout_end(known, at)
+    if until is None:
+        runs.skip(run, f"{reason}; it does not end within {MAX_BLACKOUT.days} days")
+    else:
+        runs.postpone(run, until, reason)
+
+
+def _blackout_end(calendars: Sequence[Calendar], at: float) -> float | None:
+    """The first instant from ``at`` on that none of ``calendars`` covers: overlapping or
+    touching calendars make one blackout (a run postponed to the end of one would only be
+    postponed again)."""
+    moment: float | None = at
+    for _ in range(len(calendars) * 8 + 1):
+        covering = [c for c in calendars if moment is not None and c.covering(moment)]
+        if not covering or moment is None:
+            return moment
+        for calendar in covering:
+            moment = calendar.end_after(moment) if moment is not None else None
+    return None
+
+
+_missing_warned: set[str] = set()
+
+
+def _missing_calendar(calendar: str, entry: str) -> None:
+    if calendar not in _missing_warned:
+        _missing_warned.add(calendar)
+        logger.error(
+            "beat: entry %r names the blackout calendar %r, which redbeat_calendars "
+            "does not declare: its runs are not blacked out by it. Declare it, or fix the "
+            "entry's policy.blackouts.",
+            entry,
+            calendar,
+        )

@@ -19,6 +19,8 @@ functions, so they agree.
 - **overlap**: ``allow`` (Celery: a run is published whatever its previous run is doing),
   ``skip`` (not while the previous run is queued or running) or ``buffer_one`` (at most one
   queued behind the running one); the workers say what runs (:mod:`redbeat_core.running`).
+- **blackouts**: named calendars (:mod:`redbeat_core.blackouts`) in which the entry's runs
+  are skipped or postponed to the blackout's end (``blackout_action``).
 - **start_at / end_at / max_runs**: the schedule's bounds. Nothing runs before ``start_at``; a
   run due after ``end_at``, or once ``max_runs`` runs happened, finishes the entry: it leaves
   the schedule and is listed as finished.
@@ -35,6 +37,7 @@ from typing import Any, Final, Literal
 import attrs
 
 __all__ = [
+    "BLACKOUT_ACTIONS",
     "MISFIRE_POLICIES",
     "OVERLAP_POLICIES",
     "Misfire",
@@ -52,6 +55,8 @@ Misfire = Literal["run_once", "skip", "run_all"]
 MISFIRE_POLICIES: Final[tuple[Misfire, ...]] = ("run_once", "skip", "run_all")
 Overlap = Literal["allow", "skip", "buffer_one"]
 OVERLAP_POLICIES: Final[tuple[Overlap, ...]] = ("allow", "skip", "buffer_one")
+BlackoutAction = Literal["skip", "postpone"]
+BLACKOUT_ACTIONS: Final[tuple[BlackoutAction, ...]] = ("skip", "postpone")
 #: A run this much after its due time is still on time for ``misfire="skip"``: a failover or a
 #: restart is not an outage to skip runs over (Quartz's misfire threshold is 60 s too).
 DEFAULT_MISFIRE_GRACE: Final = 60.0
@@ -75,6 +80,10 @@ class PolicyDefaults:
     misfire_grace: float = DEFAULT_MISFIRE_GRACE
     misfire_limit: int = DEFAULT_MISFIRE_LIMIT
     overlap: Overlap = "allow"
+    blackouts: tuple[str, ...] = ()
+    blackout_action: BlackoutAction = "skip"
+    #: The blackout calendars by name (:mod:`redbeat_core.blackouts`).
+    calendars: Mapping[str, Any] = attrs.field(factory=dict)
 
     @property
     def inert(self) -> bool:
@@ -85,6 +94,7 @@ class PolicyDefaults:
             and self.starting_deadline is None
             and not self.jitter
             and self.overlap == "allow"
+            and not self.blackouts
         )
 
     @classmethod
@@ -106,6 +116,9 @@ class PolicyDefaults:
             misfire_grace=float(get("redbeat_misfire_grace", DEFAULT_MISFIRE_GRACE)),
             misfire_limit=int(get("redbeat_misfire_limit", DEFAULT_MISFIRE_LIMIT)),
             overlap=get("redbeat_overlap", "allow"),
+            blackouts=tuple(get("redbeat_blackouts", ()) or ()),
+            blackout_action=get("redbeat_blackouts_action", "skip"),
+            calendars=dict(get("redbeat_calendars", {}) or {}),
         )
 
 
@@ -122,6 +135,8 @@ class Resolved:
     misfire_grace: float = DEFAULT_MISFIRE_GRACE
     misfire_limit: int = DEFAULT_MISFIRE_LIMIT
     overlap: Overlap = "allow"
+    blackouts: tuple[str, ...] = ()
+    blackout_action: BlackoutAction = "skip"
 
     @property
     def bounded(self) -> bool:
@@ -141,9 +156,13 @@ def resolve(policy: Any, defaults: PolicyDefaults) -> Resolved | None:
             misfire_grace=defaults.misfire_grace,
             misfire_limit=defaults.misfire_limit,
             overlap=defaults.overlap,
+            blackouts=defaults.blackouts,
+            blackout_action=defaults.blackout_action,
         )
     misfire = policy.misfire or defaults.misfire
     overlap = policy.overlap or defaults.overlap
+    blackouts = tuple(policy.blackouts) if policy.blackouts is not None else defaults.blackouts
+    action = policy.blackout_action or defaults.blackout_action
     deadline = (
         policy.starting_deadline
         if policy.starting_deadline is not None
@@ -153,6 +172,7 @@ def resolve(policy: Any, defaults: PolicyDefaults) -> Resolved | None:
     if (
         misfire == "run_once"
         and overlap == "allow"
+        and not blackouts
         and deadline is None
         and not jitter
         and policy.start_at is None
@@ -170,6 +190,8 @@ def resolve(policy: Any, defaults: PolicyDefaults) -> Resolved | None:
         misfire_grace=defaults.misfire_grace,
         misfire_limit=defaults.misfire_limit,
         overlap=overlap,
+        blackouts=blackouts,
+        blackout_action=action,
     )
 
 
@@ -244,6 +266,15 @@ _CHECKS: Final[dict[str, tuple[Callable[[Any], bool], str]]] = {
     "overlap": (
         lambda v: v in OVERLAP_POLICIES,
         "one of " + ", ".join(repr(p) for p in OVERLAP_POLICIES) + ", or None (the default)",
+    ),
+    "blackouts": (
+        lambda v: isinstance(v, list | tuple) and all(isinstance(n, str) and n for n in v),
+        "a list of blackout calendar names (redbeat_calendars), [] for none, or None "
+        "(the default: redbeat_blackouts)",
+    ),
+    "blackout_action": (
+        lambda v: v in BLACKOUT_ACTIONS,
+        "'skip' or 'postpone' (to the end of the blackout), or None (the default)",
     ),
     "start_at": (_number, "an aware datetime or Unix seconds, or None for no bound"),
     "end_at": (_number, "an aware datetime or Unix seconds, or None for no bound"),

@@ -68,7 +68,7 @@ MAPPING: Final = "a dict with string keys, or None for none"
 ENABLED: Final = "True or False"
 POLICY: Final = (
     "an EntryPolicy (or a dict of its fields: misfire, starting_deadline, jitter, start_at, "
-    "end_at, max_runs, overlap), or None to keep the stored one"
+    "end_at, max_runs, overlap, blackouts, blackout_action), or None to keep the stored one"
 )
 #: The scheduling settings of a policy, checked by :func:`check_policy`.
 POLICY_FIELDS: Final = (
@@ -79,6 +79,8 @@ POLICY_FIELDS: Final = (
     "end_at",
     "max_runs",
     "overlap",
+    "blackouts",
+    "blackout_action",
 )
 LAST_RUN_AT: Final = "a datetime, or None for an entry that never ran"
 RUN_COUNT: Final = "a whole number >= 0"
@@ -193,6 +195,7 @@ def check_entry(entry: RedBeatSchedulerEntry, config: RedBeatConfig) -> None:
         raise InvalidEntryError(name, "enabled", entry.enabled, ENABLED)
     if entry.policy is not None:
         check_policy(name, entry.policy)
+        _check_calendars(name, entry.policy.blackouts, config)
     if entry.last_run_at is not None and not isinstance(entry.last_run_at, datetime):
         raise InvalidEntryError(name, "last_run_at", entry.last_run_at, LAST_RUN_AT)
     count = entry.total_run_count
@@ -215,6 +218,19 @@ def check_policy(name: str, policy: object) -> None:
         raise InvalidEntryError(
             name, "policy.end_at", policy.end_at, "a time after policy.start_at"
         )
+
+
+def _check_calendars(name: str, blackouts: Any, config: RedBeatConfig) -> None:
+    """Refuse a blackout calendar the app does not declare: a misspelled name would leave the
+    entry running through its blackout."""
+    if not blackouts:
+        return
+    declared = config.settings.get("redbeat_calendars") or {}
+    unknown = [calendar for calendar in blackouts if calendar not in declared]
+    if unknown:
+        known = ", ".join(sorted(declared)) or "none are declared"
+        accepted = f"names of calendars in redbeat_calendars ({known})"
+        raise InvalidEntryError(name, "policy.blackouts", unknown[0], accepted)
 
 
 def policy_from_mapping(name: object, values: Mapping[str, Any]) -> EntryPolicy:

@@ -64,6 +64,8 @@ POLICY_FIELDS: Final = (
     "end_at",
     "max_runs",
     "overlap",
+    "blackouts",
+    "blackout_action",
 )
 WHEN: Final = ("every", "cron", "at")
 ENTRIES: Final = "entries"

@@ -60,6 +60,7 @@ from redbeat_core.audit import AuditRecord, AuditStore, decode_audit
 from redbeat_core.exceptions import StoreUnavailableError
 from redbeat_core.history import HistoryLimits, HistoryStore, RunRecord, decode_records
 from redbeat_core.manual import RunRequestStore
+from redbeat_core.running import Reservation, Reserved, RunTracker
 from redbeat_core.testing.concurrency import fork_and_wait, run_together
 from redbeat_core.testing.declared import DeclaredFixture, check_declared, needs
 from redbeat_core.testing.interruptible import InterruptibleStore
@@ -494,6 +495,65 @@ class StoreContract:
             (("e1",), NOW + 1),
         ]
         assert len(store.audit(2)) == 2
+
+    # ------------------------------------------------------------------ run tracking
+
+    def _tracker(self, store: ScheduleStore) -> RunTracker:
+        if not isinstance(store, RunTracker):
+            pytest.skip(
+                f"{type(store).__name__} records no runs (RunTracker): entries with an overlap "
+                "policy (skip, buffer_one) are published as with overlap 'allow'"
+            )
+        return store
+
+    def test_a_run_is_reserved_only_while_none_is_queued_or_running(
+        self, store: ScheduleStore
+    ) -> None:
+        """A :class:`~redbeat_core.running.RunTracker` reserves nothing without a live
+        tracker; with one, a run is reserved (recorded as queued) only while the entry has no
+        queued or running run, counting the earlier runs of the same call; a started run moves
+        from queued to running, a finished one is neither."""
+        tracker = self._tracker(store)
+        first = Reservation("e", "t1", "skip", 60)
+        assert tracker.reserve_runs([first]) is None
+        tracker.tracker_alive("worker-1", 60)
+        second = Reservation("e", "t2", "buffer_one", 60)
+        assert tracker.reserve_runs([first, second]) == [
+            Reserved(True, 0, 0),
+            Reserved(False, 1, 0),
+        ]
+        tracker.run_started("e", "t1", 60)
+        assert tracker.reserve_runs([second]) == [Reserved(False, 0, 1)]
+        assert tracker.reserve_runs([Reservation("other", "o1", "skip", 60)]) == [
+            Reserved(True, 0, 0)
+        ]
+        tracker.run_finished("e", "t1")
+        assert tracker.reserve_runs([second]) == [Reserved(True, 0, 0)]
+
+    def test_tracked_runs_stop_counting_after_their_lease(self, store: ScheduleStore) -> None:
+        """A run whose worker stopped renewing it, a queued run no worker started, and a
+        tracker that stopped saying so all lapse: nothing blocks an entry past its lease."""
+        tracker = self._tracker(store)
+        tracker.tracker_alive("worker-1", 60)
+        tracker.run_started("dead", "t1", 0.2)
+        assert tracker.reserve_runs([Reservation("lost", "m1", "skip", 0.2)]) == [
+            Reserved(True, 0, 0)
+        ]
+        tracker.run_started("renewed", "t2", 0.2)
+        tracker.renew_runs([("renewed", "t2")], 60)
+        deadline = time.monotonic() + 5
+        probe = [Reservation(n, f"p-{n}", "skip", 60) for n in ("dead", "lost", "renewed")]
+        while True:
+            found = tracker.reserve_runs(probe[:2])
+            if found == [Reserved(True, 0, 0), Reserved(True, 0, 0)]:
+                break
+            assert time.monotonic() < deadline, found
+            time.sleep(0.02)  # polling interval; the deadline decides
+        assert tracker.reserve_runs(probe[2:]) == [Reserved(False, 0, 1)]
+        tracker.tracker_alive("worker-1", 0.2)
+        while tracker.reserve_runs([Reservation("x", "y", "skip", 60)]) is not None:
+            assert time.monotonic() < deadline + 5
+            time.sleep(0.02)  # polling interval; the deadline decides
 
     # ------------------------------------------------------------------ run now
 

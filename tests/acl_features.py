@@ -235,3 +235,18 @@ def run_tracking(make_app: Callable[..., Celery], admin_app: Celery, **conf: Any
     except Exception as exc:
         outcome.fail(exc)
     return outcome
+
+
+def run_calendars(make_app: Callable[..., Celery], admin_app: Celery, **conf: Any) -> Outcome:
+    """An operator storing, listing and deleting a blackout calendar."""
+    outcome = Outcome()
+    api = Schedule(make_app(**conf))
+    try:
+        with watching(outcome):
+            api.set_calendar("freeze", {"cron": "* 2-3 * * *"})
+            listed = [c.name for c in api.calendars()]
+            api.delete_calendar("freeze")
+            outcome.worked = listed == ["freeze"] and Schedule(admin_app).calendars() == []
+    except Exception as exc:
+        outcome.fail(exc)
+    return outcome

@@ -332,16 +332,20 @@ def next_runs(ctx: click.Context, name: str, count: int, as_json: bool) -> None:
     run_guarded(action)
 
 
-def _schedule_from(every: float | None, cron: str | None, at: str | None) -> Any:
+def _schedule_from(
+    every: float | None, cron: str | None, at: str | None, tz: str | None = None
+) -> Any:
     """The schedule ``add``/``edit`` were given (exactly one of the three), or None."""
     given = [value is not None for value in (every, cron, at)]
     if sum(given) > 1:
         raise click.UsageError("give one of --every, --cron and --at")
+    if tz is not None and cron is None:
+        raise click.UsageError("--tz is the time zone of a --cron schedule")
     if every is not None:
         return every
     if cron is not None:
         try:
-            return parse_cron(cron)
+            return parse_cron(cron, tz)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--cron") from None
     if at is not None:
@@ -369,6 +373,7 @@ def _definition_options(command: F) -> F:
         [
             click.option("--every", type=float, metavar="SECONDS", help="Run every N seconds."),
             click.option("--cron", metavar="'M H DoM MON DoW'", help="A crontab (app's zone)."),
+            click.option("--tz", metavar="ZONE", help="The --cron's own time zone."),
             click.option("--at", metavar="ISO-TIME", help="Run once at this time."),
             click.option("--args", "args_json", metavar="JSON", help="Positional args, a list."),
             click.option("--kwargs", "kwargs_json", metavar="JSON", help="Keyword args, a dict."),
@@ -477,6 +482,7 @@ def add(
     task: str,
     every: float | None,
     cron: str | None,
+    tz: str | None,
     at: str | None,
     args_json: str | None,
     kwargs_json: str | None,
@@ -497,7 +503,7 @@ def add(
     """Add an entry: NAME runs TASK on --every, --cron or --at, with an optional scheduling
     policy (--misfire, --starting-deadline, --jitter, --start, --end, --max-runs, --overlap,
     --blackout, --blackout-action)."""
-    schedule = _schedule_from(every, cron, at)
+    schedule = _schedule_from(every, cron, at, tz)
     if schedule is None:
         raise click.UsageError("say when it runs: --every SECONDS, --cron '0 3 * * *' or --at")
     args = _json_value(args_json, "--args", list) or []
@@ -550,6 +556,7 @@ def edit(
     task: str | None,
     every: float | None,
     cron: str | None,
+    tz: str | None,
     at: str | None,
     args_json: str | None,
     kwargs_json: str | None,
@@ -568,7 +575,7 @@ def edit(
     """Change an entry's task, schedule, arguments or scheduling policy; its runs are
     kept."""
     changes: dict[str, Any] = {}
-    schedule = _schedule_from(every, cron, at)
+    schedule = _schedule_from(every, cron, at, tz)
     if schedule is not None:
         changes["schedule"] = schedule
     if task is not None:
@@ -722,6 +729,73 @@ def quarantine(ctx: click.Context, as_json: bool) -> None:
 def restore(ctx: click.Context, name: str) -> None:
     """Put a quarantined entry back in the schedule once it can run (fix it first)."""
     run_guarded(lambda: _done(_schedule(ctx).restore(name), False, f"restored {name}"))
+
+
+@click.group("calendar", invoke_without_command=True)
+@json_option
+@click.pass_context
+def calendar(ctx: click.Context, as_json: bool) -> None:
+    """Blackout calendars: the declared (redbeat_calendars) and stored ones; store one with
+    `calendar set`, delete it with `calendar delete`."""
+    if ctx.invoked_subcommand is not None:
+        return
+
+    def action() -> None:
+        found = _schedule(ctx).calendars()
+        if as_json:
+            _echo_json([info.to_json() for info in found])
+        elif not found:
+            click.echo("no blackout calendar is declared or stored")
+        else:
+            _table(("NAME", "SOURCE", "BLACKS OUT"), [[c.name, c.source, c.text] for c in found])
+
+    run_guarded(action)
+
+
+@calendar.command("set")
+@click.argument("name")
+@click.option("--cron", "crons", multiple=True, metavar="'M H DoM MON DoW'",
+              help="Every minute this matches is blacked out (repeat for more).")  # fmt: skip
+@click.option("--between", "ranges", nargs=2, multiple=True, metavar="START END",
+              help="From START up to END, ISO 8601 times (repeat for more).")  # fmt: skip
+@click.option("--tz", default=None, help="The time zone of both (default UTC).")
+@click.pass_context
+def calendar_set(
+    ctx: click.Context,
+    name: str,
+    crons: tuple[str, ...],
+    ranges: tuple[tuple[str, str], ...],
+    tz: str | None,
+) -> None:
+    """Store the blackout calendar NAME (beats use it within 30 s)."""
+    spec: dict[str, Any] = {}
+    if crons:
+        spec["cron"] = list(crons)
+    if ranges:
+        spec["between"] = [list(pair) for pair in ranges]
+    if tz is not None:
+        spec["tz"] = tz
+    if not crons and not ranges:
+        raise click.UsageError("say what it blacks out: --cron and/or --between")
+
+    def action() -> None:
+        info = _schedule(ctx).set_calendar(name, spec)
+        click.echo(f"stored calendar {info.name}: {info.text}")
+
+    run_guarded(action)
+
+
+@calendar.command("delete")
+@click.argument("name")
+@click.pass_context
+def calendar_delete(ctx: click.Context, name: str) -> None:
+    """Delete the stored blackout calendar NAME."""
+
+    def action() -> None:
+        _schedule(ctx).delete_calendar(name)
+        click.echo(f"deleted calendar {name}")
+
+    run_guarded(action)
 
 
 @click.command("run")
@@ -1006,6 +1080,7 @@ SCHEDULE_COMMANDS: tuple[click.Command, ...] = (
     resume,
     delete,
     quarantine,
+    calendar,
     run_now,
     history,
     audit,

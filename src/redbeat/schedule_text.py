@@ -32,16 +32,21 @@ def interval_of(seconds: float) -> Any:
         raise ValueError(f"{seconds!r}: {EVERY}") from None
 
 
-def parse_cron(text: str) -> Any:
+def parse_cron(text: str, tz: str | None = None) -> Any:
     """A Celery ``crontab`` from ``minute hour day-of-month month day-of-week`` (the order of
-    crontab(5), not of Celery's keyword arguments), read in the app's time zone."""
+    crontab(5), not of Celery's keyword arguments), read in the app's time zone; with ``tz``,
+    RedBeat's ``crontab`` read in that zone (with its DST policy, docs/policies.md)."""
     from celery.schedules import ParseException, crontab
+
+    from redbeat_core.schedules import crontab as zoned_crontab
 
     parts = text.split()
     if len(parts) != 5:
         raise ValueError(f"{text!r}: {CRON}")
     minute, hour, day_of_month, month, day_of_week = parts
     try:
+        if tz is not None:
+            return zoned_crontab(minute, hour, day_of_week, day_of_month, month, tz=tz)
         return crontab(minute, hour, day_of_week, day_of_month, month)
     except (ValueError, ParseException) as exc:  # Celery parses each field here
         raise ValueError(f"{text!r}: {exc}; {CRON}") from None

@@ -322,6 +322,24 @@ def test_policy_with_a_bad_setting_is_refused_naming_it(codec: Codec, raw: str, 
         codec.decode_policy(raw, name="nightly")
 
 
+def test_a_time_in_the_repeated_hour_keeps_its_fold(codec: Codec) -> None:
+    """01:30 EST on New York's fall-back night is an hour after 01:30 EDT: ``fold`` is kept
+    (written only when set, so every other datetime is stored as celery-redbeat writes it)."""
+    zone = ZoneInfo("America/New_York")
+    second = datetime(2024, 11, 3, 1, 30, tzinfo=zone, fold=1)
+    first = second.replace(fold=0)
+    assert second.timestamp() - first.timestamp() == 3600
+    assert "fold" not in codec.dumps(first)
+    assert json.loads(codec.dumps(second))["fold"] == 1
+    assert codec.loads(codec.dumps(second)).timestamp() == second.timestamp()
+    with pytest.raises(EntryDecodeError, match="fold must be 0 or 1"):
+        codec.decode_meta(
+            '{"last_run_at": {"__type__": "datetime", "year": 2024, "month": 1, "day": 1, '
+            '"fold": 2}}',
+            name="x",
+        )
+
+
 def test_policy_settings_round_trip(codec: Codec) -> None:
     start = datetime(2026, 3, 1, tzinfo=UTC)
     policy = EntryPolicy(
@@ -594,6 +612,7 @@ def test_converter_is_private_and_carries_the_tags() -> None:
         "weekday",
         "solar",
         "clocked",
+        "redbeat.crontab",
     )
     assert converter.unstructure(crontab(minute=5)) == {
         "__type__": "crontab",

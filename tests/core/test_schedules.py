@@ -229,7 +229,7 @@ def test_clocked_needs_a_datetime() -> None:
 
 def test_solar_is_celerys() -> None:
     assert schedules.solar is celery.schedules.solar
-    assert set(schedules.__all__) == {"clocked", "rrule", "solar"}
+    assert set(schedules.__all__) == {"clocked", "crontab", "rrule", "solar"}
 
 
 # ----------------------------------------------------------------------------- rrule cost

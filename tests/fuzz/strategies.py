@@ -24,7 +24,16 @@ from fuzz.canary import EXECUTABLE_TAGS
 from hypothesis import strategies as st
 
 #: The tags RedBeat's codec knows.
-KNOWN_TAGS = ("datetime", "interval", "crontab", "rrule", "weekday", "solar", "clocked")
+KNOWN_TAGS = (
+    "datetime",
+    "interval",
+    "crontab",
+    "rrule",
+    "weekday",
+    "solar",
+    "clocked",
+    "redbeat.crontab",
+)
 #: Field names the known tags use, so that mutated tags hit the field checks.
 TAG_FIELDS = (
     "every", "relative", "minute", "hour", "day_of_week", "day_of_month", "month_of_year",

@@ -16,6 +16,7 @@ import pytest
 from acl_features import (
     Outcome,
     run_beat,
+    run_calendars,
     run_entries,
     run_inspection,
     run_overlap,
@@ -103,11 +104,12 @@ def test_every_command_of_a_rule_is_needed_and_its_refusal_names_it(
         assert "StorePermissionError" in outcome.text or "ACL SETUSER beat" in outcome.text
 
 
-def test_overlap_and_run_tracking_work_under_their_rules_and_need_each_command(
+def test_overlap_tracking_and_calendars_work_under_their_rules_and_need_each_command(
     server: ServerProcess, apps: Callable[..., Celery], admin: Callable[..., Celery]
 ) -> None:
     """The beat's rule plus the overlap rule reserves runs; the run-tracking rule is what a
-    worker needs. Each command they add is needed (the beat's own are tested above)."""
+    worker needs; the calendars rule stores calendars. Each command they add is needed (the
+    beat's own are tested above)."""
     cases = (
         (
             run_overlap,
@@ -115,6 +117,7 @@ def test_overlap_and_run_tracking_work_under_their_rules_and_need_each_command(
             set(acl.FEATURES["overlap"]) - set(acl.FEATURES["beat"]),
         ),
         (run_tracking, ("run_tracking",), set(acl.FEATURES["run_tracking"])),
+        (run_calendars, ("calendars",), set(acl.FEATURES["calendars"])),
     )
     for run, features, needed in cases:
         items = acl.rule(*features).split()

@@ -75,9 +75,7 @@ def test_a_run_is_reserved_only_when_none_is_queued_or_running(app: Celery) -> N
     skip = [Reservation("s", "t1", "skip", 60), Reservation("s", "t2", "skip", 60)]
     assert store.reserve_runs(skip) == [Reserved(True, 0, 0), Reserved(False, 1, 0)]
     store.run_started("s", "t1", 60)
-    assert store.reserve_runs([Reservation("s", "t3", "buffer_one", 60)]) == [
-        Reserved(False, 0, 1)
-    ]
+    assert store.reserve_runs([Reservation("s", "t3", "buffer_one", 60)]) == [Reserved(False, 0, 1)]
     store.run_finished("s", "t1")
     assert store.reserve_runs([Reservation("s", "t4", "skip", 60)]) == [Reserved(True, 0, 0)]
 

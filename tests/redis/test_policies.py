@@ -7,15 +7,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from celery.schedules import crontab, schedule
 from celery.signals import before_task_publish
-from redbeat_test_support import COMMANDS_PROJ, ago, ok, run
+from redbeat_test_support import ago
 
 from redbeat import EntryState, InvalidEntryError, RedBeatScheduler, RedBeatSchedulerEntry, Schedule
+from redbeat_core.exceptions import RedBeatError
 from redbeat_core.idempotency import task_id_for
 from redbeat_core.model import EntryPolicy
 from redbeat_core.policy import jitter_offset
@@ -200,72 +200,40 @@ def test_a_static_with_a_policy_keeps_an_operators_pause_across_restarts(make_ap
 # ------------------------------------------------------------------------- commands
 
 
-def test_the_commands_set_show_and_reset_a_policy(tmp_path: Path, redbeat_url: str) -> None:
-    (tmp_path / "proj.py").write_text(COMMANDS_PROJ)
-
-    def redbeat(*argv: str) -> str:
-        return ok(run(tmp_path, redbeat_url, "redbeat", "-A", "proj", *argv))
-
-    redbeat("add", "job", "tasks.add", "--every", "60", "--misfire", "skip", "--jitter", "5",
-            "--end", "2099-01-01T00:00:00+00:00")  # fmt: skip
-    shown = json.loads(redbeat("show", "job", "--json"))
-    assert shown["policy"] == {
-        "misfire": "skip",
-        "jitter": 5.0,
-        "end_at": "2099-01-01T00:00:00+00:00",
-    }
-    assert "misfire=skip, jitter=5s, end_at=2099-01-01 " in redbeat("show", "job")
-    redbeat("edit", "job", "--misfire", "default", "--max-runs", "4")
-    shown = json.loads(redbeat("show", "job", "--json"))
-    assert shown["policy"] == {"jitter": 5.0, "end_at": "2099-01-01T00:00:00+00:00", "max_runs": 4}
-    bad = run(tmp_path, redbeat_url, "redbeat", "-A", "proj", "edit", "job", "--jitter", "-1")
-    assert bad.returncode == 1
-    assert "policy.jitter -1.0: a finite number of seconds >= 0" in bad.stderr
-
-
-def test_the_commands_name_blackout_calendars(tmp_path: Path, redbeat_url: str) -> None:
-    calendars = '{"maintenance": {"cron": "* 2-3 * * *"}}'
-    (tmp_path / "proj.py").write_text(COMMANDS_PROJ + f"app.conf.redbeat_calendars = {calendars}\n")
-
-    def redbeat(*argv: str) -> Any:
-        return run(tmp_path, redbeat_url, "redbeat", "-A", "proj", *argv)
-
-    ok(redbeat("add", "job", "tasks.add", "--every", "60", "--blackout", "maintenance",
-               "--blackout-action", "postpone"))  # fmt: skip
-    shown = json.loads(ok(redbeat("show", "job", "--json")))
-    assert shown["policy"] == {"blackouts": ["maintenance"], "blackout_action": "postpone"}
-    assert "blackouts=maintenance, blackout_action=postpone" in ok(redbeat("show", "job"))
-    refused = redbeat("edit", "job", "--blackout", "maintenace")
-    assert refused.returncode == 1
-    assert "policy.blackouts 'maintenace': names of calendars in redbeat_calendars" in (
-        refused.stderr
-    )
-    ok(redbeat("edit", "job", "--blackout", "none"))
-    assert json.loads(ok(redbeat("show", "job", "--json")))["policy"]["blackouts"] == []
-
-
-def test_an_apply_file_sets_the_whole_policy(tmp_path: Path, redbeat_url: str) -> None:
-    (tmp_path / "proj.py").write_text(COMMANDS_PROJ)
-    path = tmp_path / "schedule.toml"
-
-    def apply(text: str) -> str:
-        path.write_text(text)
-        return ok(run(tmp_path, redbeat_url, "redbeat", "-A", "proj", "apply", str(path)))
-
-    apply('[entries.job]\ntask = "tasks.add"\nevery = 60\n'
-          'policy = { misfire = "run_all", start_at = 2030-01-01T00:00:00Z }\n')  # fmt: skip
-    shown = json.loads(ok(run(tmp_path, redbeat_url, "redbeat", "-A", "proj", "show", "job",
-                              "--json")))  # fmt: skip
-    assert shown["policy"] == {"misfire": "run_all", "start_at": "2030-01-01T00:00:00+00:00"}
-    assert shown["next_run"] == "2030-01-01T00:00:00+00:00"
-    out = apply('[entries.job]\ntask = "tasks.add"\nevery = 60\npolicy = { jitter = 2 }\n')
-    assert "policy" in out
-    shown = json.loads(ok(run(tmp_path, redbeat_url, "redbeat", "-A", "proj", "show", "job",
-                              "--json")))  # fmt: skip
-    assert shown["policy"] == {"jitter": 2.0}
-
-
 def test_an_entry_model_policy_round_trips_through_storage(app: Any) -> None:
     policy = EntryPolicy(misfire="run_all", starting_deadline=90, max_runs=10)
     RedBeatSchedulerEntry("m", "tasks.m", schedule(60), app=app, policy=policy).save()
     assert RedBeatSchedulerEntry.from_key("redbeat:m", app=app).policy == policy
+
+
+# ------------------------------------------------------------------------- stored calendars
+
+
+def test_a_stored_calendar_is_listed_obeyed_and_deleted(
+    make_app: Any, sent: list[dict[str, Any]]
+) -> None:
+    app = make_app(redbeat_calendars={"nightly": {"cron": "* 2-3 * * *"}})
+    api = Schedule(app)
+    now = datetime.now(UTC)
+    window = [(now - timedelta(hours=1)).isoformat(), (now + timedelta(hours=1)).isoformat()]
+    info = api.set_calendar("freeze", {"between": [window], "tz": "UTC"})
+    assert (info.source, info.text.endswith("(UTC)")) == ("stored", True)
+    assert [(c.name, c.source) for c in api.calendars()] == [
+        ("freeze", "stored"),
+        ("nightly", "settings"),
+    ]
+    save(app, "frozen", schedule(60), last=ago(61), blackouts=["freeze"])
+    save(app, "free", schedule(60), last=ago(61), blackouts=["nightly"])
+    one_tick(app)
+    assert [h["task"] for h in sent] == ["tasks.free"]
+    with pytest.raises(RedBeatError, match="declared in redbeat_calendars"):
+        api.set_calendar("nightly", {"cron": "* * * * *"})
+    with pytest.raises(RedBeatError, match=r"blackout calendar 'bad': .*not a crontab"):
+        api.set_calendar("bad", {"cron": "* *"})
+    api.delete_calendar("freeze")
+    assert [c.name for c in api.calendars()] == ["nightly"]
+    with pytest.raises(InvalidEntryError, match=r"policy\.blackouts 'freeze'"):
+        save(app, "later", schedule(60), last=None, blackouts=["freeze"])
+    actions = [r.action for r in api.audit(5)]
+    assert actions[0] == "delete calendar"
+    assert "set calendar" in actions

@@ -11,6 +11,12 @@ A calendar is declared in the ``redbeat_calendars`` setting, by name, with any o
 - ``tz``: the time zone both are read in (a tz database name; default UTC), wall-clock time
   across daylight-saving changes.
 
+Calendars can also be stored, by name, with the schedule (``Schedule.set_calendar``,
+``redbeat calendar set``), so an operator can declare a freeze without a deploy: a store that is
+a :class:`CalendarStore` keeps them, and a beat reads them again at most every
+:data:`STORED_REFRESH` seconds, only when an entry names a calendar the settings do not declare.
+A name declared in the settings is the settings' (a stored one of that name is refused).
+
 Entries name the calendars they obey in their policy (``blackouts``), or get the app-wide
 ``redbeat_blackouts``; a run that would be published inside one is skipped, or postponed to the
 end of the blackout (``blackout_action``). Everything here is pure: the functions take the
@@ -19,9 +25,11 @@ instant they judge.
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any, Final
+from typing import Any, Final, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
@@ -29,8 +37,19 @@ from celery.schedules import crontab
 
 from redbeat_core.settings import InvalidValue
 
-__all__ = ["Calendar", "parse_calendars"]
+__all__ = [
+    "STORED_REFRESH",
+    "Calendar",
+    "CalendarStore",
+    "calendar_json",
+    "parse_calendars",
+    "parse_stored",
+]
 
+logger = logging.getLogger("celery.beat")
+
+#: Seconds a beat keeps the stored calendars it read before reading them again.
+STORED_REFRESH: Final = 30.0
 #: How far ahead the end of a blackout is looked for (a calendar that blacks out more than
 #: this in one stretch has its runs skipped instead of postponed).
 MAX_BLACKOUT: Final = timedelta(days=8)
@@ -50,6 +69,8 @@ class Calendar:
     zone: tzinfo = UTC
     crons: tuple[tuple[str, crontab], ...] = ()
     ranges: tuple[tuple[float, float], ...] = ()
+    #: The calendar as it was written (for listing it).
+    spec: Mapping[str, Any] = attrs.field(factory=dict, eq=False)
 
     def covering(self, instant: float) -> str | None:
         """What of the calendar ``instant`` (Unix seconds) falls in, in words, or None."""
@@ -98,6 +119,44 @@ def _iso(seconds: float, zone: tzinfo) -> str:
     return datetime.fromtimestamp(seconds, zone).strftime("%Y-%m-%d %H:%M")
 
 
+@runtime_checkable
+class CalendarStore(Protocol):
+    """A store that keeps blackout calendars with the schedule (optional capability)."""
+
+    def stored_calendars(self) -> dict[str, str]:
+        """Every stored calendar: name -> its JSON spec."""
+        ...
+
+    def store_calendar(self, name: str, spec: str | None) -> None:
+        """Store the calendar ``name`` (its JSON spec), or delete it (``None``)."""
+        ...
+
+
+def calendar_json(name: str, spec: Any) -> str:
+    """``spec`` checked (``ValueError`` saying what is wrong) and as stored: JSON, times as
+    ISO 8601 text."""
+    _calendar(name, spec)
+    return json.dumps(dict(spec), default=lambda v: v.isoformat() if isinstance(v, datetime) else v)
+
+
+def parse_stored(stored: Mapping[str, str]) -> dict[str, Calendar]:
+    """The stored calendars that can be read; one that cannot (written by hand, by a newer
+    version) is left out with an error naming it: its entries then run through it."""
+    calendars: dict[str, Calendar] = {}
+    for name, text in stored.items():
+        try:
+            calendars[name] = _calendar(name, json.loads(text))
+        except ValueError as exc:  # json's errors are ValueErrors too
+            logger.error(
+                "beat: the stored blackout calendar %r cannot be read (%s); it blacks out "
+                "nothing. Store it again with `redbeat calendar set %s ...`",
+                name,
+                exc,
+                name,
+            )
+    return calendars
+
+
 def parse_calendars(value: Any) -> dict[str, Calendar]:
     """The ``redbeat_calendars`` setting, checked. Raises ``InvalidValue`` naming the
     calendar and what is wrong."""
@@ -130,7 +189,7 @@ def _calendar(name: str, spec: Any) -> Calendar:
     ranges = tuple(_range(pair, zone) for pair in spec.get("between", ()))
     if not parsed and not ranges:
         raise ValueError("a calendar needs 'cron' or 'between'")
-    return Calendar(name, zone, parsed, ranges)
+    return Calendar(name, zone, parsed, ranges, dict(spec))
 
 
 def _zone(text: Any) -> tzinfo:

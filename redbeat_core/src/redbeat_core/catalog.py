@@ -35,7 +35,14 @@ from redbeat_core.audit import (
     operator,
     record_change,
 )
-from redbeat_core.entry import RedBeatSchedulerEntry, has_own_clock, schedule_at, unix_to_score
+from redbeat_core.blackouts import CalendarStore, calendar_json, parse_stored
+from redbeat_core.entry import (
+    RedBeatSchedulerEntry,
+    has_own_clock,
+    schedule_at,
+    shift,
+    unix_to_score,
+)
 from redbeat_core.exceptions import EntryDecodeError, InvalidEntryError, RedBeatError
 from redbeat_core.history import HistoryStore, RunRecord, decode_records
 from redbeat_core.locks import LockStatus
@@ -47,7 +54,7 @@ from redbeat_core.typing import StoredEntry
 from redbeat_core.validation import POLICY_FIELDS
 from redbeat_core.words import describe_schedule
 
-__all__ = ["EntryInfo", "EntryNotFoundError", "EntryState", "Schedule"]
+__all__ = ["CalendarInfo", "EntryInfo", "EntryNotFoundError", "EntryState", "Schedule"]
 
 #: Fields ``Schedule.update`` changes (the entry's definition; its runs are the beat's).
 UPDATABLE: Final = ("task", "schedule", "args", "kwargs", "options", "enabled", "policy")
@@ -141,6 +148,22 @@ class EntryInfo:
                 k: _iso(v) if isinstance(v, datetime) else v for k, v in self.policy.items()
             },
         }
+
+
+@attrs.frozen
+class CalendarInfo:
+    """A blackout calendar (:mod:`redbeat_core.blackouts`): where it is declared, what it
+    blacks out in words, and its spec."""
+
+    name: str
+    #: ``"settings"`` (``redbeat_calendars``) or ``"stored"`` (``Schedule.set_calendar``).
+    source: str
+    text: str
+    spec: Mapping[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        spec = json.loads(json.dumps(dict(self.spec), default=str))
+        return {"name": self.name, "source": self.source, "text": self.text, "spec": spec}
 
 
 class Schedule:
@@ -433,6 +456,65 @@ class Schedule:
             self._entry(name).save()
         return self.get(name)
 
+    # ----------------------------------------------------------------- blackout calendars
+
+    def calendars(self) -> builtins.list[CalendarInfo]:
+        """Every blackout calendar, by name: the settings' and the stored ones."""
+        runtime = self._runtime
+        declared = runtime.config.settings.get("redbeat_calendars") or {}
+        found = [
+            CalendarInfo(name, "settings", calendar.describe(), calendar.spec)
+            for name, calendar in declared.items()
+        ]
+        store = runtime.store
+        if isinstance(store, CalendarStore):
+            stored = store.stored_calendars()
+            for name, calendar in parse_stored(stored).items():
+                if name not in declared:
+                    found.append(CalendarInfo(name, "stored", calendar.describe(), calendar.spec))
+        return sorted(found, key=lambda info: info.name)
+
+    def set_calendar(self, name: str, spec: Mapping[str, Any]) -> CalendarInfo:
+        """Store the blackout calendar ``name`` (``{"cron": ..., "between": ..., "tz": ...}``,
+        see :mod:`redbeat_core.blackouts`), replacing a stored one of that name; beats use it
+        within :data:`~redbeat_core.blackouts.STORED_REFRESH` seconds. Refused for a name the
+        settings declare, and with what is wrong with ``spec``."""
+        store = self._calendar_store(name)
+        try:
+            text = calendar_json(name, spec)
+        except ValueError as exc:
+            raise RedBeatError(f"blackout calendar {name!r}: {exc}") from None
+        store.store_calendar(name, text)
+        record_change(self._runtime, "set calendar", [name], detail=text)
+        (info,) = [c for c in self.calendars() if c.name == name]
+        return info
+
+    def delete_calendar(self, name: str) -> None:
+        """Delete the stored calendar ``name`` (entries that name it then run through it, and
+        the beat says so)."""
+        store = self._calendar_store(name)
+        if name not in store.stored_calendars():
+            raise RedBeatError(f"no blackout calendar named {name!r} is stored")
+        store.store_calendar(name, None)
+        record_change(self._runtime, "delete calendar", [name])
+
+    def _calendar_store(self, name: str) -> CalendarStore:
+        runtime = self._runtime
+        if not isinstance(name, str) or not name:
+            raise RedBeatError("a blackout calendar's name is a non-empty string")
+        if name in (runtime.config.settings.get("redbeat_calendars") or {}):
+            raise RedBeatError(
+                f"the blackout calendar {name!r} is declared in redbeat_calendars: change it "
+                "there (a stored calendar cannot replace a declared one)"
+            )
+        store = runtime.store
+        if not isinstance(store, CalendarStore):
+            raise RedBeatError(
+                f"{type(store).__name__} keeps no blackout calendars (CalendarStore): declare "
+                "them in redbeat_calendars"
+            )
+        return store
+
     # ----------------------------------------------------------------- the beats
 
     def lock_status(self) -> LockStatus:
@@ -627,9 +709,9 @@ def _preview(schedule: Any, first: datetime, count: int) -> list[datetime]:
         remaining = pinned.remaining_estimate(moment)
         if remaining is None:
             break
-        later = moment + max(remaining, timedelta(0))
+        later = shift(moment, max(remaining, timedelta(0)))
         if later <= moment:  # a schedule that says "now" again would repeat this run
-            later = moment + timedelta(seconds=1)
+            later = shift(moment, timedelta(seconds=1))
         moment = later.astimezone(UTC)
     return runs
 

@@ -40,6 +40,7 @@ from redbeat_core.exceptions import EntryDecodeError
 from redbeat_core.model import EntryDefinition, EntryMeta, EntryPolicy
 from redbeat_core.policy import policy_problem
 from redbeat_core.schedules import clocked, rrule
+from redbeat_core.schedules import crontab as zoned_crontab
 
 __all__ = [
     "Codec",
@@ -215,7 +216,7 @@ def _unstructure_datetime(obj: datetime) -> dict[str, Any]:
             msg = f"cannot store {obj!r}: its tzinfo gives no UTC offset"
             raise TypeError(msg)
         zone = offset.total_seconds()
-    return {
+    fields = {
         "year": obj.year,
         "month": obj.month,
         "day": obj.day,
@@ -225,6 +226,9 @@ def _unstructure_datetime(obj: datetime) -> dict[str, Any]:
         "microsecond": obj.microsecond,
         "timezone": zone,
     }
+    if obj.fold:  # the second pass of a repeated hour (fall back): an hour later than fold 0
+        fields["fold"] = 1
+    return fields
 
 
 _DATETIME_FIELDS = ("year", "month", "day", "hour", "minute", "second", "microsecond")
@@ -239,7 +243,9 @@ def _zone(name: str) -> ZoneInfo:
 
 def _structure_datetime(fields: dict[str, Any]) -> datetime:
     if fields.keys() != _DATETIME_KEYS:  # both projects write all of them: nothing to check
-        _check_keys(fields, ("year", "month", "day"), set(_DATETIME_KEYS))
+        _check_keys(fields, ("year", "month", "day"), {*_DATETIME_KEYS, "fold"})
+    if fields.get("fold", 0) not in (0, 1):
+        raise _DecodeFailure(f"fold must be 0 or 1, got {fields['fold']!r}")
     zone = fields.pop("timezone", "UTC")
     if _is_number(zone):  # a fixed offset in seconds
         tz: timezone | ZoneInfo = timezone(timedelta(minutes=zone / 60))
@@ -288,6 +294,19 @@ def _unstructure_crontab(obj: Any) -> dict[str, Any]:  # celery.schedules.cronta
 def _structure_crontab(fields: dict[str, Any]) -> crontab:
     _check_keys(fields, (), set(_CRONTAB_FIELDS))
     return crontab(**fields)
+
+
+def _unstructure_zoned_crontab(obj: zoned_crontab) -> dict[str, Any]:
+    # Celery's fields, then the zone: a tz database name, or null for the app's timezone.
+    return {**_unstructure_crontab(obj), "tz": obj.zone}
+
+
+def _structure_zoned_crontab(fields: dict[str, Any]) -> zoned_crontab:
+    _check_keys(fields, (), {*_CRONTAB_FIELDS, "tz"})
+    zone = fields.pop("tz", None)
+    if zone is not None and not isinstance(zone, str):
+        raise _DecodeFailure(f"tz must be a time zone name or null, got {_type_name(zone)}")
+    return zoned_crontab(**fields, tz=zone)
 
 
 def to_timestamp(dt: datetime) -> int:
@@ -571,6 +590,9 @@ def configure_converter(converter: RedBeatConverter) -> None:
     converter.register_type("weekday", weekday, _unstructure_weekday, _structure_weekday)
     converter.register_type("solar", solar, _unstructure_solar, _structure_solar)
     converter.register_type("clocked", clocked, _unstructure_clocked, _structure_clocked)
+    converter.register_type(
+        "redbeat.crontab", zoned_crontab, _unstructure_zoned_crontab, _structure_zoned_crontab
+    )
     converter.register_unstructure_hook(EntryDefinition, _unstructure_definition)
     converter.register_structure_hook(EntryDefinition, _structure_definition)
     converter.register_unstructure_hook(EntryMeta, _unstructure_meta)

@@ -60,6 +60,15 @@ def unix_to_score(moment: float, *, overdue: bool = False) -> float:
     return (math.floor(millis) if overdue else math.ceil(millis)) / 1000
 
 
+def shift(moment: datetime, delta: timedelta) -> datetime:
+    """``moment`` plus ``delta`` of real time, in ``moment``'s zone. Python adds a timedelta to
+    an aware datetime on the wall clock, which is off by the change of a daylight-saving
+    transition in between (after a fall back, a run computed that way comes an hour late)."""
+    if moment.tzinfo is None or moment.tzinfo is UTC:
+        return moment + delta
+    return (moment.astimezone(UTC) + delta).astimezone(moment.tzinfo)
+
+
 def has_own_clock(schedule: Any) -> bool:
     """Whether ``schedule`` reads a clock of its own (``nowfun``) rather than the app's, so a
     clock read once for many entries must not stand in for it."""
@@ -278,7 +287,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
             return None, False
         if delta.total_seconds() <= 0:
             return now, True
-        return now + delta, False
+        return shift(now, delta), False
 
     def _remaining_at(self, now: datetime, last_run_at: datetime | None) -> timedelta | None:
         """The schedule's remaining time, computed at exactly ``now``: the schedule reads its
@@ -400,7 +409,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
                 type(schedule) is crontab or (type(schedule) is interval and not schedule.relative)
             )
         ):
-            due: datetime | None = last + timedelta(seconds=next_in)
+            due: datetime | None = shift(last, timedelta(seconds=next_in))
             overdue = False
         else:
             due, overdue = self._next_due(last_run_at=last)

@@ -20,7 +20,7 @@ from celery.schedules import schedule as interval
 
 from redbeat_core import records
 from redbeat_core.budget import BudgetExceeded, PlanningBudget
-from redbeat_core.entry import schedule_at
+from redbeat_core.entry import schedule_at, shift
 from redbeat_core.exceptions import EntryDecodeError, InvalidEntryError
 from redbeat_core.policy import (
     MAX_CATCH_UP_STEPS,
@@ -65,7 +65,7 @@ class TickTime:
         if moment == self.now:
             at = self.schedule_now
         else:
-            at = self.schedule_now + timedelta(seconds=moment - self._schedule_at)
+            at = shift(self.schedule_now, timedelta(seconds=moment - self._schedule_at))
         return lambda: at
 
 

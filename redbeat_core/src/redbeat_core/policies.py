@@ -12,10 +12,20 @@ times (bounds, jitter, one run per missed due time) is planned by the tick itsel
 from __future__ import annotations
 
 import logging
+import time
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from redbeat_core.blackouts import MAX_BLACKOUT, Calendar, parse_calendars
+from redbeat_core.blackouts import (
+    MAX_BLACKOUT,
+    STORED_REFRESH,
+    Calendar,
+    CalendarStore,
+    parse_calendars,
+    parse_stored,
+)
+from redbeat_core.exceptions import RedBeatError
 from redbeat_core.hookspecs import hookimpl
 from redbeat_core.policy import (
     BLACKOUT_ACTIONS,
@@ -170,7 +180,10 @@ def redbeat_decide_runs(scheduler: RedBeatScheduler, runs: DueRuns) -> None:
         if reason is not None:
             runs.skip(run, reason)
         elif resolved is not None and resolved.blackouts:
-            _blackout(runs, run, resolved, defaults.calendars)
+            calendars = defaults.calendars
+            if any(name not in calendars for name in resolved.blackouts):
+                calendars = {**_stored(scheduler), **calendars}
+            _blackout(runs, run, resolved, calendars)
 
 
 def _skip_reason(run: DueRun, now: float, resolved: Resolved | None) -> str | None:
@@ -235,6 +248,30 @@ def _blackout_end(calendars: Sequence[Calendar], at: float) -> float | None:
     return None
 
 
+#: The stored calendars each beat read, and when (monotonic seconds).
+_stored_cache: weakref.WeakKeyDictionary[Any, tuple[float, dict[str, Calendar]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _stored(scheduler: RedBeatScheduler) -> dict[str, Calendar]:
+    """The stored calendars, read at most every :data:`STORED_REFRESH` seconds per beat; the
+    last ones read (or none) when the store cannot be read now."""
+    store = scheduler.store
+    if not isinstance(store, CalendarStore):
+        return {}
+    cached = _stored_cache.get(scheduler)
+    if cached is not None and time.monotonic() - cached[0] < STORED_REFRESH:
+        return cached[1]
+    try:
+        calendars = parse_stored(store.stored_calendars())
+    except RedBeatError as exc:
+        logger.warning("beat: cannot read the stored blackout calendars: %s", exc)
+        return cached[1] if cached is not None else {}
+    _stored_cache[scheduler] = (time.monotonic(), calendars)
+    return calendars
+
+
 _missing_warned: set[str] = set()
 
 
@@ -243,8 +280,8 @@ def _missing_calendar(calendar: str, entry: str) -> None:
         _missing_warned.add(calendar)
         logger.error(
             "beat: entry %r names the blackout calendar %r, which redbeat_calendars "
-            "does not declare: its runs are not blacked out by it. Declare it, or fix the "
-            "entry's policy.blackouts.",
+            "does not declare and none is stored: its runs are not blacked out by it. Declare "
+            "or store it, or fix the entry's policy.blackouts.",
             entry,
             calendar,
         )

@@ -1,4 +1,6 @@
-"""Schedules that Celery does not ship: ``rrule`` (from celery-redbeat) and ``clocked``.
+"""Schedules that Celery does not ship: ``rrule`` (from celery-redbeat) and ``clocked``, and
+``crontab``, Celery's crontab with a time zone of its own that runs once per wall-clock match
+across daylight-saving changes (see ``docs/policies.md``, "Time zones and DST").
 
 ``solar`` is Celery's own :class:`celery.schedules.solar`, re-exported so that every schedule
 RedBeat stores can be imported from here.
@@ -11,16 +13,21 @@ stored ``last_run_at`` to :meth:`~celery.schedules.BaseSchedule.is_due` and
 
 from __future__ import annotations
 
+import calendar
 import math
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import Any, ClassVar, Final
+from zoneinfo import ZoneInfo
 
 from celery.schedules import BaseSchedule, schedstate, solar
+from celery.schedules import crontab as celery_crontab
 from dateutil.rrule import DAILY, HOURLY, MINUTELY, MONTHLY, SECONDLY, WEEKLY, YEARLY, weekday
 from dateutil.rrule import rrule as dateutil_rrule
 
-__all__ = ["clocked", "rrule", "solar"]
+from redbeat_core.zones import run_instant, wall_clock, zone_named
+
+__all__ = ["clocked", "crontab", "rrule", "solar"]
 
 _Spec = int | Iterable[int] | None
 _WeekdaySpec = int | weekday | Iterable[int | weekday] | None
@@ -370,3 +377,216 @@ class clocked(BaseSchedule):  # type: ignore[misc,unused-ignore]
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (self.__class__, (self.clocked_time,), {"nowfun": self.nowfun})
+
+
+#: The Gregorian calendar repeats every 400 years, weekdays included (146097 days, a whole
+#: number of weeks): a crontab that matches at all matches within any such span.
+_CALENDAR_CYCLE: Final = timedelta(days=146097)
+#: Matched wall-clock times a search may pass over because they run at or before the instant
+#: it starts from: those of one repeated stretch (60 for an hour of minutes; a zone that once
+#: repeated a whole day, 1440).
+_MAX_PASSED: Final = 24 * 60 * 2
+
+
+class crontab(celery_crontab):  # type: ignore[misc,unused-ignore]
+    """Celery's :class:`~celery.schedules.crontab`, in a time zone of its own, that runs once
+    per wall-clock match across daylight-saving changes.
+
+    ``crontab(minute=30, hour=2, tz="America/New_York")`` runs at 02:30 New York time; without
+    ``tz`` the crontab reads the app's ``timezone`` setting (as Celery's does). The fields and
+    their meaning are Celery's. Where a change of UTC offset makes a wall-clock time skipped or
+    repeated (see :mod:`redbeat_core.zones`):
+
+    - a time in the gap of a spring-forward runs once, at the first instant after the gap (the
+      change itself: 03:00 when the clock jumps from 02:00 to 03:00); all the times of the gap
+      and the change's own time are one run;
+    - a time in the repeated stretch of a fall-back runs once, at its first occurrence (summer
+      time); the second pass runs none of them.
+
+    The next run after ``last_run_at`` is the first match whose instant is later than it.
+
+    The crontab reads its clock (``now()``) in UTC, so the runs RedBeat stores, and the times it
+    adds to them, have no skipped or repeated wall-clock time of their own.
+
+    Stored as ``{"__type__": "redbeat.crontab", ..., "tz": ...}``: a celery-redbeat beat cannot
+    read it (an entry using it is RedBeat-only).
+    """
+
+    nowfun: Callable[[], datetime] | None
+
+    def __init__(
+        self,
+        minute: Any = "*",
+        hour: Any = "*",
+        day_of_week: Any = "*",
+        day_of_month: Any = "*",
+        month_of_year: Any = "*",
+        *,
+        tz: str | ZoneInfo | None = None,
+        nowfun: Callable[[], datetime] | None = None,
+        app: Any = None,
+    ) -> None:
+        super().__init__(
+            minute, hour, day_of_week, day_of_month, month_of_year, nowfun=nowfun, app=app
+        )
+        self.zone: str | None = _zone_name(tz)
+        self._minutes = sorted(self.minute)
+        self._hours = sorted(self.hour)
+        self._days = sorted(self.day_of_month)
+
+    @property
+    def tz(self) -> tzinfo:  # type: ignore[override,unused-ignore]
+        """The crontab's own zone, else the app's ``timezone``."""
+        if self.zone is not None:
+            return zone_named(self.zone)
+        app_zone: tzinfo = self.app.timezone
+        return app_zone
+
+    def now(self) -> datetime:
+        """The clock (``nowfun``, else the app's), in UTC."""
+        return self._utc(super().now())
+
+    def _utc(self, moment: datetime) -> datetime:
+        """``moment`` in UTC; a naive one is UTC already (as Celery reads it)."""
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+    # ------------------------------------------------------------------ the runs
+
+    def next_run_after(self, moment: datetime) -> datetime:
+        """The first run (aware, UTC) strictly after the instant ``moment`` (naive: UTC)."""
+        moment = self._utc(moment)
+        tz = self.tz
+        # run_instant never decreases and puts the wall time of ``moment`` at or before it, so
+        # no earlier wall time can run after ``moment``.
+        wall = self._next_match(wall_clock(moment, tz))
+        for _ in range(_MAX_PASSED):
+            at = run_instant(wall, tz)
+            if at > moment:
+                return at
+            wall = self._next_match(wall + timedelta(minutes=1))
+        msg = f"{self!r} finds no run after {moment.isoformat()}"  # pragma: no cover
+        raise RuntimeError(msg)  # pragma: no cover
+
+    def _next_match(self, start: datetime) -> datetime:
+        """The first naive wall-clock minute at or after ``start`` that the fields match (the
+        month, day of month and day of week must all match, as in Celery's crontab)."""
+        if start.second or start.microsecond:
+            start = start.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        year, month, first_day = start.year, start.month, start.day
+        for _ in range(12 * 401):
+            if month in self.month_of_year:
+                found = self._match_in_month(year, month, first_day, start)
+                if found is not None:
+                    return found
+            year, month, first_day = (year + 1, 1, 1) if month == 12 else (year, month + 1, 1)
+        msg = f"{self!r} matches no date"  # pragma: no cover
+        raise ValueError(msg)  # pragma: no cover
+
+    def _match_in_month(
+        self, year: int, month: int, first_day: int, start: datetime
+    ) -> datetime | None:
+        length = calendar.monthrange(year, month)[1]
+        for day in self._days:
+            if day < first_day:
+                continue
+            if day > length:
+                break
+            if date(year, month, day).isoweekday() % 7 not in self.day_of_week:
+                continue  # Celery's days of the week: Sunday is 0
+            after = (start.hour, start.minute) if date(year, month, day) == start.date() else None
+            found = self._time_of_day(after)
+            if found is not None:
+                return datetime(year, month, day, *found)
+        return None
+
+    def _time_of_day(self, after: tuple[int, int] | None) -> tuple[int, int] | None:
+        """The first matching (hour, minute), at or after ``after`` when given."""
+        if after is None:
+            return self._hours[0], self._minutes[0]
+        for hour in self._hours:
+            if hour > after[0]:
+                return hour, self._minutes[0]
+            if hour == after[0]:
+                for minute in self._minutes:
+                    if minute >= after[1]:
+                        return hour, minute
+        return None
+
+    # ------------------------------------------------------------------ Celery's API
+
+    def remaining_estimate(self, last_run_at: datetime) -> timedelta:  # type: ignore[override,unused-ignore]
+        """Time from now until the first run after ``last_run_at`` (negative when overdue)."""
+        now = self.now()
+        # Never ran (Celery's datetime(MINYEAR, 1, 2)) or ran long ago: overdue either way,
+        # and a run is found within one calendar cycle.
+        last = max(self._utc(last_run_at), now - _CALENDAR_CYCLE)
+        delta: timedelta = self.next_run_after(last) - now
+        return delta
+
+    def is_due(self, last_run_at: datetime) -> schedstate:  # type: ignore[override,unused-ignore]
+        """``(is_due, seconds until the next run)``, as Celery's crontab answers, with its
+        ``beat_cron_starting_deadline`` setting: a run missed by more than that is not run."""
+        now = self.now()
+        rem = self.remaining_estimate(last_run_at).total_seconds()
+        due = rem <= 0
+        deadline = self.app.conf.get("beat_cron_starting_deadline")
+        if due and deadline is not None and rem < 0:
+            # Celery's rule: run only if a run falls within [now - deadline, now].
+            since = now - timedelta(seconds=deadline, microseconds=1)
+            due = self.next_run_after(since) <= now
+        if rem <= 0:  # due, or a run missed beyond the deadline: the next one counts
+            rem = (self.next_run_after(now) - now).total_seconds()
+        return _state(due, max(rem, 0))
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to a crontab of this class with the same fields, zone and clock."""
+        if not isinstance(other, celery_crontab):
+            return NotImplemented
+        if not isinstance(other, crontab):
+            return False  # a Celery crontab runs by another policy
+        return bool(super().__eq__(other)) and self.zone == other.zone
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        fields = (
+            f"{self._orig_minute} {self._orig_hour} {self._orig_day_of_month} "
+            f"{self._orig_month_of_year} {self._orig_day_of_week}"
+        )
+        return f"<crontab: {fields} (m/h/dM/MY/d) tz={self.zone or 'app'}>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        args = (
+            self._orig_minute,
+            self._orig_hour,
+            self._orig_day_of_week,
+            self._orig_day_of_month,
+            self._orig_month_of_year,
+        )
+        state = {"nowfun": self.nowfun, "app": self._app}
+        return (_rebuild_crontab, (self.__class__, args, self.zone), state)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.nowfun = state.get("nowfun")
+        self._app = state.get("app")
+
+
+def _rebuild_crontab(cls: type[crontab], args: tuple[Any, ...], zone: str | None) -> crontab:
+    """Build a :class:`crontab` for ``__reduce__`` (pickle and ``copy`` pass no keywords)."""
+    return cls(*args, tz=zone)
+
+
+def _zone_name(tz: str | ZoneInfo | None) -> str | None:
+    """The tz database name ``tz`` gives, checked; None for "the app's zone"."""
+    if tz is None:
+        return None
+    if isinstance(tz, ZoneInfo):
+        if not tz.key:
+            msg = "a crontab's tz must be a tz database zone with a name, not one read from a file"
+            raise ValueError(msg)
+        tz = tz.key
+    if not isinstance(tz, str):  # for untyped callers
+        msg = f"a crontab's tz must be a tz database name such as 'Europe/London', got {tz!r}"  # type: ignore[unreachable]
+        raise TypeError(msg)
+    zone_named(tz)  # raises ValueError for a zone this host does not know
+    return tz

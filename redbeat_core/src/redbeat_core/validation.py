@@ -32,7 +32,7 @@ from celery.schedules import BaseSchedule
 from celery.schedules import schedule as interval
 
 from redbeat_core.codec import UnencodableError
-from redbeat_core.exceptions import InvalidEntryError
+from redbeat_core.exceptions import InvalidEntryError, RedBeatError
 from redbeat_core.model import EntryDefinition, EntryPolicy
 from redbeat_core.policy import policy_problem
 
@@ -59,9 +59,9 @@ MIN_RELATIVE_INTERVAL: Final = timedelta(seconds=1)
 NAME: Final = "a non-empty string not starting with ':' (RedBeat's own keys are '<prefix>:...')"
 TASK: Final = "the task's name, a non-empty string such as 'proj.tasks.add'"
 SCHEDULE: Final = (
-    "a Celery schedule (celery.schedules.schedule, crontab or solar; redbeat.schedules.rrule "
-    "or clocked; or an object with is_due() and remaining_estimate()), or a finite number of "
-    "seconds or a timedelta for an interval"
+    "a Celery schedule (celery.schedules.schedule, crontab or solar; redbeat.schedules.rrule, "
+    "clocked or crontab; or an object with is_due() and remaining_estimate()), or a finite "
+    "number of seconds or a timedelta for an interval"
 )
 ARGS: Final = "a list or tuple of positional arguments, or None for none"
 MAPPING: Final = "a dict with string keys, or None for none"
@@ -225,11 +225,22 @@ def _check_calendars(name: str, blackouts: Any, config: RedBeatConfig) -> None:
     entry running through its blackout."""
     if not blackouts:
         return
-    declared = config.settings.get("redbeat_calendars") or {}
+    declared = set(config.settings.get("redbeat_calendars") or {})
     unknown = [calendar for calendar in blackouts if calendar not in declared]
+    if unknown and config.app is not None:  # stored calendars: one read, only for these
+        from redbeat_core.blackouts import CalendarStore
+        from redbeat_core.runtime import get_runtime
+
+        try:
+            store = get_runtime(config.app).store
+            stored = set(store.stored_calendars()) if isinstance(store, CalendarStore) else set()
+        except RedBeatError:  # no storage to ask: the names must be declared
+            stored = set()
+        declared |= stored
+        unknown = [calendar for calendar in unknown if calendar not in declared]
     if unknown:
         known = ", ".join(sorted(declared)) or "none are declared"
-        accepted = f"names of calendars in redbeat_calendars ({known})"
+        accepted = f"names of calendars in redbeat_calendars or stored ({known})"
         raise InvalidEntryError(name, "policy.blackouts", unknown[0], accepted)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from celery.schedules import crontab, schedule, solar
 
 from redbeat_core.schedules import clocked, rrule
+from redbeat_core.schedules import crontab as zoned_crontab
 
 __all__ = ["describe_schedule"]
 
@@ -23,7 +24,7 @@ def describe_schedule(value: Any) -> str:
     if isinstance(value, rrule):
         return f"rrule {value.rrule}".replace("\n", " ")
     if isinstance(value, crontab):
-        return _crontab(value)
+        return _crontab(value, _zone(value))
     if isinstance(value, solar):
         return f"solar {value.event} at {value.lat:g}, {value.lon:g}"
     if isinstance(value, schedule):
@@ -46,7 +47,9 @@ def _interval(seconds: float) -> str:
     return f"every {seconds:g} seconds"
 
 
-def _crontab(value: crontab) -> str:
+def _crontab(value: crontab, where: str = "") -> str:
+    """``at 03:00 every day (crontab 0 3 * * *)``; ``where`` (such as " in Europe/London")
+    follows the time."""
     fields = [
         value._orig_minute,
         value._orig_hour,
@@ -57,8 +60,16 @@ def _crontab(value: crontab) -> str:
     text = " ".join(str(field) for field in fields)
     minute, hour = (str(fields[0]), str(fields[1]))
     if fields[2:] == ["*", "*", "*"] and minute.isdigit() and hour.isdigit():
-        return f"at {int(hour):02d}:{int(minute):02d} every day (crontab {text})"
-    return f"crontab {text}"
+        return f"at {int(hour):02d}:{int(minute):02d} every day{where} (crontab {text})"
+    return f"crontab {text}{where}"
+
+
+def _zone(value: crontab) -> str:
+    """The words after the time for RedBeat's crontab, which has a zone of its own (such as
+    " in Europe/London"); nothing for Celery's."""
+    if not isinstance(value, zoned_crontab):
+        return ""
+    return " in " + (value.zone or "the app's time zone")
 
 
 def _moment(value: datetime | timedelta | Any) -> str:

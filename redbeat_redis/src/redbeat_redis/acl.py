@@ -64,6 +64,9 @@ FEATURES: Final[Mapping[str, tuple[str, ...]]] = {
     "run_tracking": (
         *_SCRIPTS, "time", "zrem", "zadd", "pttl", "pexpire", "zscore", "zremrangebyscore",
     ),
+    # Stored blackout calendars: `redbeat calendar` and Schedule.set_calendar (with the audit
+    # log's lpush/ltrim); a beat whose entries name stored calendars needs hgetall.
+    "calendars": ("hgetall", "hset", "hdel", "lpush", "ltrim"),
     # redbeat_replica_acks: WAIT after each busy tick's commit.
     "replica_acks": ("wait",),
     # A database other than 0 in the URL or the options.

@@ -232,6 +232,11 @@ class RedisKeys:
         return self.prefix + ":run_now:" + name
 
     @property
+    def calendars(self) -> str:
+        """The stored blackout calendars: a hash, name -> JSON spec."""
+        return self.prefix + ":calendars"
+
+    @property
     def trackers(self) -> str:
         """The workers recording runs (a sorted set of ``host:pid`` by lease end)."""
         return self.prefix + ":trackers"
@@ -463,6 +468,28 @@ class RedisStore(StoreBase):
             key, ("the run history", "a list"), lambda: self.client.lrange(_wire(key), 0, limit - 1)
         )
         return [text for text in (_text(item) for item in found) if text is not None]
+
+    # ----------------------------------------------------------------- blackout calendars
+
+    def stored_calendars(self) -> dict[str, str]:
+        """``HGETALL`` of the calendars' hash (one that is not UTF-8 is left out)."""
+        key = self.keys.calendars
+        found = self._read(
+            key, ("the blackout calendars", "a hash"), lambda: self.client.hgetall(key)
+        )
+        calendars: dict[str, str] = {}
+        for name, spec in found.items():
+            name_text, spec_text = _text(name), _text(spec)
+            if name_text is not None and spec_text is not None:
+                calendars[name_text] = spec_text
+        return calendars
+
+    def store_calendar(self, name: str, spec: str | None) -> None:
+        key = self.keys.calendars
+        if spec is None:
+            self._call(lambda: self.client.hdel(key, _wire(name)))
+        else:
+            self._call(lambda: self.client.hset(key, _wire(name), spec))
 
     # ----------------------------------------------------------------- run tracking
 

@@ -204,7 +204,10 @@ def same_schedule(stored: Any, wanted: Any) -> bool:
     if type(stored) is not type(wanted):
         return False
     if isinstance(stored, crontab):
-        return all(getattr(stored, f) == getattr(wanted, f) for f in _CRONTAB_FIELDS)
+        zones_match = getattr(stored, "zone", None) == getattr(wanted, "zone", None)
+        return zones_match and all(
+            getattr(stored, f) == getattr(wanted, f) for f in _CRONTAB_FIELDS
+        )
     if isinstance(stored, interval):
         return bool(stored.run_every == wanted.run_every and stored.relative == wanted.relative)
     if isinstance(stored, clocked):

@@ -7,6 +7,7 @@ file::
     [entries.nightly]
     task = "tasks.report"
     cron = "0 3 * * *"           # or every = SECONDS, or at = an ISO 8601 time (once)
+    tz = "Europe/Paris"          # optional: the cron's own time zone
     args = [7]
     kwargs = { region = "eu" }
     options = { queue = "reports" }
@@ -21,6 +22,7 @@ before anything is written.
 
 from __future__ import annotations
 
+import functools
 import json
 import tomllib
 from collections.abc import Mapping
@@ -54,6 +56,7 @@ FIELDS: Final = (
     "options",
     "enabled",
     "policy",
+    "tz",
 )
 #: The fields of an entry's ``policy`` table (see ``redbeat_core.policy``).
 POLICY_FIELDS: Final = (
@@ -208,7 +211,10 @@ def _entry(path: Path, name: str, fields: Any) -> Wanted:
             f"found {' and '.join(given) or 'none'}",
         )
     (when,) = given
-    schedule = _schedule(where, when, fields[when])
+    tz = fields.get("tz")
+    if tz is not None and (when != "cron" or not isinstance(tz, str)):
+        raise where.bad("tz", tz, "the time zone name of a cron schedule, such as 'Europe/Paris'")
+    schedule = _schedule(where, when, fields[when], tz)
     args = fields.get("args", [])
     if not isinstance(args, list):
         raise where.bad("args", args, "a list of positional arguments")
@@ -241,7 +247,7 @@ def _policy(where: _Where, table: dict[str, Any]) -> dict[str, Any]:
     return policy
 
 
-def _schedule(where: _Where, when: str, value: Any) -> Any:
+def _schedule(where: _Where, when: str, value: Any, tz: str | None = None) -> Any:
     """The schedule ``every``, ``cron`` or ``at`` gives, parsed as ``redbeat add`` parses it."""
     if when == "every":
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -250,7 +256,7 @@ def _schedule(where: _Where, when: str, value: Any) -> Any:
     elif when == "cron":
         if not isinstance(value, str):
             raise where.bad(when, value, f"a string of {CRON}")
-        parse = parse_cron
+        parse = functools.partial(parse_cron, tz=tz)
     elif isinstance(value, datetime):  # TOML and YAML read times themselves
         value = value.isoformat()  # (without a zone: UTC, as for --at)
         parse = parse_once

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from celery import Celery
 from celery.schedules import schedule
-from celery.signals import before_task_publish
 from redbeat_test_support import ago
 
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry, Schedule
@@ -27,18 +26,6 @@ def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "not within the deadline"
         time.sleep(0.02)  # polling interval; the deadline decides
-
-
-@pytest.fixture
-def sent() -> Iterator[list[dict[str, Any]]]:
-    messages: list[dict[str, Any]] = []
-
-    def record(headers: Any = None, **_: Any) -> None:
-        messages.append(dict(headers or {}))
-
-    before_task_publish.connect(record, weak=False)
-    yield messages
-    before_task_publish.disconnect(record)
 
 
 def tracker(app: Celery) -> RunTracker:
@@ -205,7 +192,7 @@ def test_a_worker_records_start_and_end_through_celerys_signals(
     running.connect_worker_signals()
     seen: list[Any] = []
 
-    @app.task(name="tasks.observed", bind=True)
+    @app.task(name=f"tasks.observed.{app.main}", bind=True)  # one name per app
     def observed(self: Any) -> None:
         seen.append(client.zscore("redbeat::running:report", self.request.id))
 

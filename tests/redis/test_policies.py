@@ -5,13 +5,11 @@ with its due times, idempotent task ids, bounds), with every skip in the history
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from celery.schedules import crontab, schedule
-from celery.signals import before_task_publish
 from redbeat_test_support import ago
 
 from redbeat import EntryState, InvalidEntryError, RedBeatScheduler, RedBeatSchedulerEntry, Schedule
@@ -19,19 +17,6 @@ from redbeat_core.exceptions import RedBeatError
 from redbeat_core.idempotency import task_id_for
 from redbeat_core.model import EntryPolicy
 from redbeat_core.policy import jitter_offset
-
-
-@pytest.fixture
-def sent() -> Iterator[list[dict[str, Any]]]:
-    """The headers of every message published, in order."""
-    messages: list[dict[str, Any]] = []
-
-    def record(headers: Any = None, **_: Any) -> None:
-        messages.append(dict(headers or {}))
-
-    before_task_publish.connect(record, weak=False)
-    yield messages
-    before_task_publish.disconnect(record)
 
 
 def save(app: Any, name: str, sched: Any, *, last: datetime | None, **policy: Any) -> Any:

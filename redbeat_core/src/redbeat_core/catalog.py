@@ -47,11 +47,10 @@ from redbeat_core.exceptions import EntryDecodeError, InvalidEntryError, RedBeat
 from redbeat_core.history import HistoryStore, RunRecord, decode_records
 from redbeat_core.locks import LockStatus
 from redbeat_core.manual import RunRequestStore
-from redbeat_core.model import EntryPolicy
+from redbeat_core.model import POLICY_FIELDS, EntryPolicy
 from redbeat_core.policy import Resolved, finish_reason, jitter_offset
 from redbeat_core.runtime import Runtime, get_runtime
 from redbeat_core.typing import StoredEntry
-from redbeat_core.validation import POLICY_FIELDS
 from redbeat_core.words import describe_schedule
 
 __all__ = ["CalendarInfo", "EntryInfo", "EntryNotFoundError", "EntryState", "Schedule"]

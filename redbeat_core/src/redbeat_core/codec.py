@@ -37,7 +37,7 @@ from celery.schedules import crontab, schedule, solar
 from dateutil.rrule import weekday
 
 from redbeat_core.exceptions import EntryDecodeError
-from redbeat_core.model import EntryDefinition, EntryMeta, EntryPolicy
+from redbeat_core.model import POLICY_FIELDS, EntryDefinition, EntryMeta, EntryPolicy
 from redbeat_core.policy import policy_problem
 from redbeat_core.schedules import clocked, rrule
 from redbeat_core.schedules import crontab as zoned_crontab
@@ -521,20 +521,7 @@ def _unstructure_policy(p: EntryPolicy) -> dict[str, Any]:
 
 
 #: The policy's fields in the order they are written, and what each must be when read.
-_POLICY_ORDER: Final = (
-    "paused_reason",
-    "paused_by",
-    "paused_at",
-    "misfire",
-    "starting_deadline",
-    "jitter",
-    "start_at",
-    "end_at",
-    "max_runs",
-    "overlap",
-    "blackouts",
-    "blackout_action",
-)
+_POLICY_ORDER: Final = ("paused_reason", "paused_by", "paused_at", *POLICY_FIELDS)
 
 
 def _structure_policy(data: Any, _: Any) -> EntryPolicy:
@@ -551,7 +538,7 @@ def _structure_policy(data: Any, _: Any) -> EntryPolicy:
         or not math.isfinite(paused_at)
     ):
         raise _DecodeFailure(f"paused_at must be Unix seconds, got {_type_name(paused_at)}")
-    for field in _POLICY_ORDER[3:]:
+    for field in POLICY_FIELDS:
         accepted = policy_problem(field, data.get(field))
         if accepted is not None:
             raise _DecodeFailure(f"{field} must be {accepted}, got {data.get(field)!r}")

@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["EntryDefinition", "EntryMeta", "EntryPolicy"]
+__all__ = ["POLICY_FIELDS", "EntryDefinition", "EntryMeta", "EntryPolicy"]
 
 
 @attrs.frozen
@@ -109,3 +109,12 @@ class EntryPolicy:
     #: A run inside a blackout: ``"skip"`` it or ``"postpone"`` it to the blackout's end.
     blackout_action: str | None = None
     extra: Mapping[str, Any] = attrs.field(factory=dict, validator=_no_field_names)
+
+
+#: The scheduling fields of :class:`EntryPolicy` (every field but the pause and ``extra``), in
+#: the order they are stored and shown.
+POLICY_FIELDS: tuple[str, ...] = tuple(
+    a.name
+    for a in attrs.fields(EntryPolicy)
+    if a.name not in {"paused_reason", "paused_by", "paused_at", "extra"}
+)

@@ -33,7 +33,7 @@ from celery.schedules import schedule as interval
 
 from redbeat_core.codec import UnencodableError
 from redbeat_core.exceptions import InvalidEntryError, RedBeatError
-from redbeat_core.model import EntryDefinition, EntryPolicy
+from redbeat_core.model import POLICY_FIELDS, EntryDefinition, EntryPolicy
 from redbeat_core.policy import policy_problem
 
 if TYPE_CHECKING:
@@ -69,18 +69,6 @@ ENABLED: Final = "True or False"
 POLICY: Final = (
     "an EntryPolicy (or a dict of its fields: misfire, starting_deadline, jitter, start_at, "
     "end_at, max_runs, overlap, blackouts, blackout_action), or None to keep the stored one"
-)
-#: The scheduling settings of a policy, checked by :func:`check_policy`.
-POLICY_FIELDS: Final = (
-    "misfire",
-    "starting_deadline",
-    "jitter",
-    "start_at",
-    "end_at",
-    "max_runs",
-    "overlap",
-    "blackouts",
-    "blackout_action",
 )
 LAST_RUN_AT: Final = "a datetime, or None for an entry that never ran"
 RUN_COUNT: Final = "a whole number >= 0"

@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from redbeat.apply.plan import Change, Plan
-from redbeat.apply.source import POLICY_FIELDS, Wanted
+from redbeat.apply.source import Wanted
 from redbeat_core.audit import audit_action
 from redbeat_core.catalog import EntryNotFoundError, Schedule
+from redbeat_core.model import POLICY_FIELDS
 
 __all__ = ["carry_out", "check_entries"]
 

@@ -40,6 +40,7 @@ from redbeat.schedule_text import (
     parse_moment,
     parse_once,
 )
+from redbeat_core.model import POLICY_FIELDS
 
 __all__ = ["EXTENSIONS", "FIELDS", "ApplyFileError", "Wanted", "read_entries"]
 
@@ -57,18 +58,6 @@ FIELDS: Final = (
     "enabled",
     "policy",
     "tz",
-)
-#: The fields of an entry's ``policy`` table (see ``redbeat_core.policy``).
-POLICY_FIELDS: Final = (
-    "misfire",
-    "starting_deadline",
-    "jitter",
-    "start_at",
-    "end_at",
-    "max_runs",
-    "overlap",
-    "blackouts",
-    "blackout_action",
 )
 WHEN: Final = ("every", "cron", "at")
 ENTRIES: Final = "entries"

@@ -409,3 +409,13 @@ def test_an_undeclared_calendar_is_refused_when_saved(app: Celery) -> None:
     )
     with pytest.raises(InvalidEntryError, match=r"policy\.blackouts 'nigthly': names of calendars"):
         entry.to_stored(NOW)
+
+
+def test_a_one_off_with_a_policy_that_ran_finishes(app: Celery) -> None:
+    from redbeat_core.schedules import clocked
+
+    once = record(app, "once", clocked(NOW - timedelta(minutes=5)),
+                  last=NOW - timedelta(minutes=4), score=T, jitter=5)  # fmt: skip
+    settled = tick(app, once)
+    assert settled.publish == ()
+    assert stored_update(settled, "once") == EntryUpdate("once", None, None)

@@ -288,20 +288,17 @@ def _place(
     schedule), within the policy's bounds; or the update for an entry that does not run now
     (finished, not started, not due yet)."""
     runs = entry.total_run_count or 0
-    if finish_reason(resolved, due=None, runs=runs):
-        return EntryUpdate(name, None, None)  # finished: out of the schedule, kept
     last = entry.last_run_at
     nominal = run_at if last is None else _due_after(entry, last, at)
     if resolved.start_at is not None and nominal < resolved.start_at:
         first = entry.first_due_from(resolved.start_at)
-        if first is None:
-            return EntryUpdate(name, None, None)
-        if first > run_at:
+        if first is not None and first > run_at:
             score = entry.policy_score(resolved, _like(first, at), overdue=False, runs=runs)
             return EntryUpdate(name, None, score)
-        nominal = max(nominal, first)
-    if resolved.end_at is not None and nominal > resolved.end_at:
-        return EntryUpdate(name, None, None)  # its next run is past its end: finished
+        nominal = math.inf if first is None else max(nominal, first)
+    if math.isinf(nominal) or finish_reason(resolved, due=nominal, runs=runs):
+        # Finished (no further run, past its end, or its last run done): out of the schedule.
+        return EntryUpdate(name, None, None)
     if nominal > run_at + EPSILON:  # not due yet (a score written by another beat version)
         score = entry.policy_score(resolved, _like(nominal, at), overdue=False, runs=runs)
         return EntryUpdate(name, None, score)

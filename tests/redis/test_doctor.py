@@ -131,3 +131,26 @@ def test_an_unreachable_server_is_the_one_problem(make_app: Any) -> None:
     findings = run_doctor(app)
     assert [(f.check, f.verdict) for f in findings] == [("connection", Verdict.PROBLEM)]
     assert "start the server" in (findings[0].fix or "")
+
+
+def test_policies_that_cannot_work_as_written(make_app: Any, client: Any) -> None:
+    """An entry naming a calendar nobody declares any more runs through its blackout; an
+    overlap policy with no worker recording runs is published as 'allow'."""
+    from redbeat import Schedule
+    from redbeat_core.runtime import get_runtime
+
+    app = make_app(redbeat_calendars={"nightly": {"cron": "* 2-3 * * *"}})
+    Schedule(app).set_calendar("freeze", {"cron": "* * 24-26 12 *"})
+    for name, policy in (("frozen", {"blackouts": ["freeze"]}), ("single", {"overlap": "skip"})):
+        RedBeatSchedulerEntry(name, "tasks.t", schedule(60), app=app, policy=policy).save()
+    healthy = run_doctor(app)
+    assert "calendars" not in verdicts(healthy)
+    assert one(healthy, "overlap").verdict is Verdict.WARNING
+    assert "no worker records runs" in one(healthy, "overlap").detail
+    get_runtime(app).store.tracker_alive("worker-1", 60)  # type: ignore[attr-defined]
+    client.hdel("redbeat::calendars", "freeze")  # deleted behind the entry's back
+    findings = run_doctor(app)
+    assert "overlap" not in verdicts(findings)
+    calendars = one(findings, "calendars")
+    assert calendars.verdict is Verdict.PROBLEM
+    assert calendars.detail.endswith("frozen (freeze)")

@@ -65,7 +65,9 @@ def run_doctor(app: Any) -> list[Finding]:
         findings.append(_lock(schedule))
         findings.append(_quarantine(schedule))
         findings.append(_statics(app, runtime.store.statics()))
-        findings.append(_tasks(app, schedule))
+        entries = list(schedule.entries())
+        findings.append(_tasks(app, entries))
+        findings += _policies(schedule, runtime.store, entries)
     except RedBeatError as exc:
         findings.append(
             Finding("storage", Verdict.PROBLEM, str(exc), "fix the storage settings or server")
@@ -129,12 +131,10 @@ def _statics(app: Any, stored: Iterable[str]) -> Finding:
     )
 
 
-def _tasks(app: Any, schedule: Any) -> Finding:
+def _tasks(app: Any, entries: list[Any]) -> Finding:
     app.loader.import_default_modules()
     known = set(app.tasks)
-    unknown = sorted(
-        {info.task for info in schedule.entries() if info.task and info.task not in known}
-    )
+    unknown = sorted({info.task for info in entries if info.task and info.task not in known})
     if not unknown:
         return Finding("tasks", Verdict.OK, "every entry's task is registered in this app")
     return Finding(
@@ -145,3 +145,47 @@ def _tasks(app: Any, schedule: Any) -> Finding:
         "a typo, or tasks defined only in the workers: workers without them reject the runs "
         "(redbeat_unknown_task = 'quarantine' makes the beat set such entries aside)",
     )
+
+
+def _policies(schedule: Any, store: Any, entries: list[Any]) -> list[Finding]:
+    """Policies that cannot work as written: calendars nobody declares (the entry runs through
+    its blackout), overlap policies with no worker recording runs (published as 'allow')."""
+    from redbeat_core.running import RunTracker
+
+    findings = []
+    calendars = {info.name for info in schedule.calendars()}
+    missing = sorted(
+        f"{info.name} ({name})"
+        for info in entries
+        for name in info.policy.get("blackouts") or ()
+        if name not in calendars
+    )
+    if missing:
+        findings.append(
+            Finding(
+                "calendars",
+                Verdict.PROBLEM,
+                f"entries name blackout calendars nobody declares: {', '.join(missing[:5])}"
+                + (", ..." if len(missing) > 5 else ""),
+                "declare them in redbeat_calendars or store them (`redbeat calendar set`), or "
+                "fix the entries' blackouts: until then they run through their blackouts",
+            )
+        )
+    overlapping = [info.name for info in entries if info.policy.get("overlap") in _HELD]
+    if overlapping and isinstance(store, RunTracker) and not store.live_trackers():
+        findings.append(
+            Finding(
+                "overlap",
+                Verdict.WARNING,
+                f"{len(overlapping)} entries have an overlap policy ({', '.join(overlapping[:5])}"
+                f"{', ...' if len(overlapping) > 5 else ''}) and no worker records runs: they "
+                "are published as with overlap 'allow'",
+                "install RedBeat in the workers' environment (their `celery worker` then "
+                "records runs) and leave redbeat_track_runs on",
+            )
+        )
+    return findings
+
+
+#: Overlap policies that need the workers to record runs.
+_HELD = ("skip", "buffer_one")

@@ -103,6 +103,10 @@ class RunTracker(Protocol):
         """The worker ``tracker`` records runs, for the next ``lease`` seconds."""
         ...
 
+    def live_trackers(self) -> list[str]:
+        """The workers whose heartbeat says they record runs now (``redbeat doctor``)."""
+        ...
+
 
 def settings() -> tuple[Setting, ...]:
     """The worker side's settings (declared by the ``redbeat.overlap`` plugin)."""

@@ -528,6 +528,10 @@ class RedisStore(StoreBase):
     def tracker_alive(self, tracker: str, lease: float) -> None:
         self._runs([self.keys.trackers], ["alive", tracker, repr(float(lease))])
 
+    def live_trackers(self) -> list[str]:
+        found = self._runs([self.keys.trackers], ["trackers"]) or []
+        return [text for text in (_text(item) for item in found) if text is not None]
+
     def _runs(self, keys: list[Any], args: list[Any]) -> Any:
         script = self._script("runs")
         return self._call(lambda: script(keys=keys, args=args))

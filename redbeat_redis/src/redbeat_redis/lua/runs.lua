@@ -13,6 +13,7 @@
 -- finished: KEYS[2] queued, KEYS[3] running; ARGV[2] task id.
 -- renew:    ARGV[2] lease seconds; KEYS[i+1] running set, ARGV[i+2] task id, per run.
 -- alive:    ARGV[2] tracker, ARGV[3] lease seconds.
+-- trackers: the live trackers' names.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local op = ARGV[1]
@@ -64,6 +65,8 @@ elseif op == 'renew' then
 elseif op == 'alive' then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
   add(KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
+elseif op == 'trackers' then
+  return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
 else
   return redis.error_reply('ERR runs.lua: unknown operation ' .. tostring(op))
 end

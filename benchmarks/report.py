@@ -25,6 +25,8 @@ TARGETS = {
     "b5": "RSS with 1,000,000 stored entries at most 80 MB",
     "b6_kill": "standby dispatches within 15 s of a SIGKILL (default settings)",
     "b6_term": "standby dispatches within 2 s of a graceful stop (SIGTERM)",
+    "b7_rt": "every policy keeps a busy tick at 2 round trips, and its commands unchanged",
+    "b7_spread": "a jittered burst is spread over its window, each run published on time",
 }
 
 
@@ -656,6 +658,267 @@ def section_b6(results: dict[str, Any], meta: dict[str, Any]) -> tuple[str, dict
     return text, facts
 
 
+#: B7's cost variants: (key, what is measured).
+_B7_VARIANTS = (
+    ("none", "no policy (Celery's behaviour)"),
+    ("skip", '`misfire="skip"`, on time: checked, nothing skipped'),
+    ("skip_late", '`misfire="skip"`, 120 s late: all skipped, nothing published'),
+    ("deadline", "`starting_deadline=30`, on time"),
+    ("jitter", "`jitter=60`, due at the jittered time"),
+    ("bounds", "`start_at` (past), `end_at` (future), `max_runs` (not reached)"),
+    ("run_all", '`misfire="run_all"`, 3 missed runs each: 3 publishes per entry'),
+    ("idempotent", "`redbeat_idempotent_task_ids = True` (app-wide), no policy"),
+)
+
+_B7_BURSTS = (
+    ("none", "no jitter"),
+    ("entry", "policy `jitter`, saved with it"),
+    ("default", "app-wide `redbeat_jitter`, stored without it"),
+)
+
+
+def _per_tick(counts: dict[str, int] | None) -> str:
+    if not counts:
+        return "-"
+    return ", ".join(f"{v:,} x {k}" for k, v in counts.items())
+
+
+def section_b7(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """B7: scheduling policies, ours only (celery-redbeat has none)."""
+    data = results.get("b7") or {}
+    if not data:
+        return "", {}
+    facts: dict[str, Any] = {}
+    parts = [
+        "## B7: scheduling policies (RedBeat only)",
+        "",
+        "celery-redbeat 2.4.2 has no scheduling policies (no misfire choice, starting deadline, "
+        "jitter, bounds or idempotent task ids): this case measures RedBeat alone, against "
+        "RedBeat without a policy and against Celery's own publish, in the same run.",
+    ]
+    bursts = data.get("burst") or {}
+    if bursts:
+        cols = [bursts.get(key) for key, _ in _B7_BURSTS]
+        any_run = next(c for c in cols if c)
+        n = any_run["n"]
+        width = any_run["published"]["width"]
+
+        def row(label: str, get: Any) -> list[str]:
+            return [label, *(get(c) if c else "-" for c in cols)]
+
+        def secs(value: float | None) -> str:
+            return "-" if value is None else f"{value:.2f}"
+
+        def buckets(spread: dict[str, Any]) -> str:
+            text = " / ".join(f"{c:,}" for c in spread["buckets"])
+            if spread.get("before") or spread.get("after"):
+                text += f" (before: {spread['before']:,}, after: {spread['after']:,})"
+            return text
+
+        rows = [
+            row("jitter (s)", lambda c: f"{c['jitter']:g}"),
+            row("stored scores: span (s)", lambda c: secs(c["stored"]["span"])),
+            row(
+                "stored scores: most in any one second",
+                lambda c: f"{c['stored']['max_in_one_second']:,}",
+            ),
+            row("first publish after T (ms)", lambda c: ms(c["published"]["first"])),
+            row("last publish after T (s)", lambda c: secs(c["published"]["last"])),
+            row("first to last publish (s)", lambda c: secs(c["published"]["span"])),
+            row(
+                "**most publishes in any one second**",
+                lambda c: f"**{c['published']['max_in_one_second']:,}**",
+            ),
+            row(f"publishes per {width:g} s after T", lambda c: buckets(c["published"])),
+            row(
+                "publish after its own due time: min / p50 / p99 / max (ms)",
+                lambda c: " / ".join(ms(c["late_vs_due"][k]) for k in ("min", "p50", "p99", "max")),
+            ),
+            row(
+                "ticks (of which claimed something)", lambda c: f"{c['ticks']} ({c['busy_ticks']})"
+            ),
+            row("round trips (whole loop)", lambda c: f"{c['round_trips']:,}"),
+            row("ticks x round trips each", lambda c: _per_tick(c["round_trips_per_tick"])),
+            row("lock held after", lambda c: "yes" if c["lock_held_after"] else "**no**"),
+        ]
+        per_tick = {int(k) for c in cols if c for k in c["round_trips_per_tick"]}
+        facts["burst_max_trips"] = max(per_tick) if per_tick else None
+        jittered = [c for c in cols[1:] if c]
+        facts["burst_spread"] = (
+            all(
+                c["published"]["span"] >= 0.8 * c["jitter"]
+                and c["late_vs_due"]["min"] >= -0.001
+                and c["published"]["max_in_one_second"] <= 3 * n / c["jitter"]
+                for c in jittered
+            )
+            if jittered
+            else None
+        )
+        facts["burst_peak"] = [(c["published"]["max_in_one_second"] if c else None) for c in cols]
+        parts += [
+            "",
+            f"### A burst of {n:,} entries spread by jitter",
+            "",
+            f"{n:,} entries of a 1 h interval all due at the same whole second T, run by "
+            "`celery beat`'s loop (tick, sleep the returned interval) until all are published, "
+            "three times, each in a process of its own on a fresh server: without jitter; with "
+            "each entry's policy `jitter`, saved as `save()` writes it (its score is the "
+            "jittered time); and with the app-wide `redbeat_jitter`, the entries stored by an "
+            "app without it (their scores are T, as a beat left them before the setting was "
+            "turned on: the beat re-scores them when it first claims them). A publish's own "
+            "due time is T plus its jitter (the hash of its name and T); a negative lateness "
+            "would be a publish before it. The stored scores' spread is read from the server "
+            "before T.",
+            "",
+            table(["", *(label for _, label in _B7_BURSTS)], rows),
+        ]
+    cron = data.get("crontab")
+    if cron:
+        sc = cron["scores"]
+        mean = sc["n"] / cron["jitter"] if cron["jitter"] else None
+        per = sc["buckets"]
+        expected = sc["n"] / len(per) if per else None
+        parts += [
+            "",
+            f"### Top of the hour: {cron['n']:,} entries on `crontab(minute=0)` with "
+            f"`jitter={cron['jitter']:g}`",
+            "",
+            "Saved as `save()` writes them (one save of many, meta included) with the last run "
+            "at the previous top of the hour, and their scores read back from the server: where "
+            "the next top of the hour's runs will be published (no waiting). Without jitter all "
+            f"{cron['n']:,} share one score.",
+            "",
+            table(
+                ["", "measured"],
+                [
+                    [
+                        "first / last run after the hour (s)",
+                        f"{sc['first']:.1f} / {sc['last']:.1f}",
+                    ],
+                    [
+                        "most runs in any one second",
+                        f"{sc['max_in_one_second']:,} (mean {mean:.1f})" if mean else "-",
+                    ],
+                    [
+                        f"runs per {sc['width']:g} s (expected {expected:,.0f} each)",
+                        " / ".join(f"{c:,}" for c in per),
+                    ],
+                    [
+                        "the same scores when saved again",
+                        "yes" if cron["same_on_second_save"] else "**no**",
+                    ],
+                ],
+            ),
+        ]
+    cost = data.get("cost")
+    if cost:
+        due = cost["due"]
+        floor = cost["floor_per_publish"]
+        cpu_rounds = cost.get("floor_cpu_rounds") or []
+        floors = {
+            "seconds": floor,
+            "cpu_seconds": cost.get("floor_cpu_per_publish"),
+            "cpu_seconds_min": min(cpu_rounds) if cpu_rounds else None,
+        }
+        variants = cost["variants"]
+
+        def beyond(key: str, field: str) -> tuple[Any, Any]:
+            """(seconds per due entry, per published run) beyond the publishes' cost, from
+            the ``field`` of the busy ticks (the floor measured the same way)."""
+            v = variants.get(key)
+            seconds = _get(v, "busy", field)
+            per_publish = floors[field]
+            if v is None or seconds is None or per_publish is None:
+                return None, None
+            publishes = v["per_entry"] * due
+            own = seconds - per_publish * publishes
+            return own / due, (own / publishes if publishes else None)
+
+        def signed(value: float | None) -> str:
+            return "-" if value is None else ("+" if value >= 0 else "-") + us(abs(value))
+
+        base = beyond("none", "cpu_seconds")[0]
+        base_min = beyond("none", "cpu_seconds_min")[0]
+        rows = []
+        trips: set[float] = set()
+        single: set[float] = set()
+        for key, label in _B7_VARIANTS:
+            v = variants.get(key)
+            if not v:
+                continue
+            busy = v["busy"]
+            wall, wall_run = beyond(key, "seconds")
+            cpu, cpu_run = beyond(key, "cpu_seconds")
+            cpu_min, _ = beyond(key, "cpu_seconds_min")
+            ticks = busy.get("ticks") or 1
+            trips.update({busy["round_trips_max"] / ticks, busy["round_trips_min"] / ticks})
+            if v["per_entry"] <= 1:
+                single.update({busy["commands_min"], busy["commands_max"]})
+            delta = cpu - base if cpu is not None and base is not None else None
+            delta_min = cpu_min - base_min if cpu_min is not None and base_min is not None else None
+            rows.append(
+                [
+                    f"`{key}`",
+                    label,
+                    f"{v['per_entry'] * due:,}",
+                    f"{ms(busy['seconds'])} ({ms(busy['seconds_min'])}-{ms(busy['seconds_max'])})",
+                    f"{ms(busy.get('cpu_seconds'))} ({ms(busy.get('cpu_seconds_min'))})",
+                    us(wall),
+                    f"**{us(cpu)}** / {us(cpu_min)}",
+                    f"**{signed(delta)}** / {signed(delta_min)}",
+                    f"{us(wall_run)} / {us(cpu_run)}" if v["per_entry"] > 1 else "",
+                    f"{num(busy['round_trips'])} ({num(busy['ticks'])} tick)",
+                    num(busy["commands"]),
+                ]
+            )
+        facts["cost_trips"] = sorted(trips)
+        facts["cost_commands"] = sorted(single)
+        cpu_floor = floors["cpu_seconds"]
+        cpu_note = f" (CPU time: {cpu_floor * 1e6:.0f} µs)" if cpu_floor is not None else ""
+        parts += [
+            "",
+            f"### Cost per due entry of each policy ({due:,} due of {cost['n']:,} stored)",
+            "",
+            f"B1's busy tick: {due:,} entries of {cost['n']:,} stored come due (a fresh slice "
+            "each time, made due untimed), and the tick(s) that deal with them are timed. "
+            "Every variant has its own key prefix, schedule, lock and scheduler on one server, "
+            "all in one process, measured round by round in a rotating order "
+            f"({cost['reps']} rounds after an unkept one), with Celery's own publish "
+            "(`celery.beat`'s `Scheduler.apply_async`, no scheduler around it) timed in every "
+            f"round too: **{floor * 1e6:.0f} µs per publish** here{cpu_note}, medians. "
+            "Entries are due 1.5 s ago (on time) unless said otherwise. Beyond the publish = "
+            "(tick time - publishes x the publish's cost) / due entries: what RedBeat spends "
+            "on an entry; where nothing is published that is the whole time. Wall time, and "
+            "the process's CPU time (`time.process_time()`), which leaves out waiting for the "
+            "server and for a core held by another process, so it compares the variants "
+            "better on a busy machine: its median (bold) and its minimum over the rounds (the "
+            "least disturbed), each with the publish's own median or minimum taken off. Round "
+            "trips and commands are counted as in B1 (client sends; the server's "
+            "`INFO commandstats`: a claim also writes the run history of the tick before it, "
+            "one record per run or skip, so `run_all`'s three runs per entry add commands, not "
+            "round trips).",
+            "",
+            table(
+                [
+                    "variant",
+                    "what",
+                    "publishes",
+                    "busy tick (ms): median (min-max)",
+                    "CPU (ms): median (min)",
+                    "µs/due beyond the publish: wall",
+                    "CPU: median / min",
+                    "vs no policy (CPU µs/due): median / min",
+                    "per published run beyond it: wall / CPU (µs)",
+                    "round trips",
+                    "commands",
+                ],
+                rows,
+            ),
+        ]
+    parts += ["", f"Reproduce: `{RUN} --cases b7 --no-theirs` (`--b7-jitter` sets the window)"]
+    return "\n".join(parts), facts
+
+
 def section_hooks(results: dict[str, Any]) -> str:
     """Issue 9: hooks stay off the hot path (ours only)."""
     data = results.get("hooks") or {}
@@ -780,6 +1043,7 @@ def render(data: dict[str, Any]) -> str:
     b6_text, b6 = section_b6(results, meta)
     prof = section_profile(results)
     hooks_text = section_hooks(results)
+    b7_text, b7 = section_b7(results)
 
     summary = []
     if idle_text:
@@ -876,6 +1140,27 @@ def render(data: dict[str, Any]) -> str:
                     ]
                 )
 
+    if b7.get("cost_trips") is not None:
+        trips, commands = b7["cost_trips"], b7["cost_commands"]
+        burst = b7.get("burst_max_trips")
+        ok = trips == [2] and len(commands) <= 1 and (burst is None or burst <= 2)
+        measured_rt = f"round trips per busy tick {', '.join(f'{t:g}' for t in trips)}; "
+        measured_rt += "commands (one run per entry) "
+        measured_rt += ", ".join(f"{c:,.0f}" for c in commands)
+        if burst is not None:
+            measured_rt += f"; at most {burst} per tick in the bursts"
+        summary.append(["B7", TARGETS["b7_rt"], measured_rt, met(ok)])
+    if b7.get("burst_spread") is not None:
+        peaks = " / ".join("-" if p is None else f"{p:,}" for p in b7["burst_peak"])
+        summary.append(
+            [
+                "B7",
+                TARGETS["b7_spread"],
+                f"most publishes in one second (none / policy / app-wide): {peaks}",
+                met(b7["burst_spread"]),
+            ]
+        )
+
     parts = [
         "# RedBeat benchmarks: RedBeat vs celery-redbeat 2.4.2",
         "",
@@ -905,6 +1190,7 @@ def render(data: dict[str, Any]) -> str:
         b4_text,
         b5_text,
         b6_text,
+        b7_text,
         hooks_text,
         prof,
     ):

@@ -50,7 +50,7 @@ CELERY_REDBEAT = "celery-redbeat==2.4.2"
 CELERY = "celery[redis]==5.7.0"
 DEFAULT_THEIRS_VENV = HERE / ".cache" / "celery-redbeat-2.4.2"
 SIDES = ("ours", "theirs")
-ALL_CASES = ("b1", "b1p", "b2", "b3", "profile", "hooks", "b4", "b6")
+ALL_CASES = ("b1", "b1p", "b2", "b3", "profile", "hooks", "b4", "b6", "b7")
 #: Interval of the tick and burst entries: due times are staggered over it.
 EVERY = 3600.0
 WORKER_TIMEOUT = 900.0
@@ -84,6 +84,15 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
             "b6_signals": ["TERM"],
             "b6_cap": 2.0,
             "b6_standby_wait": 1.5,
+            "b7_burst_n": 200,
+            "b7_jitter": min(args.b7_jitter, 1.0),
+            "b7_lead": 1.0,
+            "b7_cron_n": 200,
+            "b7_cron_jitter": 300.0,
+            "b7_n": 200,
+            "b7_due": 50,
+            "b7_reps": 1,
+            "b7_missed": 3,
         }
     return {
         "b1_sizes": [1_000, 10_000, 100_000],
@@ -104,6 +113,15 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
         "b6_signals": ["KILL", "TERM"],
         "b6_cap": 45.0,
         "b6_standby_wait": 4.0,
+        "b7_burst_n": 10_000,
+        "b7_jitter": args.b7_jitter,
+        "b7_lead": 4.0,
+        "b7_cron_n": 10_000,
+        "b7_cron_jitter": 300.0,
+        "b7_n": max(10_000, 1 + ((args.reps or 7) + 1) * 1_000),
+        "b7_due": 1_000,
+        "b7_reps": args.reps or 7,
+        "b7_missed": 3,
     }
 
 
@@ -403,6 +421,65 @@ class Runner:
             raw["lock"] = window
             out[side] = raw
             self.note_load(f"b3 {side}")
+        return out
+
+    # -- B7: scheduling policies (ours only: celery-redbeat has none)
+    def case_b7(self) -> dict[str, Any]:
+        s = self.sizes
+        ours = self.pythons["ours"]
+        out: dict[str, Any] = {"burst": {}}
+        for mode in ("none", "entry", "default"):
+            jitter = 0.0 if mode == "none" else s["b7_jitter"]
+            log(f"b7 burst n={s['b7_burst_n']} jitter={jitter:g}s ({mode}) ours")
+            with fresh_server() as server:
+                out["burst"][mode] = run_worker(
+                    ours,
+                    "ours",
+                    "policy_burst",
+                    {
+                        "url": server.url,
+                        "n": s["b7_burst_n"],
+                        "every": EVERY,
+                        "mode": mode,
+                        "jitter": jitter,
+                        "window": s["b7_jitter"],
+                        "lead": s["b7_lead"],
+                    },
+                )
+            self.note_load(f"b7 burst {mode}")
+        log(f"b7 crontab top of the hour n={s['b7_cron_n']} jitter={s['b7_cron_jitter']:g}s")
+        with fresh_server() as server:
+            out["crontab"] = run_worker(
+                ours,
+                "ours",
+                "policy_scores",
+                {"url": server.url, "n": s["b7_cron_n"], "jitter": s["b7_cron_jitter"]},
+            )
+        log(f"b7 cost per policy N={s['b7_n']} due={s['b7_due']} x{s['b7_reps']}")
+        with fresh_server() as server:
+            out["cost"] = run_worker(
+                ours,
+                "ours",
+                "policy_cost",
+                {
+                    "url": server.url,
+                    "n": s["b7_n"],
+                    "every": EVERY,
+                    "due": s["b7_due"],
+                    "reps": s["b7_reps"],
+                    "missed": s["b7_missed"],
+                    "jitter": 60.0,
+                },
+            )
+        cost = out["cost"]
+        for variant in cost["variants"].values():
+            runs = variant["runs"]
+            variant["busy"] = summarize(runs)
+            cpu = [r["cpu_seconds"] for r in runs]
+            variant["busy"].update(
+                cpu_seconds=med(cpu), cpu_seconds_min=min(cpu), cpu_seconds_max=max(cpu)
+            )
+        self.note_load("b7 cost")
         return out
 
     # -- profile of our busy tick
@@ -721,14 +798,28 @@ def machine_info(pythons: dict[str, str]) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__,
+        # A narrower option column than argparse's 24, so the list of cases fits on one line.
+        formatter_class=lambda prog: argparse.HelpFormatter(prog, max_help_position=18),
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, 1 repetition (CI)")
     parser.add_argument("--big", action="store_true", help="add 1M entries (ours) and 100k phases")
     parser.add_argument(
         "--cases", default=",".join(ALL_CASES), help=f"comma-separated, from {','.join(ALL_CASES)}"
     )
-    parser.add_argument("--reps", type=int, default=0, help="repetitions (default 5 ticks, 3 b2)")
+    parser.add_argument(
+        "--reps", type=int, default=0, help="repetitions (default 5 ticks, 3 b2, 7 b7)"
+    )
     parser.add_argument("--no-theirs", action="store_true", help="measure RedBeat only")
+    parser.add_argument(
+        "--b7-jitter",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="b7: the jitter window (s) its 10,000-entry burst is spread over (default 20)",
+    )
     parser.add_argument("--theirs-python", help="interpreter of an existing celery-redbeat venv")
     parser.add_argument("--theirs-venv", default=str(DEFAULT_THEIRS_VENV))
     parser.add_argument(
@@ -769,6 +860,7 @@ def main(argv: list[str] | None = None) -> int:
         "hooks": runner.case_hooks,
         "b4": runner.case_b4,
         "b6": runner.case_b6,
+        "b7": runner.case_b7,
     }
     for case in cases:
         t0 = time.monotonic()

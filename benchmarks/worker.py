@@ -5,7 +5,8 @@ interpreter (RedBeat) and by the celery-redbeat 2.4.2 venv's interpreter: both o
 name ``redbeat``, so they never share a process. It uses only the API the two have in common
 (``redbeat.RedBeatScheduler``, ``redbeat.RedBeatSchedulerEntry``,
 ``redbeat.schedulers.acquire_distributed_beat_lock``, ``app.redbeat_redis``), plus Celery,
-kombu and redis-py, so both sides are measured by the same code. Nothing inside either
+kombu and redis-py, so both sides are measured by the same code (the ops only RedBeat runs,
+the profile and B7's scheduling policies, use its own API too). Nothing inside either
 scheduler is patched: round trips are counted by a redis-py ``Connection`` subclass on the
 client assigned to ``app.redbeat_redis`` (both schedulers honour it), commands by the server's
 ``INFO commandstats``, dispatches by Celery's ``before_task_publish`` signal on a ``memory://``
@@ -25,6 +26,7 @@ import os
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -688,6 +690,433 @@ def op_publish_cost(p: dict[str, Any]) -> dict[str, Any]:
     return {"seconds_per_publish": rounds[len(rounds) // 2], "n": n, "reps": reps}
 
 
+# ----------------------------------------------------------------------------- B7: policies (ours)
+
+
+def publish_log() -> list[tuple[float, int, str]]:
+    """From now on, ``(time.time(), entry index, task id)`` of every publish in this process
+    (the index is the task's first argument, as the entries here are stored)."""
+    stamps: list[tuple[float, int, str]] = []
+
+    def record(body: Any = None, headers: Any = None, **_: Any) -> None:
+        index = body[0][0] if body and body[0] else -1
+        stamps.append((time.time(), int(index), str((headers or {}).get("id"))))
+
+    before_task_publish.connect(record, weak=False)
+    return stamps
+
+
+def spread(offsets: list[float], width: float, buckets: int) -> dict[str, Any]:
+    """How ``offsets`` (seconds after a due instant) are distributed: count per bucket of
+    ``width`` seconds (``buckets`` of them from 0, plus what falls before and after), the most
+    in any one second (a sliding window), and the first, last and span."""
+    ordered = sorted(offsets)
+    if not ordered:
+        return {"n": 0}
+    counts = [0] * buckets
+    before = after = 0
+    for value in ordered:
+        k = math.floor(value / width) if width > 0 else 0
+        if k < 0:
+            before += 1
+        elif k >= buckets:
+            after += 1
+        else:
+            counts[k] += 1
+    busiest, lo = 0, 0
+    for hi, value in enumerate(ordered):
+        while value - ordered[lo] >= 1.0:
+            lo += 1
+        busiest = max(busiest, hi - lo + 1)
+    return {
+        "n": len(ordered),
+        "first": ordered[0],
+        "last": ordered[-1],
+        "span": ordered[-1] - ordered[0],
+        "width": width,
+        "buckets": counts,
+        "before": before,
+        "after": after,
+        "max_in_one_second": busiest,
+    }
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = math.floor(k), math.ceil(k)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def _save_entries(app: Any, entries: list[Any]) -> None:
+    """Store entries the way ``entry.save()`` does (``to_stored()``: checked, encoded, scored
+    with the policy), many per round trip, meta included."""
+    from redbeat_core.runtime import get_runtime
+
+    store = get_runtime(app).store
+    for start in range(0, len(entries), 2000):
+        store.save_many([e.to_stored() for e in entries[start : start + 2000]], keep_meta=False)
+
+
+def op_policy_burst(p: dict[str, Any]) -> dict[str, Any]:
+    """B7, a burst: entries 1..n of an interval all due at the same whole second T, run by
+    ``celery beat``'s loop (tick, sleep the returned interval) until all are published.
+    ``mode``: ``none`` (no jitter), ``entry`` (each entry's policy sets ``jitter``, stored as
+    ``save()`` writes it: the jittered time) or ``default`` (the app's ``redbeat_jitter``,
+    entries without a policy, stored by an app without the setting: scores at T, as a beat
+    left them before the setting was turned on). Every publish is compared with its run's own
+    due time (T plus its jitter), and the round trips of every tick are counted."""
+    from redbeat import RedBeatSchedulerEntry
+    from redbeat_core.policy import jitter_offset
+
+    n, every, mode = int(p["n"]), float(p["every"]), str(p["mode"])
+    jitter = float(p.get("jitter") or 0.0) if mode != "none" else 0.0
+    window = float(p.get("window") or jitter or 1.0)  # what the spreads are bucketed over
+    url = p["url"]
+    admin = admin_client(url)
+    admin.flushall()
+    app = make_app(url, **({"redbeat_jitter": jitter} if mode == "default" else {}))
+    app.redbeat_redis = counting_client(url)
+    scheduler = new_scheduler(app)
+    acquire(scheduler)
+    # Warm-up: entry 0, late by more than the jitter window, so it runs at once in every mode.
+    due0 = time.time() - jitter - 1.5
+    admin.hset(
+        key_of(0),
+        mapping={"definition": definition_json(0, every), "meta": meta_json(due0 - every)},
+    )
+    admin.zadd(SCHEDULE_KEY, {key_of(0): due0})
+    drain(scheduler, 1)
+    scheduler.tick()
+
+    due_at = float(math.ceil(time.time() + float(p.get("lead", 4.0))))
+    saver = make_app(url) if mode == "default" else app
+    last = datetime.fromtimestamp(due_at - every, tz=UTC)
+    policy = {"jitter": jitter} if mode == "entry" else None
+    entries = [
+        RedBeatSchedulerEntry(
+            name_of(i),
+            TASK,
+            schedule(run_every=every),
+            args=[i],
+            app=saver,
+            policy=policy,
+            last_run_at=last,
+        )
+        for i in range(1, n + 1)
+    ]
+    _save_entries(saver, entries)
+    # The harness's own objects are not the beat's: gone before the beat loop, so a garbage
+    # collection during the burst scans what a beat's would.
+    del entries
+    gc.collect()
+    left = due_at - time.time()
+    if left < 0.2:
+        raise RuntimeError(f"the entries were stored {-left:.2f}s after T: raise the lead")
+    scores = {
+        int(key[len(PREFIX) + 1 :]): float(score)
+        for key, score in admin.zrange(SCHEDULE_KEY, 0, -1, withscores=True)
+        if key != key_of(0)
+    }
+    if len(scores) != n:
+        raise RuntimeError(f"{len(scores)} of {n} entries scheduled")
+    stored = spread([s - due_at for s in scores.values()], window / 10, 10)
+    # Each run's own due time: T plus its jitter (the stored score is that, rounded up to the
+    # millisecond; in mode "default" the stored score is T until the beat re-scores it).
+    own = {i: due_at + jitter_offset(name_of(i), due_at, jitter) for i in scores}
+
+    stamps = publish_log()
+    sent0 = CountingConnection.sent
+    deadline = time.monotonic() + left + jitter + float(p.get("timeout", 120))
+    ticks = 0
+    per_tick: dict[int, int] = {}
+    busy_ticks = 0
+    while len(stamps) < n and time.monotonic() < deadline and ticks < MAX_TICKS:
+        sent = CountingConnection.sent
+        interval = scheduler.tick()
+        trips = CountingConnection.sent - sent
+        per_tick[trips] = per_tick.get(trips, 0) + 1
+        busy_ticks += trips > 1
+        ticks += 1
+        if len(stamps) >= n:
+            break
+        if interval and interval > 0:
+            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+    if len(stamps) != n:
+        raise RuntimeError(f"burst: {len(stamps)} of {n} dispatched before the deadline")
+    if sorted(i for _, i, _ in stamps) != list(range(1, n + 1)):
+        raise RuntimeError("burst: an entry was published twice or not at all")
+    late = [t - own[i] for t, i, _ in stamps]
+    published = spread([t - due_at for t, _, _ in stamps], window / 10, 10)
+    return {
+        "mode": mode,
+        "n": n,
+        "jitter": jitter,
+        "due_at": due_at,
+        "stored": stored,
+        "published": published,
+        "late_vs_due": {
+            "min": min(late),
+            "p50": _quantile(late, 0.5),
+            "p99": _quantile(late, 0.99),
+            "max": max(late),
+        },
+        "ticks": ticks,
+        "busy_ticks": busy_ticks,
+        "round_trips": CountingConnection.sent - sent0,
+        "round_trips_per_tick": {str(k): v for k, v in sorted(per_tick.items())},
+        "lock_held_after": admin.get(LOCK_KEY) is not None,
+    }
+
+
+def op_policy_scores(p: dict[str, Any]) -> dict[str, Any]:
+    """B7, no waiting: ``n`` entries on ``crontab(minute=0)`` with a policy ``jitter``, saved
+    as ``save()`` writes them (one save of many), their scores read back from the server: how
+    the next top of the hour's runs are spread. Saved twice, to show the spread is the same
+    (a hash of name and due time: a failover or a restart does not re-roll it)."""
+    from celery.schedules import crontab
+
+    from redbeat import RedBeatSchedulerEntry
+
+    n, jitter = int(p["n"]), float(p["jitter"])
+    admin = admin_client(p["url"])
+    admin.flushall()
+    app = make_app(p["url"])
+    top = (math.floor(time.time() / 3600) + 1) * 3600.0
+    if top - time.time() < 120:  # both saves before it: an overdue run is due now, unjittered
+        top += 3600
+    last = datetime.fromtimestamp(top - 3600, tz=UTC)
+
+    def save() -> dict[str, float]:
+        entries = [
+            RedBeatSchedulerEntry(
+                name_of(i),
+                TASK,
+                crontab(minute=0),
+                args=[i],
+                app=app,
+                policy={"jitter": jitter},
+                last_run_at=last,
+            )
+            for i in range(n)
+        ]
+        t0 = time.perf_counter()
+        _save_entries(app, entries)
+        took.append(time.perf_counter() - t0)
+        return {k: float(s) for k, s in admin.zrange(SCHEDULE_KEY, 0, -1, withscores=True)}
+
+    took: list[float] = []
+    first = save()
+    second = save()
+    if len(first) != n:
+        raise RuntimeError(f"{len(first)} of {n} entries scheduled")
+    if time.time() >= top:
+        raise RuntimeError("the top of the hour passed while the entries were saved")
+    return {
+        "n": n,
+        "jitter": jitter,
+        "top_of_hour": top,
+        "scores": spread([s - top for s in first.values()], jitter / 10, 10),
+        "same_on_second_save": first == second,
+        "save_seconds": took,
+    }
+
+
+def _variant_policy(variant: str, now: float, jitter: float) -> dict[str, Any] | None:
+    policies: dict[str, dict[str, Any] | None] = {
+        "none": None,
+        "skip": {"misfire": "skip"},
+        "skip_late": {"misfire": "skip"},
+        "deadline": {"starting_deadline": 30.0},
+        "jitter": {"jitter": jitter},
+        "bounds": {"start_at": now - 86_400, "end_at": now + 30 * 86_400, "max_runs": 10**9},
+        "run_all": {"misfire": "run_all"},
+        "idempotent": None,
+    }
+    return policies[variant]
+
+
+#: B7's cost variants, in the report's order.
+POLICY_VARIANTS = (
+    "none",
+    "skip",
+    "skip_late",
+    "deadline",
+    "jitter",
+    "bounds",
+    "run_all",
+    "idempotent",
+)
+
+
+def op_policy_cost(p: dict[str, Any]) -> dict[str, Any]:
+    """B7, the cost of each policy per due entry: B1's busy tick (``due`` of ``n`` stored
+    entries due, a fresh slice each time), once per variant, all in this process and
+    interleaved round by round (the order rotates), with Celery's own publish (the floor)
+    measured in every round too. Each variant has its own key prefix, schedule and lock on the
+    one server, and its own scheduler (``idempotent`` is an app-wide setting). Wall time and
+    this process's CPU time (``process_time``: what the scheduler itself computes, not the
+    time it waits for the server or for a core another process holds) are both kept.
+
+    Every due entry is on time (due 1.5 s ago) except for ``skip_late``, due 120 s ago, beyond
+    ``redbeat_misfire_grace``: all skipped, nothing published; ``run_all``'s entries each
+    missed ``missed`` due times of the interval, one run each; ``jitter``'s are due at their
+    jittered time, as the beat stores it."""
+    from celery.beat import ScheduleEntry, Scheduler
+
+    from redbeat_core.policy import jitter_offset
+
+    n, every, due, reps = int(p["n"]), float(p["every"]), int(p["due"]), int(p["reps"])
+    missed, jitter = int(p["missed"]), float(p["jitter"])
+    variants = list(p.get("variants") or POLICY_VARIANTS)
+    if 1 + (reps + 1) * due > n:
+        raise ValueError(f"{reps + 1} slices of {due} do not fit in {n} entries")
+    url = p["url"]
+    admin = admin_client(url)
+    admin.flushall()
+    start = time.time()
+    stamps = publish_log()
+
+    class Variant:
+        def __init__(self, name: str) -> None:
+            self.name = name
+            self.prefix = f"{name}:"
+            self.schedule_key = self.prefix + ":schedule"
+            self.policy = _variant_policy(name, start, jitter)
+            # A variant's scheduler waits for the others' ticks between two of its own (seconds
+            # on a loaded machine): a lease longer than the default 10 s keeps its lock held.
+            conf: dict[str, Any] = {"redbeat_key_prefix": self.prefix, "redbeat_lock_timeout": 120}
+            if name == "idempotent":
+                conf["redbeat_idempotent_task_ids"] = True
+            self.app = make_app(url, **conf)
+            self.app.redbeat_redis = counting_client(url)
+            self.per_entry = 0 if name == "skip_late" else missed if name == "run_all" else 1
+            self.runs: list[dict[str, Any]] = []
+            self.scheduler: Any = None
+
+        def key(self, i: int) -> str:
+            return self.prefix + name_of(i)
+
+        def populate(self) -> None:
+            policy = json.dumps(self.policy) if self.policy else None
+            pipe = admin.pipeline(transaction=False)
+            for i in range(n + 1):
+                at = start + every * (0.25 + 0.74 * i / max(n, 1))
+                fields = {"definition": definition_json(i, every), "meta": meta_json(at - every)}
+                if policy:
+                    fields["policy"] = policy
+                pipe.hset(self.key(i), mapping=fields)
+                pipe.zadd(self.schedule_key, {self.key(i): at})
+                if len(pipe) >= 20_000:
+                    pipe.execute()
+            pipe.execute()
+
+        def make_due(self, indexes: range) -> None:
+            """Untimed, on the admin connection: the slice's runs due now (see above)."""
+            now = time.time()
+            late = 120.0 if self.name == "skip_late" else 1.5
+            if self.name == "jitter":
+                late += jitter
+            runs = missed if self.name == "run_all" else 1
+            first = now - late - (runs - 1) * every  # the oldest due time not run
+            pipe = admin.pipeline(transaction=False)
+            for i in indexes:
+                score = first
+                if self.name == "jitter":
+                    score += jitter_offset(name_of(i), first, jitter)
+                pipe.hset(self.key(i), "meta", meta_json(first - every, 1))
+                pipe.zadd(self.schedule_key, {self.key(i): score})
+            pipe.execute()
+
+        def tick_through(self, expected: int, entries: int) -> int:
+            if expected:
+                return drain(self.scheduler, expected)
+            ticks = math.ceil(entries / int(self.scheduler.config.batch_size))
+            for _ in range(ticks):
+                self.scheduler.tick()
+            return ticks
+
+        def measure(self, indexes: range, *, keep: bool = True) -> None:
+            self.make_due(indexes)
+            expected = self.per_entry * len(indexes)
+            before = len(stamps)
+            cpu: list[float] = []
+
+            def run() -> int:
+                c0 = time.process_time()
+                ticks = self.tick_through(expected, len(indexes))
+                cpu.append(time.process_time() - c0)
+                return ticks
+
+            result = measured(admin, run)
+            result["cpu_seconds"] = cpu[0]
+            if result["published"] != expected:
+                raise RuntimeError(f"{self.name}: {result['published']} of {expected} published")
+            left = admin.zcount(self.schedule_key, "-inf", time.time())
+            if left:
+                raise RuntimeError(
+                    f"{self.name}: {left} entries still due after the tick ({result}; lock "
+                    f"TTL left {admin.pttl(self.prefix + ':lock')} ms)"
+                )
+            ids = [task_id for _, _, task_id in stamps[before:]]
+            versions = {uuid.UUID(task_id).version for task_id in ids}
+            if ids and versions != ({5} if self.name == "idempotent" else {4}):
+                raise RuntimeError(f"{self.name}: task ids of UUID versions {versions}")
+            if keep:
+                self.runs.append(result)
+
+    table = [Variant(name) for name in variants]
+    for variant in table:
+        variant.populate()
+        variant.scheduler = new_scheduler(variant.app)
+        acquire(variant.scheduler)
+        variant.make_due(range(1))  # warm-up: scripts loaded, producer connected, one run
+        variant.tick_through(variant.per_entry, 1)
+        variant.scheduler.tick()
+    floor_app = make_app(url)
+    floor_scheduler = Scheduler(floor_app, lazy=True)
+    producer = floor_scheduler.producer
+    floor_entry = ScheduleEntry(
+        name="floor", task=TASK, schedule=schedule(3600), args=(0,), app=floor_app
+    )
+    for _ in range(200):  # connect, declare, warm the caches
+        floor_scheduler.apply_async(floor_entry, producer=producer, advance=False)
+    # The first scheduler's tick froze what was alive then (as a beat does at its first tick);
+    # the other schedulers were built after it: freeze them too, as one beat's would be.
+    gc.collect()
+    gc.freeze()
+    floor: list[float] = []
+    floor_cpu: list[float] = []
+    # Round 0 is not kept: a claim writes the run records of the tick before it (the run
+    # history), and before round 0 that was the one-entry warm-up.
+    for r in range(reps + 1):
+        shift = r % len(table)
+        for variant in table[shift:] + table[:shift]:
+            variant.measure(range(1 + r * due, 1 + (r + 1) * due), keep=r > 0)
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(due):
+            floor_scheduler.apply_async(floor_entry, producer=producer, advance=False)
+        if r:
+            floor.append((time.perf_counter() - t0) / due)
+            floor_cpu.append((time.process_time() - c0) / due)
+    return {
+        "n": n,
+        "due": due,
+        "reps": reps,
+        "missed": missed,
+        "jitter": jitter,
+        "floor_per_publish": sorted(floor)[len(floor) // 2],
+        "floor_cpu_per_publish": sorted(floor_cpu)[len(floor_cpu) // 2],
+        "floor_rounds": floor,
+        "floor_cpu_rounds": floor_cpu,
+        "variants": {
+            v.name: {"policy": v.policy, "per_entry": v.per_entry, "runs": v.runs} for v in table
+        },
+    }
+
+
 OPS = {
     "publish_cost": op_publish_cost,
     "publish_floor": op_publish_floor,
@@ -698,6 +1127,9 @@ OPS = {
     "memory": op_memory,
     "startup": op_startup,
     "burst": op_burst,
+    "policy_burst": op_policy_burst,
+    "policy_scores": op_policy_scores,
+    "policy_cost": op_policy_cost,
 }
 
 

@@ -192,6 +192,7 @@ def test_the_json_plan_names_each_changed_field(workdir: Path, redbeat_url: str)
         "kwargs": {},
         "options": {},
         "enabled": True,
+        "policy": {},
     }
 
 

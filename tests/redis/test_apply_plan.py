@@ -283,7 +283,7 @@ def test_paused_static_and_unreadable_entries_are_said_so() -> None:
     assert broken.unreadable
     assert broken.quarantined
     assert [f.field for f in broken.fields] == [
-        "task", "schedule", "args", "kwargs", "options", "enabled"
+        "task", "schedule", "args", "kwargs", "options", "enabled", "policy"
     ]  # fmt: skip
     lines = [text for _, text in plan_lines(plan)]
     assert "~ broken: task (cannot be read) -> tasks.b" in lines
@@ -336,6 +336,7 @@ def test_the_plan_as_json_and_as_lines(tmp_path: Path) -> None:
         "kwargs": {},
         "options": {},
         "enabled": True,
+        "policy": {},
     }
     assert data["remove"] == ["old"]
     assert plan_lines(plan) == [

@@ -171,13 +171,17 @@ def test_idempotent_ids_are_kept_for_reserved_runs(
 
 
 def test_without_a_recording_worker_the_beat_publishes_and_says_why(
-    app: Celery, sent: list[dict[str, Any]], caplog: pytest.LogCaptureFixture
+    app: Celery, sent: list[dict[str, Any]], caplog: pytest.LogCaptureFixture, client: Any
 ) -> None:
+    """Published unreserved, as with 'allow', but naming its entry: the worker that runs it
+    starts recording runs."""
     overlapping(app, "report")
-    with caplog.at_level(logging.WARNING, logger="celery.beat"):
+    with caplog.at_level(logging.INFO, logger="celery.beat"):
         tick(app)
-    assert len(sent) == 1
-    assert "no worker records runs" in caplog.text
+    (message,) = sent
+    assert message["redbeat_entry"] == "report"
+    assert not client.exists("redbeat::queued:report")
+    assert "no worker records runs yet" in caplog.text
 
 
 # ------------------------------------------------------------------------- the worker side
@@ -201,6 +205,7 @@ def test_a_worker_records_start_and_end_through_celerys_signals(
     assert seen[0] is not None
     assert seen[0] > time.time() + 20  # leased for redbeat_run_lease
     assert client.zscore("redbeat::running:report", "run-1") is None  # done: not running
+    assert client.zcard("redbeat::trackers") == 1  # it says it records runs from now on
     plain = observed.apply(task_id="run-2")  # no header: nothing recorded
     assert plain.successful()
     assert seen[1] is None

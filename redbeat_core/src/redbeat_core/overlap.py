@@ -26,8 +26,8 @@ from redbeat_core.exceptions import RedBeatError
 from redbeat_core.hookspecs import hookimpl
 from redbeat_core.idempotency import task_id_for
 from redbeat_core.policies import IDEMPOTENT_SETTING
-from redbeat_core.policy import resolve
-from redbeat_core.running import ENTRY_HEADER, Reservation, RunTracker
+from redbeat_core.policy import PolicyDefaults, resolve
+from redbeat_core.running import ENTRY_HEADER, Reservation, Reserved, RunTracker
 from redbeat_core.runtime import get_runtime
 from redbeat_core.settings import CORE_OWNER, SettingRegistry
 
@@ -53,15 +53,7 @@ def redbeat_register_settings(registry: SettingRegistry) -> None:
 def redbeat_decide_runs(scheduler: RedBeatScheduler, runs: DueRuns) -> None:
     """Reserve the runs of entries with an overlap policy; skip those it does not let go."""
     runtime = get_runtime(scheduler.app)
-    defaults = runtime.policy_defaults
-    wanted: list[tuple[DueRun, str]] = []
-    for run in runs:
-        entry = run.entry
-        if (entry.policy is None and defaults.overlap == "allow") or runs.decision(run):
-            continue
-        resolved = resolve(entry.policy, defaults)
-        if resolved is not None and resolved.overlap != "allow":
-            wanted.append((run, resolved.overlap))
+    wanted = _wanted(runs, runtime.policy_defaults)
     if not wanted:
         return
     store = scheduler.store
@@ -74,6 +66,38 @@ def redbeat_decide_runs(scheduler: RedBeatScheduler, runs: DueRuns) -> None:
             "overlap policy are published as with overlap 'allow'",
         )
         return
+    found = _reserve(store, wanted, runtime, warned)
+    if found is None:
+        return
+    for (run, mode), reserved in zip(wanted, found, strict=True):
+        if reserved.allowed:
+            continue
+        reason = _reason(mode, reserved.queued, reserved.running)
+        if mode == "skip":
+            runs.skip(run, reason)
+        else:  # buffer_one: this run waits, re-checked until the previous one is done
+            runs.postpone(run, runs.now + BUFFER_RECHECK, reason)
+
+
+def _wanted(runs: DueRuns, defaults: PolicyDefaults) -> list[tuple[DueRun, str]]:
+    """The runs no plugin decided about whose entry has an overlap policy, with it."""
+    wanted: list[tuple[DueRun, str]] = []
+    for run in runs:
+        entry = run.entry
+        if (entry.policy is None and defaults.overlap == "allow") or runs.decision(run):
+            continue
+        resolved = resolve(entry.policy, defaults)
+        if resolved is not None and resolved.overlap != "allow":
+            wanted.append((run, resolved.overlap))
+    return wanted
+
+
+def _reserve(
+    store: RunTracker, wanted: list[tuple[DueRun, str]], runtime: Any, warned: set[str]
+) -> list[Reserved] | None:
+    """Fix the runs' task ids and headers and reserve them; None when they go unreserved (no
+    worker records runs yet, or the store refused), as with overlap 'allow'. Their header
+    still names their entry, so the worker that runs one starts recording runs."""
     settings = runtime.config.settings
     queued_for = float(settings.get(running.QUEUED_SETTING, running.DEFAULT_QUEUED_TIMEOUT))
     idempotent = bool(settings.get(IDEMPOTENT_SETTING))
@@ -92,26 +116,18 @@ def redbeat_decide_runs(scheduler: RedBeatScheduler, runs: DueRuns) -> None:
             f"beat: cannot reserve the runs of entries with an overlap policy ({exc}); they "
             "are published as with overlap 'allow' until it works again",
         )
-        return
+        return None
     warned.discard("reserve-failed")
-    if found is None:
-        _warn_once(
-            warned,
-            "no-tracker",
-            "beat: no worker records runs (none with RedBeat installed and redbeat_track_runs "
-            "on has said so within its lease): entries with an overlap policy are published "
-            "as with overlap 'allow' until one does",
+    if found is None and "no-tracker" not in warned:
+        warned.add("no-tracker")
+        logger.info(
+            "beat: no worker records runs yet (a worker with RedBeat installed and "
+            "redbeat_track_runs on does from the first run of an entry with an overlap policy "
+            "it starts): until one does, such entries are published as with overlap 'allow'"
         )
-        return
-    warned.discard("no-tracker")
-    for (run, mode), reserved in zip(wanted, found, strict=True):
-        if reserved.allowed:
-            continue
-        reason = _reason(mode, reserved.queued, reserved.running)
-        if mode == "skip":
-            runs.skip(run, reason)
-        else:  # buffer_one: this run waits, re-checked until the previous one is done
-            runs.postpone(run, runs.now + BUFFER_RECHECK, reason)
+    elif found is not None:
+        warned.discard("no-tracker")
+    return found
 
 
 def _fix_task_id(run: DueRun, idempotent: bool, key_for: Any) -> str:
@@ -123,9 +139,16 @@ def _fix_task_id(run: DueRun, idempotent: bool, key_for: Any) -> str:
     if not isinstance(task_id, str) or not task_id:
         task_id = task_id_for(key_for(entry.name), run.due_at) if idempotent else str(uuid.uuid4())
     options["task_id"] = task_id
+    entry.options = options
+    _name_entry(entry)
+    return task_id
+
+
+def _name_entry(entry: Any) -> None:
+    """The entry's name in the ``redbeat_entry`` header of its run: what workers record."""
+    options = dict(entry.options or {})
     options["headers"] = {**(options.get("headers") or {}), ENTRY_HEADER: entry.name}
     entry.options = options
-    return task_id
 
 
 def _expires(options: Any) -> float | None:

@@ -7,8 +7,10 @@ runs and, when its overlap policy lets the run go, records it as queued, atomica
 message carries the entry's name in the ``redbeat_entry`` header. A worker that has RedBeat
 installed (and ``redbeat_track_runs`` left on) records, from Celery's task signals, when such a
 run starts (queued -> running, with a lease of ``redbeat_run_lease``) and ends, renews the
-leases of its running ones every third of a lease, and says that it records runs (a tracker
-heartbeat). So:
+leases of its running ones every third of a lease and, from the first such run it sees, says
+that it records runs (a tracker heartbeat). Until a worker has, the beat publishes those
+entries unreserved, with the header, as with ``allow``: a worker that never runs such a task
+never connects to the schedule's storage. So:
 
 - a worker that dies stops renewing: its runs stop counting after one lease;
 - a run whose message is lost stops counting as queued after ``redbeat_queued_timeout``;
@@ -251,6 +253,10 @@ def _on_prerun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
     _tracking.ensure_thread()
     with _tracking.lock:
         _tracking.running[task_id] = (store, name, lease)
+        first = id(store) not in _tracking.heartbeats
+        _tracking.heartbeats[id(store)] = (store, lease)
+    if first:  # from now on this process says it records runs, every third of a lease
+        _tracking.call(store.tracker_alive, _identity(), lease)
     _tracking.call(store.run_started, name, task_id, lease)
 
 
@@ -280,23 +286,6 @@ def _on_revoked(request: Any = None, sender: Any = None, **_: Any) -> None:
         _tracking.call(found[0].run_finished, name, task_id)
 
 
-def _on_worker_ready(sender: Any = None, **_: Any) -> None:
-    """The worker records runs: its heartbeat tells beats so (renewed every third of a
-    lease), from the main process."""
-    app = getattr(sender, "app", None)
-    if app is None:
-        return
-    found = _safely(_tracker_for, app)
-    if found is None:
-        return
-    store, lease, _queued = found
-    with _tracking.lock:
-        _tracking.heartbeats[id(store)] = (store, lease)
-    _tracking.call(store.tracker_alive, _identity(), lease)
-    _tracking.ensure_thread()
-    _tracking.wake.set()
-
-
 def _safely(function: Any, *args: Any) -> Any:
     try:
         return function(*args)
@@ -318,5 +307,4 @@ def connect_worker_signals() -> None:
         signals.task_prerun.connect(_on_prerun, weak=False)
         signals.task_postrun.connect(_on_postrun, weak=False)
         signals.task_revoked.connect(_on_revoked, weak=False)
-        signals.worker_ready.connect(_on_worker_ready, weak=False)
         _tracking.connected = True

@@ -23,13 +23,15 @@ lost.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Collection, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
+from redbeat_core.config import DEFAULT_PUBLISH_BATCH, PUBLISH_BATCH_SETTING
 from redbeat_core.runs import Dispatched
 from redbeat_core.stops import stop_was_held
 from redbeat_core.summary import LATE_AFTER
@@ -110,6 +112,8 @@ class _Tally:
     failed: list[str] = attrs.Factory(list)
     failed_at: list[int] = attrs.Factory(list)
     reasons: dict[int, str] = attrs.Factory(dict)
+    unsent: list[str] = attrs.Factory(list)
+    unsent_at: list[int] = attrs.Factory(list)
     late: int = 0
 
     def note_sent(self, sent: Sent) -> None:
@@ -122,7 +126,13 @@ class _Tally:
         self.failed_at.append(index)
         self.reasons[index] = _why(exc)
 
-    def result(self, unsent: tuple[str, ...] = (), unsent_at: tuple[int, ...] = ()) -> Published:
+    def note_unsent(self, name: str, index: int, why: str) -> None:
+        self.unsent.append(name)
+        self.unsent_at.append(index)
+        self.reasons[index] = why
+
+    def result(self) -> Published:
+        unsent, unsent_at = tuple(self.unsent), tuple(self.unsent_at)
         return Published(
             tuple(self.failed),
             unsent,
@@ -134,6 +144,68 @@ class _Tally:
         )
 
 
+@attrs.define
+class _Held:
+    """A run ``apply_async`` handed to a transport batch, not yet flushed."""
+
+    index: int
+    name: str
+    entry: RedBeatSchedulerEntry
+    due_at: float
+    result: Any
+
+
+class _Batch:
+    """The tick's runs grouped into transport batches (kombu's ``Producer.batch``), flushed
+    every ``size`` runs, before each wait for a due time and at the end. Each flush is a
+    batch context of its own: a failed flush leaves kombu's batch unusable, and the next runs
+    start a new one."""
+
+    def __init__(self, producer: Any, size: int) -> None:
+        self.producer = producer
+        self.size = size
+        self.held: list[_Held] = []
+        self._context: Any = None
+
+    @classmethod
+    def for_producer(cls, producer: Any, size: int) -> _Batch | None:
+        """A batch for ``producer``, or None when runs are published one by one (a size of
+        1, or a transport that cannot batch: kombu would publish at once anyway)."""
+        if size <= 1 or not getattr(producer, "supports_batch_publish", False):
+            return None
+        return cls(producer, size)
+
+    def open(self) -> None:
+        if self._context is None:
+            # kombu flushes by itself at max_size transport operations; ours flushes by runs
+            # first, so each flush's runs are known (a message is a few operations).
+            self._context = self.producer.batch(max_size=self.size * 8)
+            self._context.__enter__()
+
+    def flush(self) -> tuple[list[_Held], BaseException | None]:
+        """Send what is held: the runs, and the error when the flush failed (every run it
+        held then failed: kombu cannot say which reached the broker)."""
+        held, self.held = self.held, []
+        context, self._context = self._context, None
+        if context is None:
+            return held, None
+        try:
+            context.__exit__(None, None, None)
+        except Exception as exc:
+            return held, exc
+        return held, None
+
+    def discard(self) -> list[_Held]:
+        """Drop what is held, unsent (the lease may have lapsed: nothing more goes out)."""
+        held, self.held = self.held, []
+        context, self._context = self._context, None
+        if context is not None:
+            error = RuntimeError("runs discarded")
+            with contextlib.suppress(Exception):
+                context.__exit__(RuntimeError, error, None)
+        return held
+
+
 def publish(
     scheduler: RedBeatScheduler,
     due: Sequence[tuple[str, RedBeatSchedulerEntry, float]],
@@ -141,62 +213,161 @@ def publish(
     at_most_once: bool,
     lease_ok: Callable[[], bool],
 ) -> Published:
-    """``apply_async`` for each ``(name, entry, due time)``, each at its due time; reports
-    every publish to ``redbeat_after_dispatch`` (one call) and every failure to
-    ``redbeat_dispatch_failed``. Raises the stop that arrived meanwhile, once it may."""
-    plugins = scheduler.plugins
-    observed = bool(plugins.after_dispatch)
-    dispatched: list[Dispatched] = []
-    tally = _Tally()
-    producer = scheduler.producer
-    stop: BaseException | None = None
-    failing = 0
-    for index, (name, entry, due_at) in enumerate(due):
-        # Prepared ahead (prepare_ahead): never published before its due time. A loop, as
-        # sleep keeps the monotonic clock and the due time is on the wall clock.
+    """``apply_async`` for each ``(name, entry, due time)``, each at its due time, in transport
+    batches when the broker can (``redbeat_publish_batch``); reports every publish to
+    ``redbeat_after_dispatch`` (one call) and every failure to ``redbeat_dispatch_failed``.
+    Raises the stop that arrived meanwhile, once it may."""
+    return _Dispatch(scheduler, due, at_most_once, lease_ok).run()
+
+
+class _Dispatch:
+    """One tick's publishes (see :func:`publish`)."""
+
+    def __init__(
+        self,
+        scheduler: RedBeatScheduler,
+        due: Sequence[tuple[str, RedBeatSchedulerEntry, float]],
+        at_most_once: bool,
+        lease_ok: Callable[[], bool],
+    ) -> None:
+        self.scheduler = scheduler
+        self.due = due
+        self.at_most_once = at_most_once
+        self.lease_ok = lease_ok
+        self.plugins = scheduler.plugins
+        self.observed = bool(self.plugins.after_dispatch)
+        self.dispatched: list[Dispatched] = []
+        self.tally = _Tally()
+        self.producer = scheduler.producer
+        settings = scheduler.config.settings
+        size = int(settings.get(PUBLISH_BATCH_SETTING, DEFAULT_PUBLISH_BATCH))
+        self.batch = _Batch.for_producer(self.producer, size)
+        self.stop: BaseException | None = None
+        self.failing = 0
+
+    def run(self) -> Published:
+        due = self.due
+        for index, (name, entry, due_at) in enumerate(due):
+            self._wait(index, due_at)
+            why = self._why_not()
+            if why is not None:
+                self.flush()  # held while the lease was fine (the flush checks it again)
+                unsent = tuple(n for n, _, _ in due[index:])
+                _log_unsent(unsent, self.at_most_once, why)
+                for place in range(index, len(due)):
+                    self.tally.note_unsent(due[place][0], place, why)
+                break
+            self._send(index, name, entry, due_at)
+        else:
+            self.flush()
+        return _done(self.scheduler, self.observed, self.dispatched, self.tally.result(), self.stop)
+
+    def _wait(self, index: int, due_at: float) -> None:
+        """Prepared ahead (prepare_ahead): never published before its due time. A loop, as
+        sleep keeps the monotonic clock and the due time is on the wall clock. What a batch
+        holds goes out first, not after the wait."""
         try:
-            while stop is None and (early := due_at - time.time()) > 0:
+            if self.batch is not None and due_at > time.time():
+                self.flush()
+            while self.stop is None and (early := due_at - time.time()) > 0:
                 time.sleep(early)
         except (SystemExit, KeyboardInterrupt) as exc:
             where = f"{due_at - time.time():.3f}s before a due time"
-            stop = _keep_publishing(exc, stop, where, len(due) - index, at_most_once)
-        why = None
-        if not lease_ok():
-            why = "the lease may have lapsed while this beat waited"
-        elif not at_most_once and failing >= BROKER_DOWN_AFTER:
-            why = f"{failing} publishes failed in a row"
-        if why is not None:
-            unsent = tuple(n for n, _, _ in due[index:])
-            _log_unsent(unsent, at_most_once, why)
-            tally.reasons.update(dict.fromkeys(range(index, len(due)), why))
-            done = tally.result(unsent, tuple(range(index, len(due))))
-            return _done(scheduler, observed, dispatched, done, stop)
+            left = len(self.due) - index
+            self.stop = _keep_publishing(exc, self.stop, where, left, self.at_most_once)
+
+    def _why_not(self) -> str | None:
+        """Why the tick's remaining runs must not be published, or None."""
+        if not self.lease_ok():
+            return "the lease may have lapsed while this beat waited"
+        if not self.at_most_once and self.failing >= BROKER_DOWN_AFTER:
+            return f"{self.failing} publishes failed in a row"
+        return None
+
+    def _send(self, index: int, name: str, entry: RedBeatSchedulerEntry, due_at: float) -> None:
         logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
         try:
-            result = scheduler.apply_async(entry, producer=producer, advance=False)
+            if self.batch is not None:
+                self.batch.open()
+            result = self.scheduler.apply_async(entry, producer=self.producer, advance=False)
         except (SystemExit, KeyboardInterrupt) as exc:
             where = f"while publishing {entry.name!r} (it may not have been sent)"
-            stop = _keep_publishing(exc, stop, where, len(due) - index - 1, at_most_once)
-            continue
+            left = len(self.due) - index - 1
+            self.stop = _keep_publishing(exc, self.stop, where, left, self.at_most_once)
+            return
         except Exception as exc:
-            failing += 1
-            tally.note_failed(name, index, exc)
+            self.failing += 1
+            self.tally.note_failed(name, index, exc)
             logger.exception(
                 "beat: cannot publish %r: %s%s",
                 entry.name,
                 exc,
-                "; its run is lost (at-most-once: it was stored as run)"
-                if at_most_once
-                else "; it stays due and is tried again (at-least-once)",
+                _fate(self.at_most_once, "its run is lost", "it stays due"),
             )
-            plugins.dispatch_failed(scheduler=scheduler, entry=entry, exc=exc)
-            continue
-        failing = 0
-        published_at = time.time()
-        tally.note_sent(Sent(name, due_at, published_at, getattr(result, "id", None), index))
-        if observed:
-            dispatched.append(Dispatched(entry, due_at, published_at, result))
-    return _done(scheduler, observed, dispatched, tally.result(), stop)
+            self.plugins.dispatch_failed(scheduler=self.scheduler, entry=entry, exc=exc)
+            return
+        if self.batch is not None:
+            self.batch.held.append(_Held(index, name, entry, due_at, result))
+            if len(self.batch.held) >= self.batch.size:
+                self.flush()
+            return
+        self.failing = 0
+        self._sent(index, name, entry, due_at, result, time.time())
+
+    def _sent(
+        self,
+        index: int,
+        name: str,
+        entry: RedBeatSchedulerEntry,
+        due_at: float,
+        result: Any,
+        at: float,
+    ) -> None:
+        self.tally.note_sent(Sent(name, due_at, at, getattr(result, "id", None), index))
+        if self.observed:
+            self.dispatched.append(Dispatched(entry, due_at, at, result))
+
+    def flush(self) -> None:
+        """Send what the batch holds: when the lease may have lapsed meanwhile, nothing (the
+        runs are unsent); a failed flush fails every run it held (kombu cannot say which
+        reached the broker) and counts as the broker being down."""
+        batch = self.batch
+        if batch is None or not batch.held:
+            return
+        if not self.lease_ok():
+            why = "the lease may have lapsed before the batch was sent"
+            held = batch.discard()
+            _log_unsent(tuple(run.name for run in held), self.at_most_once, why)
+            for run in held:
+                self.tally.note_unsent(run.name, run.index, why)
+            return
+        held, error = batch.flush()
+        now = time.time()
+        if error is None:
+            self.failing = 0
+            for run in held:
+                self._sent(run.index, run.name, run.entry, run.due_at, run.result, now)
+            return
+        self.failing = BROKER_DOWN_AFTER
+        logger.error(
+            "beat: cannot publish a batch of %d runs (%s): %s%s",
+            len(held),
+            ", ".join(repr(run.entry.name) for run in held[:5]),
+            error,
+            _fate(self.at_most_once, "they are lost", "they stay due"),
+        )
+        for run in held:
+            self.tally.note_failed(run.name, run.index, error)
+            self.plugins.dispatch_failed(scheduler=self.scheduler, entry=run.entry, exc=error)
+
+
+def _fate(at_most_once: bool, lost: str, due: str) -> str:
+    """What becomes of a run that was not published, by delivery mode."""
+    if at_most_once:
+        stored = "it was stored as run" if lost.startswith("its") else "they were stored as run"
+        return f"; {lost} (at-most-once: {stored})"
+    tried = "is" if due.startswith("it ") else "are"
+    return f"; {due} and {tried} tried again (at-least-once)"
 
 
 def _done(

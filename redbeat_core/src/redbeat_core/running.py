@@ -170,7 +170,9 @@ class _Tracking:
             if self.pid == os.getpid():
                 return
             self.pid = os.getpid()
+            # In a forked pool child, the parent's runs and heartbeats are not this process's.
             self.running.clear()
+            self.heartbeats.clear()
             thread = threading.Thread(target=self._renew, name="redbeat-run-tracker", daemon=True)
             thread.start()
 

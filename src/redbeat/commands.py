@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -434,9 +434,11 @@ def _policy_options(command: F) -> F:
     return command
 
 
-def _policy_from(given: dict[str, str | None], blackouts: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The policy fields the options set (``default`` puts one back to the app's default)."""
+def _policy_from(given: Mapping[str, Any]) -> dict[str, Any]:
+    """The policy fields the options of ``add`` or ``edit`` set (their ``ctx.params``;
+    ``default`` puts one back to the app's default)."""
     fields: dict[str, Any] = {}
+    blackouts = tuple(given.get("blackouts") or ())
     if blackouts == (DEFAULT_WORD,):
         fields["blackouts"] = None
     elif blackouts == ("none",):
@@ -509,22 +511,7 @@ def add(
     args = _json_value(args_json, "--args", list) or []
     kwargs = _json_value(kwargs_json, "--kwargs", dict)
     options = _json_value(options_json, "--options", dict)
-    policy = (
-        _policy_from(
-            {
-                "misfire": misfire,
-                "starting_deadline": starting_deadline,
-                "jitter": jitter,
-                "start": start,
-                "end": end,
-                "max_runs": max_runs,
-                "overlap": overlap,
-                "blackout_action": blackout_action,
-            },
-            blackouts,
-        )
-        or None
-    )
+    policy = _policy_from(ctx.params) or None
 
     def action() -> None:
         info = _schedule(ctx).add(
@@ -588,19 +575,7 @@ def edit(
         value = _json_value(text, f"--{field}", kind)
         if value is not None:
             changes[field] = value
-    policy = _policy_from(
-        {
-            "misfire": misfire,
-            "starting_deadline": starting_deadline,
-            "jitter": jitter,
-            "start": start,
-            "end": end,
-            "max_runs": max_runs,
-            "overlap": overlap,
-            "blackout_action": blackout_action,
-        },
-        blackouts,
-    )
+    policy = _policy_from(ctx.params)
     if policy:
         changes["policy"] = policy
     if not changes:

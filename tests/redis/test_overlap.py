@@ -200,12 +200,15 @@ def test_a_worker_records_start_and_end_through_celerys_signals(
     def observed(self: Any) -> None:
         seen.append(client.zscore("redbeat::running:report", self.request.id))
 
-    result = observed.apply(task_id="run-1", headers={"redbeat_entry": "report"})
-    assert result.successful(), result.traceback
-    assert seen[0] is not None
-    assert seen[0] > time.time() + 20  # leased for redbeat_run_lease
-    assert client.zscore("redbeat::running:report", "run-1") is None  # done: not running
-    assert client.zcard("redbeat::trackers") == 1  # it says it records runs from now on
-    plain = observed.apply(task_id="run-2")  # no header: nothing recorded
-    assert plain.successful()
-    assert seen[1] is None
+    try:
+        result = observed.apply(task_id="run-1", headers={"redbeat_entry": "report"})
+        assert result.successful(), result.traceback
+        assert seen[0] is not None
+        assert seen[0] > time.time() + 20  # leased for redbeat_run_lease
+        assert client.zscore("redbeat::running:report", "run-1") is None  # done: not running
+        assert client.zcard("redbeat::trackers") == 1  # it says it records runs from now on
+        plain = observed.apply(task_id="run-2")  # no header: nothing recorded
+        assert plain.successful()
+        assert seen[1] is None
+    finally:
+        running.stop_recording()  # this test process is no worker: no heartbeat after it

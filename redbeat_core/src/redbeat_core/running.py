@@ -41,6 +41,7 @@ __all__ = [
     "Reserved",
     "RunTracker",
     "connect_worker_signals",
+    "stop_recording",
 ]
 
 logger = logging.getLogger("celery.worker")
@@ -153,6 +154,9 @@ class _Tracking:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        #: Held by the renewal thread for each pass: once :func:`stop_recording` has it, no
+        #: pass that began before is still writing.
+        self.pass_lock = threading.Lock()
         #: task id -> (store, entry name, lease)
         self.running: dict[str, tuple[Any, str, float]] = {}
         self.heartbeats: dict[int, tuple[Any, float]] = {}  # id(store) -> (store, lease)
@@ -178,21 +182,28 @@ class _Tracking:
 
     def _renew(self) -> None:
         while True:
-            with self.lock:
-                running = list(self.running.items())
-                beats = list(self.heartbeats.values())
-            period = DEFAULT_RUN_LEASE
-            for store, lease in beats:
-                period = min(period, lease)
-                self.call(store.tracker_alive, _identity(), lease)
-            by_lease: dict[tuple[int, float], tuple[Any, list[tuple[str, str]]]] = {}
-            for task_id, (store, name, lease) in running:
-                period = min(period, lease)
-                by_lease.setdefault((id(store), lease), (store, []))[1].append((name, task_id))
-            for (_, lease), (store, runs) in by_lease.items():
-                self.call(store.renew_runs, runs, lease)
+            with self.pass_lock:
+                period = self._renew_once()
             self.wake.wait(period / 3)
             self.wake.clear()
+
+    def _renew_once(self) -> float:
+        """One pass: the heartbeats, then the running runs' leases. Returns the shortest lease
+        (the next pass comes a third of it later)."""
+        with self.lock:
+            running = list(self.running.items())
+            beats = list(self.heartbeats.values())
+        period = DEFAULT_RUN_LEASE
+        for store, lease in beats:
+            period = min(period, lease)
+            self.call(store.tracker_alive, _identity(), lease)
+        by_lease: dict[tuple[int, float], tuple[Any, list[tuple[str, str]]]] = {}
+        for task_id, (store, name, lease) in running:
+            period = min(period, lease)
+            by_lease.setdefault((id(store), lease), (store, []))[1].append((name, task_id))
+        for (_, lease), (store, runs) in by_lease.items():
+            self.call(store.renew_runs, runs, lease)
+        return period
 
     def call(self, method: Any, *args: Any) -> None:
         """A store call from a worker: a failure is logged (once until one succeeds) and
@@ -288,6 +299,17 @@ def _on_revoked(request: Any = None, sender: Any = None, **_: Any) -> None:
         _tracking.call(found[0].run_finished, name, task_id)
 
 
+def stop_recording(**_: Any) -> None:
+    """Stop this process's heartbeat and lease renewals (connected to ``worker_shutdown`` and
+    ``worker_process_shutdown``; its runs stop counting after their lease). A process that
+    runs another tracked task records again."""
+    with _tracking.lock:
+        _tracking.heartbeats.clear()
+        _tracking.running.clear()
+    with _tracking.pass_lock:  # a pass that began before has finished writing
+        pass
+
+
 def _safely(function: Any, *args: Any) -> Any:
     try:
         return function(*args)
@@ -309,4 +331,6 @@ def connect_worker_signals() -> None:
         signals.task_prerun.connect(_on_prerun, weak=False)
         signals.task_postrun.connect(_on_postrun, weak=False)
         signals.task_revoked.connect(_on_revoked, weak=False)
+        signals.worker_shutdown.connect(stop_recording, weak=False)
+        signals.worker_process_shutdown.connect(stop_recording, weak=False)
         _tracking.connected = True

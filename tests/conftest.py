@@ -34,3 +34,15 @@ def make_app(redbeat_url: str) -> Iterator[Any]:
 @pytest.fixture
 def app(make_app: Any) -> Any:
     return make_app()
+
+
+@pytest.fixture
+def client(redbeat_url: str) -> Iterator[Any]:
+    """A decoding client on the test's server, to look at what RedBeat stored."""
+    import redis  # here: the core-only session has no redis-py, and asks for no server
+
+    conn = redis.Redis.from_url(redbeat_url, decode_responses=True)
+    try:
+        yield conn
+    finally:
+        conn.close()

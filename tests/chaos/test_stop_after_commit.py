@@ -21,12 +21,11 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import redis
 from celery import Celery, Task
 from celery.schedules import schedule
 from celery.signals import before_task_publish
@@ -34,15 +33,6 @@ from celery.signals import before_task_publish
 from redbeat import RedBeatScheduler, RedBeatSchedulerEntry, Schedule
 from redbeat_core import hookimpl
 from redbeat_core.runtime import get_runtime
-
-
-@pytest.fixture
-def client(redbeat_url: str) -> Iterator[Any]:
-    conn = redis.Redis.from_url(redbeat_url, decode_responses=True)
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 @pytest.fixture

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from celery import Celery
 from celery.schedules import crontab, schedule
 
@@ -210,15 +209,6 @@ def processes(tmp_path: Path, redbeat_url: str) -> Iterator[Processes]:
         yield procs
     finally:
         procs.stop_all()
-
-
-@pytest.fixture
-def client(redbeat_url: str) -> Iterator[Any]:
-    conn = redis.Redis.from_url(redbeat_url, decode_responses=True)
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 @pytest.fixture

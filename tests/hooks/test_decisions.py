@@ -16,7 +16,6 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
 import pytest
-import redis
 from celery import Celery
 from celery.schedules import schedule
 from redbeat_test_support import ago, recording_publishes, wait_for
@@ -82,15 +81,6 @@ def register() -> Iterator[Callable[[Celery, object, str], None]]:
     finally:
         for plugins, name in reversed(registered):
             plugins.unregister(name)
-
-
-@pytest.fixture
-def client(redbeat_url: str) -> Iterator[Any]:
-    conn = redis.Redis.from_url(redbeat_url, decode_responses=True)
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from typing import Any, cast
 import attrs
 import pluggy
 import pytest
-import redis
 from celery import Celery, Task
 from celery.beat import SchedulingError
 from celery.result import AsyncResult
@@ -283,15 +282,6 @@ def recorder(beat_app: Celery, register: Callable[[Celery, object, str], None]) 
     recording = Recorder()
     register(beat_app, recording, RECORDER)
     return recording
-
-
-@pytest.fixture
-def client(redbeat_url: str) -> Iterator[Any]:
-    conn = redis.Redis.from_url(redbeat_url, decode_responses=True)
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 @pytest.fixture

@@ -84,15 +84,6 @@ def published() -> Iterator[Published]:
         yield record
 
 
-@pytest.fixture
-def client(redbeat_url: str) -> Iterator[Any]:
-    conn = redis.Redis.from_url(redbeat_url, decode_responses=True)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
 @pytest.fixture(params=["entry-point", "redbeat_plugins"])
 def loading(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """How the plugin is loaded: its entry point (autoload), or ``redbeat_plugins`` with

@@ -101,15 +101,6 @@ def published() -> Iterator[Published]:
 
 
 @pytest.fixture
-def client(redbeat_url: str) -> Iterator[Any]:
-    conn = redis.Redis.from_url(redbeat_url, decode_responses=True)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
-@pytest.fixture
 def autoloaded(monkeypatch: pytest.MonkeyPatch) -> None:
     """The plugin is found through its entry point, nothing blocked."""
     monkeypatch.delenv(BLOCK_ENV, raising=False)

@@ -129,13 +129,6 @@ def port_is_free(port: int) -> bool:
 
 
 @pytest.fixture
-def client(redbeat_url: str) -> Iterator[Any]:
-    client = redis.Redis.from_url(redbeat_url, decode_responses=True)
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def metrics_app(make_app: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
     """Apps whose plugin manager holds the metrics plugin, registered explicitly (entry-point
     autoload off) and unregistered when the test ends."""

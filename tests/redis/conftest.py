@@ -6,18 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 from celery.signals import before_task_publish
-
-
-@pytest.fixture
-def client(redbeat_url: str) -> Iterator[Any]:
-    """A decoding client on the test's server, to look at what RedBeat stored."""
-    conn = redis.Redis.from_url(redbeat_url, decode_responses=True)
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 @pytest.fixture

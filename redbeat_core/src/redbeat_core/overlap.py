@@ -26,7 +26,6 @@ from redbeat_core.exceptions import RedBeatError
 from redbeat_core.hookspecs import hookimpl
 from redbeat_core.idempotency import task_id_for
 from redbeat_core.policies import IDEMPOTENT_SETTING
-from redbeat_core.policy import PolicyDefaults, resolve
 from redbeat_core.running import ENTRY_HEADER, Reservation, Reserved, RunTracker
 from redbeat_core.runtime import get_runtime
 from redbeat_core.settings import CORE_OWNER, SettingRegistry
@@ -53,7 +52,7 @@ def redbeat_register_settings(registry: SettingRegistry) -> None:
 def redbeat_decide_runs(scheduler: RedBeatScheduler, runs: DueRuns) -> None:
     """Reserve the runs of entries with an overlap policy; skip those it does not let go."""
     runtime = get_runtime(scheduler.app)
-    wanted = _wanted(runs, runtime.policy_defaults)
+    wanted = _wanted(runs)
     if not wanted:
         return
     store = scheduler.store
@@ -79,17 +78,14 @@ def redbeat_decide_runs(scheduler: RedBeatScheduler, runs: DueRuns) -> None:
             runs.postpone(run, runs.now + BUFFER_RECHECK, reason)
 
 
-def _wanted(runs: DueRuns, defaults: PolicyDefaults) -> list[tuple[DueRun, str]]:
-    """The runs no plugin decided about whose entry has an overlap policy, with it."""
-    wanted: list[tuple[DueRun, str]] = []
-    for run in runs:
-        entry = run.entry
-        if (entry.policy is None and defaults.overlap == "allow") or runs.decision(run):
-            continue
-        resolved = resolve(entry.policy, defaults)
-        if resolved is not None and resolved.overlap != "allow":
-            wanted.append((run, resolved.overlap))
-    return wanted
+def _wanted(runs: DueRuns) -> list[tuple[DueRun, str]]:
+    """The runs no plugin decided about whose entry has an overlap policy, with it (as the
+    tick's planning resolved it)."""
+    return [
+        (run, run.policy.overlap)
+        for run in runs
+        if run.policy is not None and run.policy.overlap != "allow" and not runs.decision(run)
+    ]
 
 
 def _reserve(

@@ -278,7 +278,7 @@ def _plan_with_policy(
     # Due at its place in the schedule: a score written "due now" (by a save, a resume) hides
     # how late the run is, which the misfire and deadline policies judge.
     due = min(due_at, nominal + offset)
-    return PlannedRun(name, DueRun(entry, due), ran_at, next_score, finishes)
+    return PlannedRun(name, DueRun(entry, due, policy=resolved), ran_at, next_score, finishes)
 
 
 def _place(
@@ -330,7 +330,7 @@ def _catch_up(
     runs = entry.total_run_count or 0
     oldest, dropped = left_out
     if dropped:
-        run = DueRun(entry, oldest, dropped=dropped)
+        run = DueRun(entry, oldest, dropped=dropped, policy=resolved)
         planned.append(PlannedRun(name, run, _like(oldest, at), missed[0]))
     for index, due in enumerate(missed):
         ran_at = _like(due, at)
@@ -339,7 +339,7 @@ def _catch_up(
         else:
             next_score = entry.score_after_run(None, ran_at=ran_at, resolved=resolved)
         finishes = resolved.max_runs is not None and runs + index + 1 >= resolved.max_runs
-        run = DueRun(_carrying_due_time(entry, ran_at), due)
+        run = DueRun(_carrying_due_time(entry, ran_at), due, policy=resolved)
         planned.append(PlannedRun(name, run, ran_at, next_score, finishes))
         if finishes:
             break
@@ -468,12 +468,10 @@ class Settled:
         return Settled(publish=publish, updates=updates, skipped=self.skipped)  # counts only
 
 
-def any_policy(plan: Plan, defaults: PolicyDefaults) -> bool:
-    """Whether a run of ``plan`` has a scheduling policy to decide about (an app-wide one, an
-    entry's own, or a catch-up's left-out runs)."""
-    if not defaults.inert:
-        return True
-    return any(p.run.entry.policy is not None or p.run.dropped for p in plan.runs)
+def any_policy(plan: Plan) -> bool:
+    """Whether a run of ``plan`` has a scheduling policy to decide about (its entry's, or the
+    app's, as planning resolved it)."""
+    return any(p.run.policy is not None for p in plan.runs)
 
 
 def settle(plan: Plan, decisions: Mapping[int, Decision], *, codec: Codec) -> Settled:

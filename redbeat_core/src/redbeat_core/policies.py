@@ -34,7 +34,6 @@ from redbeat_core.policy import (
     MISFIRE_POLICIES,
     OVERLAP_POLICIES,
     Resolved,
-    resolve,
 )
 from redbeat_core.runtime import get_runtime
 from redbeat_core.settings import (
@@ -172,28 +171,25 @@ def redbeat_decide_runs(scheduler: RedBeatScheduler, runs: DueRuns) -> None:
     defaults = get_runtime(scheduler.app).policy_defaults
     now = runs.now
     for run in runs:
-        entry = run.entry
-        if entry.policy is None and defaults.inert and not run.dropped:
+        resolved = run.policy  # resolved by the tick's planning
+        if resolved is None:
             continue
-        resolved = resolve(entry.policy, defaults)
         reason = _skip_reason(run, now, resolved)
         if reason is not None:
             runs.skip(run, reason)
-        elif resolved is not None and resolved.blackouts:
+        elif resolved.blackouts:
             calendars = defaults.calendars
             if any(name not in calendars for name in resolved.blackouts):
                 calendars = {**_stored(scheduler), **calendars}
             _blackout(runs, run, resolved, calendars)
 
 
-def _skip_reason(run: DueRun, now: float, resolved: Resolved | None) -> str | None:
+def _skip_reason(run: DueRun, now: float, resolved: Resolved) -> str | None:
     if run.dropped:
         return (
             f"misfire: {run.dropped} older missed due times left out of the catch-up "
             "(redbeat_misfire_limit)"
         )
-    if resolved is None:
-        return None
     late = now - run.due_at
     deadline = resolved.starting_deadline
     if deadline is not None and late > deadline:

@@ -36,6 +36,8 @@ from typing import Any, Final, Literal
 
 import attrs
 
+from redbeat_core.model import EntryPolicy
+
 __all__ = [
     "BLACKOUT_ACTIONS",
     "MISFIRE_POLICIES",
@@ -142,6 +144,18 @@ class Resolved:
     def bounded(self) -> bool:
         return self.start_at is not None or self.end_at is not None or self.max_runs is not None
 
+    @property
+    def celerys(self) -> bool:
+        """Whether this is Celery's behaviour: nothing for the tick to apply."""
+        return (
+            self.misfire == "run_once"
+            and self.overlap == "allow"
+            and not self.blackouts
+            and self.starting_deadline is None
+            and not self.jitter
+            and not self.bounded
+        )
+
 
 def resolve(policy: Any, defaults: PolicyDefaults) -> Resolved | None:
     """``policy`` (an :class:`~redbeat_core.model.EntryPolicy` or None) over ``defaults``;
@@ -149,50 +163,30 @@ def resolve(policy: Any, defaults: PolicyDefaults) -> Resolved | None:
     if policy is None:
         if defaults.inert:
             return None
-        return Resolved(
-            misfire=defaults.misfire,
-            starting_deadline=defaults.starting_deadline,
-            jitter=defaults.jitter,
-            misfire_grace=defaults.misfire_grace,
-            misfire_limit=defaults.misfire_limit,
-            overlap=defaults.overlap,
-            blackouts=defaults.blackouts,
-            blackout_action=defaults.blackout_action,
-        )
-    misfire = policy.misfire or defaults.misfire
-    overlap = policy.overlap or defaults.overlap
-    blackouts = tuple(policy.blackouts) if policy.blackouts is not None else defaults.blackouts
-    action = policy.blackout_action or defaults.blackout_action
-    deadline = (
-        policy.starting_deadline
-        if policy.starting_deadline is not None
-        else defaults.starting_deadline
-    )
-    jitter = policy.jitter if policy.jitter is not None else defaults.jitter
-    if (
-        misfire == "run_once"
-        and overlap == "allow"
-        and not blackouts
-        and deadline is None
-        and not jitter
-        and policy.start_at is None
-        and policy.end_at is None
-        and policy.max_runs is None
-    ):
-        return None
-    return Resolved(
-        misfire=misfire,
-        starting_deadline=deadline,
-        jitter=jitter,
+        policy = _NO_POLICY
+    resolved = Resolved(
+        misfire=policy.misfire or defaults.misfire,
+        starting_deadline=_own(policy.starting_deadline, defaults.starting_deadline),
+        jitter=_own(policy.jitter, defaults.jitter),
         start_at=policy.start_at,
         end_at=policy.end_at,
         max_runs=policy.max_runs,
         misfire_grace=defaults.misfire_grace,
         misfire_limit=defaults.misfire_limit,
-        overlap=overlap,
-        blackouts=blackouts,
-        blackout_action=action,
+        overlap=policy.overlap or defaults.overlap,
+        blackouts=_own(policy.blackouts, defaults.blackouts),
+        blackout_action=policy.blackout_action or defaults.blackout_action,
     )
+    return None if resolved.celerys else resolved
+
+
+#: An entry that sets nothing: every field is the app's default.
+_NO_POLICY: Final = EntryPolicy()
+
+
+def _own(value: Any, default: Any) -> Any:
+    """An entry's own setting, unless it has none (None; 0 and [] are settings)."""
+    return default if value is None else value
 
 
 def jitter_offset(name: str, due: float, jitter: float) -> float:

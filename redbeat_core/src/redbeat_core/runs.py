@@ -18,6 +18,7 @@ from redbeat_core.plugins import current_plugin
 
 if TYPE_CHECKING:
     from redbeat_core.entry import RedBeatSchedulerEntry
+    from redbeat_core.policy import Resolved
 
 __all__ = ["Decision", "Dispatched", "DueRun", "DueRuns", "Skipped"]
 
@@ -51,11 +52,14 @@ class DueRun:
         ``redbeat_misfire_limit``: this run stands for that many older due times left out, and
         ``due_at`` is the oldest missed due time. 0 for every ordinary run. RedBeat's
         ``redbeat.policies`` plugin skips such a run; a plugin deciding first may let it run.
+    :ivar policy: the entry's scheduling policy over the app's defaults, as the tick resolved
+        it (:class:`~redbeat_core.policy.Resolved`); None for Celery's behaviour.
     """
 
     entry: RedBeatSchedulerEntry
     due_at: float
     dropped: int = 0
+    policy: Resolved | None = None
 
     @property
     def name(self) -> str:

@@ -447,9 +447,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         if not plan.runs or not self.plugins.decide_runs:
             return {}
         own = (POLICIES_PLUGIN, OVERLAP_PLUGIN)
-        if self.plugins.decide_runs.implemented_only_by(*own) and not any_policy(
-            plan, self._runtime.policy_defaults
-        ):
+        if self.plugins.decide_runs.implemented_only_by(*own) and not any_policy(plan):
             return {}  # only RedBeat's policies decide, and no run has one: Celery's behaviour
         runs = DueRuns([planned.run for planned in plan.runs], now=now)
         self.plugins.decide_runs(scheduler=self, runs=runs)

@@ -247,23 +247,25 @@ class Schedule:
 
     def get(self, name: str) -> EntryInfo:
         """The entry ``name``; :class:`EntryNotFoundError` when none is stored."""
+        return self._loaded(name)[1]
+
+    def _loaded(self, name: str) -> tuple[StoredEntry, EntryInfo]:
+        """The entry ``name`` as stored and as listed; :class:`EntryNotFoundError` when none
+        is stored."""
         store = self._runtime.store
         stored = store.load(name)
         if stored is None:
             raise EntryNotFoundError(name)
-        return self._info(stored, store.quarantined().get(name), name in store.statics())
+        info = self._info(stored, store.quarantined().get(name), name in store.statics())
+        return stored, info
 
     def next_runs(self, name: str, count: int = 10) -> builtins.list[datetime]:
         """The next ``count`` times the entry runs (UTC), from its stored next run on; fewer
         when its schedule ends, none when it is not scheduled."""
-        runtime = self._runtime
-        stored = runtime.store.load(name)
-        if stored is None:
-            raise EntryNotFoundError(name)
-        info = self.get(name)
+        stored, info = self._loaded(name)
         if info.state is not EntryState.SCHEDULED or info.next_run is None:
             return []
-        entry = RedBeatSchedulerEntry.from_stored(stored, app=self.app, runtime=runtime)
+        entry = RedBeatSchedulerEntry.from_stored(stored, app=self.app, runtime=self._runtime)
         resolved = entry.resolved_policy()
         if resolved is None:
             return _preview(info.schedule, info.next_run, count)

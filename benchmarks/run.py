@@ -40,6 +40,7 @@ if __package__ in (None, ""):  # `python benchmarks/run.py`
 
 from benchmarks import report
 from benchmarks import worker as bench_worker
+from benchmarks.worker import percentile
 from redbeat_redis.testing.servers import ServerProcess, start_server
 
 HERE = Path(__file__).resolve().parent
@@ -239,15 +240,6 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
             out[key + "_min"] = min(values)
             out[key + "_max"] = max(values)
     return out
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = math.floor(k), math.ceil(k)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 # ----------------------------------------------------------------------------- cases

@@ -741,7 +741,8 @@ def spread(offsets: list[float], width: float, buckets: int) -> dict[str, Any]:
     }
 
 
-def _quantile(values: list[float], q: float) -> float | None:
+def percentile(values: list[float], q: float) -> float | None:
+    """The ``q`` quantile of ``values``, interpolated between the two nearest (None for none)."""
     if not values:
         return None
     ordered = sorted(values)
@@ -859,8 +860,8 @@ def op_policy_burst(p: dict[str, Any]) -> dict[str, Any]:
         "published": published,
         "late_vs_due": {
             "min": min(late),
-            "p50": _quantile(late, 0.5),
-            "p99": _quantile(late, 0.99),
+            "p50": percentile(late, 0.5),
+            "p99": percentile(late, 0.99),
             "max": max(late),
         },
         "ticks": ticks,

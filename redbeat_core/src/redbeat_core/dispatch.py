@@ -302,7 +302,7 @@ class _Dispatch:
                 "beat: cannot publish %r: %s%s",
                 entry.name,
                 exc,
-                _fate(self.at_most_once, "its run is lost", "it stays due"),
+                _fate(self.at_most_once, 1),
             )
             self.plugins.dispatch_failed(scheduler=self.scheduler, entry=entry, exc=exc)
             return
@@ -354,20 +354,24 @@ class _Dispatch:
             len(held),
             ", ".join(repr(run.entry.name) for run in held[:5]),
             error,
-            _fate(self.at_most_once, "they are lost", "they stay due"),
+            _fate(self.at_most_once, len(held)),
         )
         for run in held:
             self.tally.note_failed(run.name, run.index, error)
             self.plugins.dispatch_failed(scheduler=self.scheduler, entry=run.entry, exc=error)
 
 
-def _fate(at_most_once: bool, lost: str, due: str) -> str:
-    """What becomes of a run that was not published, by delivery mode."""
-    if at_most_once:
-        stored = "it was stored as run" if lost.startswith("its") else "they were stored as run"
-        return f"; {lost} (at-most-once: {stored})"
-    tried = "is" if due.startswith("it ") else "are"
-    return f"; {due} and {tried} tried again (at-least-once)"
+#: What becomes of runs that were not published, by delivery mode and number.
+_FATE: Final = {
+    (True, 1): "; its run is lost (at-most-once: it was stored as run)",
+    (True, 2): "; they are lost (at-most-once: they were stored as run)",
+    (False, 1): "; it stays due and is tried again (at-least-once)",
+    (False, 2): "; they stay due and are tried again (at-least-once)",
+}
+
+
+def _fate(at_most_once: bool, runs: int) -> str:
+    return _FATE[at_most_once, min(runs, 2)]
 
 
 def _done(

@@ -349,7 +349,7 @@ class RedBeatSchedulerEntry(ScheduleEntry):  # type: ignore[misc]
         ``ran_at`` the last run when it is not the entry's own (the state after a run)."""
         if due is None:
             return None
-        if finish_reason(resolved, due=None, runs=runs if runs is not None else -1):
+        if runs is not None and finish_reason(resolved, due=None, runs=runs):
             return None
         moment = due.timestamp()
         if resolved.start_at is not None and moment < resolved.start_at:

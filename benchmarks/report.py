@@ -23,8 +23,8 @@ TARGETS = {
     "b3_lock": "the lock never lapses during the burst",
     "b4": "p99 lateness at most 10 ms",
     "b5": "RSS with 1,000,000 stored entries at most 80 MB",
-    "b6_kill": "standby dispatches within 15 s of a SIGKILL (default settings)",
-    "b6_term": "standby dispatches within 2 s of a graceful stop (SIGTERM)",
+    "b6_kill": "standby dispatches within 2 s of a SIGKILL (default settings; Redis and Sentinel)",
+    "b6_term": "standby dispatches within 0.5 s of a graceful stop (SIGTERM)",
     "b7_rt": (
         "every policy keeps a busy tick at 2 round trips and its commands unchanged, but "
         "overlap (3: it reserves its runs)"
@@ -631,17 +631,23 @@ def section_b6(results: dict[str, Any], meta: dict[str, Any]) -> tuple[str, dict
     rows = []
     facts = {}
     for sig, sides in data.items():
-        o, t = sides.get("ours"), sides.get("theirs")
+        o, t, sentinel = sides.get("ours"), sides.get("theirs"), sides.get("ours_sentinel")
 
         def f(side: dict[str, Any] | None) -> str:
             if not side:
                 return "-"
             if side["seconds"] is None:
                 return f"> {side['cap']:g} (not within the cap)"
-            return f"{side['seconds']:.2f}"
+            runs = side.get("runs") or [side["seconds"]]
+            if len(runs) == 1:
+                return f"{side['seconds']:.2f}"
+            return f"{side['seconds']:.2f} (max {side['max']:.2f} of {len(runs)})"
 
-        rows.append([f"SIG{sig}", f(o), f(t), ratio(_get(o, "seconds"), _get(t, "seconds"))])
-        facts[sig] = _get(o, "seconds")
+        rows.append(
+            [f"SIG{sig}", f(o), f(sentinel), f(t), ratio(_get(o, "seconds"), _get(t, "seconds"))]
+        )
+        worst = [_get(side, "max") or _get(side, "seconds") for side in (o, sentinel) if side]
+        facts[sig] = None if None in worst or not worst else max(worst)
     text = "\n".join(
         [
             "## B6: failover between two real beats",
@@ -649,11 +655,24 @@ def section_b6(results: dict[str, Any], meta: dict[str, Any]) -> tuple[str, dict
             f"Targets: {TARGETS['b6_kill']}; {TARGETS['b6_term']}. Two `celery beat` "
             "processes per side with default settings and one entry every 0.25 s; the active "
             "one gets the signal, and the time until the standby's first publish is measured, "
-            "waiting at most the cap. celery-redbeat's defaults: lock TTL 1500 s "
-            "(5 x beat_max_loop_interval), and a standby retries the lock every 300 s "
-            "(blocked in `beat_init`), so it cannot take over within any practical cap.",
+            "waiting at most the cap (ours: median and max of the repetitions, on a plain "
+            "Valkey and through Sentinel). Ours takes over from a killed leader when the "
+            "server sees its liveness subscription close (`redbeat_lock_liveness`), at the "
+            "standby's next poll (1 s), and from a stopped one when the release is published. "
+            "celery-redbeat's defaults: lock TTL 1500 s (5 x beat_max_loop_interval), and a "
+            "standby retries the lock every 300 s (blocked in `beat_init`), so it cannot take "
+            "over within any practical cap.",
             "",
-            table(["signal to the active beat", "ours (s)", "celery-redbeat (s)", "ratio"], rows),
+            table(
+                [
+                    "signal to the active beat",
+                    "ours (s)",
+                    "ours, Sentinel (s)",
+                    "celery-redbeat (s)",
+                    "ratio",
+                ],
+                rows,
+            ),
             "",
             f"Reproduce: `{RUN} --cases b6`",
         ]
@@ -1138,7 +1157,7 @@ def render(data: dict[str, Any]) -> str:
             ]
         )
     if b6:
-        for sig, key, limit in (("KILL", "b6_kill", 15), ("TERM", "b6_term", 2)):
+        for sig, key, limit in (("KILL", "b6_kill", 2), ("TERM", "b6_term", 0.5)):
             if sig in b6:
                 v = b6[sig]
                 summary.append(

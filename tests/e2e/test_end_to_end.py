@@ -526,9 +526,9 @@ def test_a_blackout_window_keeps_its_entries_from_running(
 def test_history_follows_a_failover_with_each_beats_identity_and_epoch(
     processes: Processes, control_app: Celery, client: Any
 ) -> None:
-    """Two real beats; the leader is killed (SIGKILL: no release) and the standby takes over
-    once the lease lapses. The run history says which beat published each run and under
-    which fencing epoch: the new leader's runs carry its own host:pid and the next epoch."""
+    """Two real beats; the leader is killed (SIGKILL: no release) and the standby takes over.
+    The run history says which beat published each run and under which fencing epoch: the new
+    leader's runs carry its own host:pid and the next epoch."""
     from redbeat import Schedule
 
     host = socket.gethostname()
@@ -566,6 +566,107 @@ def test_history_follows_a_failover_with_each_beats_identity_and_epoch(
     holder = Schedule(control_app).lock_status().holder
     assert holder is not None
     assert holder.identity == f"{host}:{second.popen.pid}"
+
+
+def _two_beats(
+    processes: Processes, control_app: Celery, client: Any, conf: dict[str, Any]
+) -> tuple[Proc, Proc, Callable[[Proc], list[Any]]]:
+    """A leader publishing a 1-second entry and a standby waiting, both real ``celery beat``
+    processes with ``conf``; and the history of the runs each published."""
+    from redbeat import Schedule
+
+    processes.env["REDBEAT_E2E_CONF"] = json.dumps(conf)
+    host = socket.gethostname()
+    entry(control_app, "tick", schedule(1)).save()
+
+    def beat(name: str) -> Proc:
+        return processes.start(
+            name, "beat", "-S", "redbeat.RedBeatScheduler", "--loglevel=INFO",
+            f"--schedule={processes.workdir / (name + '-schedule')}",
+        )  # fmt: skip
+
+    def by(proc: Proc) -> list[Any]:
+        identity = f"{host}:{proc.popen.pid}"
+        return [r for r in Schedule(control_app).history("tick", 100) if r.beat == identity]
+
+    first = beat("beat-a")
+    wait_until(lambda: len(by(first)) >= 2, START_TIMEOUT, "beat-a's runs recorded", processes)
+    second = beat("beat-b")
+    wait_until(
+        lambda: client.zcard("redbeat::lock:standbys") == 1,
+        START_TIMEOUT,
+        "beat-b waiting as a standby",
+        processes,
+    )
+    return first, second, by
+
+
+def _holder(control_app: Celery) -> str | None:
+    from redbeat import Schedule
+
+    holder = Schedule(control_app).lock_status().holder
+    return None if holder is None else holder.identity
+
+
+def test_a_killed_leader_is_replaced_long_before_its_lease_lapses(
+    processes: Processes, control_app: Celery, client: Any
+) -> None:
+    """SIGKILL: the kernel closes the leader's connections, the server drops its liveness
+    subscription, and the standby takes over at its next poll. The lease is a minute, so a
+    takeover within the deadline can only be the liveness signal."""
+    first, second, by = _two_beats(
+        processes,
+        control_app,
+        client,
+        {"redbeat_lock_timeout": 60, "redbeat_lock_renew_interval": 5},
+    )
+    assert client.pttl(LOCK_KEY) > 50_000
+    first.popen.kill()  # by its own pid
+    first.popen.wait(timeout=STOP_TIMEOUT)
+    processes.started.remove(first)
+    killed = time.monotonic()
+    identity = f"{socket.gethostname()}:{second.popen.pid}"
+    wait_until(lambda: _holder(control_app) == identity, 20, "beat-b took over", processes)
+    assert time.monotonic() - killed < 30  # half the lease: not a lapse
+    wait_until(lambda: len(by(second)) >= 1, RUN_TIMEOUT, "beat-b's runs recorded", processes)
+    assert "is gone (the server closed its connection)" in second.log.read_text()
+
+
+def test_a_frozen_leader_is_replaced_only_when_its_lease_lapses_and_publishes_nothing_after(
+    processes: Processes, control_app: Celery, client: Any
+) -> None:
+    """SIGSTOP: the leader's connections stay open, so the server cannot tell it from a slow
+    one and the lease decides. Its last renewal was at most a renew interval (1 s) before the
+    stop, so the 3 s lease cannot lapse sooner than 2 s after it. Woken again (SIGCONT), the
+    old leader finds its token gone and publishes nothing."""
+    first, second, by = _two_beats(
+        processes,
+        control_app,
+        client,
+        {"redbeat_lock_timeout": 3, "redbeat_lock_renew_interval": 1},
+    )
+    os.kill(first.popen.pid, signal.SIGSTOP)
+    stopped_at = time.time()
+    try:
+        stopped = time.monotonic()
+        identity = f"{socket.gethostname()}:{second.popen.pid}"
+        wait_until(lambda: _holder(control_app) == identity, 20, "beat-b took over", processes)
+        assert time.monotonic() - stopped >= 2.0  # no earlier than the lease allows
+        wait_until(lambda: len(by(second)) >= 1, RUN_TIMEOUT, "beat-b's runs recorded", processes)
+    finally:
+        os.kill(first.popen.pid, signal.SIGCONT)
+    # The woken beat ticks (its log says it lost the lock) and steps down without publishing
+    # (it writes the records of what it published before the stop only now).
+    wait_until(
+        lambda: "lost the lock" in first.log.read_text(),
+        RUN_TIMEOUT,
+        "beat-a stepped down",
+        processes,
+    )
+    wait_until(lambda: len(by(second)) >= 3, RUN_TIMEOUT, "beat-b goes on", processes)
+    assert by(first)
+    assert max(record.at for record in by(first)) < stopped_at
+    assert "is gone (the server closed its connection)" not in second.log.read_text()
 
 
 def _alive(pid: int) -> bool:

@@ -99,7 +99,8 @@ def test_every_command_of_a_rule_is_needed_and_its_refusal_names_it(
         grant(server, " ".join(i for i in items if i != item))
         outcome = RUNS[feature](apps, admin(feature))
         assert not outcome.fine, f"{feature} works without {item}: drop it from the rule"
-        named = "~<redbeat_key_prefix>*" if item.startswith("~") else item
+        # Keys by the prefix setting; channels by the lock key they are under.
+        named = {"~": "~<redbeat_key_prefix>*", "&": "&redbeat::lock:*"}.get(item[0], item)
         assert named in outcome.text, f"without {item}:\n{outcome.text}"
         assert "StorePermissionError" in outcome.text or "ACL SETUSER beat" in outcome.text
 

@@ -82,6 +82,14 @@ def test_a_user_missing_a_command_is_told_what_to_grant(
     found = one(run_doctor(app), "acl")
     assert found.verdict is Verdict.PROBLEM
     assert found.fix == "ACL SETUSER beat +zremrangebyscore"
+    # The lock's liveness channels: a channel refused names the channels, not the commands.
+    rule = acl.rule("beat", "entries", "inspection").replace(" &redbeat:*", "")
+    server.call("ACL", "SETUSER", "beat", "reset", "on", ">pw", *rule.split(), "+acl|whoami",
+                "+acl|dryrun", "+info", "+config|get")  # fmt: skip
+    found = one(run_doctor(app), "acl")
+    assert found.verdict is Verdict.PROBLEM
+    assert found.fix == "ACL SETUSER beat &redbeat::lock:*"
+    assert "liveness" in found.detail
 
 
 def test_a_user_that_cannot_look_is_told_how_to_let_doctor_check(

@@ -280,7 +280,7 @@ def test_a_broken_shared_key_is_reported_once_and_the_beat_waits_as_a_standby(
         with recording_publishes() as published:
             for _ in range(3):
                 for beat in beats:
-                    assert beat.tick() > 0  # no exception out of the beat loop
+                    assert beat.tick() >= 0  # no exception out of the beat loop
             assert published.tasks == []
             refusals = [r for r in caplog.records if "refuses the tick" in r.getMessage()]
             # Once per beat that met it (the standby only tries the lock), not once per tick.

@@ -56,7 +56,7 @@ from redbeat_core.summary import (
     LeaderSummary,
     StandbyNotes,
 )
-from redbeat_core.typing import ClaimResult, EntryUpdate, Lock, ScheduleStore
+from redbeat_core.typing import ClaimResult, EntryUpdate, Lock, ScheduleStore, WaitsForRelease
 
 __all__ = ["Dispatched", "RedBeatScheduler"]
 
@@ -321,9 +321,16 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         return True
 
     def _standby_tick(self) -> float:
+        """A standby's pause until its next try: Celery's sleep, or (a lock that can tell) a
+        wait that ends early when the leader releases the lease, so a graceful stop hands
+        over in milliseconds rather than up to a poll interval."""
         self._reachable()
         self._standby_notes.seen(self.lock_key, getattr(self.lock, "holder_seen", None))
-        return self._report_idle_tick(self.config.lock_poll_interval)
+        interval = self.config.lock_poll_interval
+        lock: object = self.lock
+        if isinstance(lock, WaitsForRelease):
+            interval = lock.wait_for_release(interval)
+        return self._report_idle_tick(interval)
 
     def _log_summary(self) -> None:
         """The leader's periodic summary line; the entry count costs one command, every few

@@ -248,6 +248,18 @@ class Lock(Protocol):
         ...
 
 
+@runtime_checkable
+class WaitsForRelease(Protocol):
+    """A :class:`Lock` whose standbys can be woken when the holder gives the lease up (an
+    optional capability: the scheduler checks for it with ``isinstance``)."""
+
+    def wait_for_release(self, timeout: float) -> float:
+        """Block up to ``timeout`` seconds, returning early when the lease was released.
+        Return how long the caller should still sleep before its next attempt: 0 when woken
+        or when it waited the whole time, ``timeout`` when it had nothing to wait on."""
+        ...
+
+
 class Backend(Protocol):
     """What a registered URL scheme builds: a store, and the default lock for that store."""
 

@@ -37,11 +37,15 @@ FEATURES: Final[Mapping[str, tuple[str, ...]]] = {
     # Start-up (statics sync: smembers, load.lua, write.lua), the lock (acquire_lock.lua,
     # release_lock.lua) and the tick (claim.lua, which reads run-now requests, commit.lua,
     # which quarantines and writes the run history: without lpush/ltrim the beat schedules,
-    # but records no history).
+    # but records no history). The lock's liveness (redbeat_lock_liveness) subscribes to
+    # channels under the lock key (see CHANNEL_FEATURES), counts a holder's subscribers
+    # (pubsub|numsub, which is not checked against channels) and publishes a release: without
+    # them the beat works and standbys wait for a dead leader's lease to lapse.
     "beat": (
         *_SCRIPTS, "time", "get", "set", "pexpire", "incr", "del", "type", "hset", "hsetnx",
         "hdel", "hmget", "zadd", "zrem", "zrange", "zrangebyscore", "zscore", "sadd", "smembers",
-        "zremrangebyscore", "lpush", "ltrim", "hget",
+        "zremrangebyscore", "lpush", "ltrim", "hget", "pttl", "subscribe", "pubsub|numsub",
+        "publish",
     ),
     # RedBeatSchedulerEntry from any process: save, delete (write.lua, then the audit log's
     # lpush/ltrim), from_key / load (load.lua), reschedule / next (commit.lua without a
@@ -78,14 +82,17 @@ FEATURES: Final[Mapping[str, tuple[str, ...]]] = {
 }  # fmt: skip
 
 
+#: The features that use pub/sub channels (all under the key prefix, like the keys).
+CHANNEL_FEATURES: Final = frozenset({"beat"})
+
 #: A broader rule in categories, for the beat, the entry API and inspection together (it
 #: allows more commands than they need, on the same keys).
-CATEGORIES: Final = ("@read", "@write", "evalsha", "script|load", "time")
+CATEGORIES: Final = ("@read", "@write", "@pubsub", "evalsha", "script|load", "time")
 
 
 def category_rule(prefix: str = "redbeat:") -> str:
-    """:data:`CATEGORIES` on the keys under ``prefix``."""
-    return " ".join([f"~{prefix}*", *(f"+{c}" for c in CATEGORIES)])
+    """:data:`CATEGORIES` on the keys and channels under ``prefix``."""
+    return " ".join([f"~{prefix}*", f"&{prefix}*", *(f"+{c}" for c in CATEGORIES)])
 
 
 def rule_commands(features: Iterable[str]) -> list[str]:
@@ -102,7 +109,20 @@ def rule(*features: str, prefix: str = "redbeat:") -> str:
     has no keys."""
     commands = rule_commands(features)
     keys = [] if features == ("sentinels",) else [f"~{prefix}*"]
-    return " ".join([*keys, *(f"+{command}" for command in commands)])
+    channels = [f"&{prefix}*"] if CHANNEL_FEATURES.intersection(features) else []
+    return " ".join([*keys, *channels, *(f"+{command}" for command in commands)])
+
+
+def liveness_grant(lock_key: str, refused: str = "") -> list[str]:
+    """What to grant for the lock's liveness, given the server's refusal: the command or the
+    channel it names when it names one, else everything liveness uses."""
+    channel = f"&{lock_key}:*"
+    command = _COMMAND.search(refused)
+    if command:
+        return [f"+{command.group(1)}"]
+    if "channel" in refused.lower():
+        return [channel]
+    return [channel, "+subscribe", "+pubsub|numsub", "+publish"]
 
 
 # ------------------------------------------------------------------------------ refusals
@@ -130,7 +150,7 @@ def refusal(
     if found is None:
         return None
     message = str(found)
-    user = user or _username(client)
+    user = user or username(client)
     command = _COMMAND.search(message)
     if command:
         candidates = [command.group(1)]
@@ -173,7 +193,7 @@ def _refused(exc: BaseException | None) -> BaseException | None:
     return None
 
 
-def _username(client: Any) -> str:
+def username(client: Any) -> str:
     """The ACL user the client logs in as, for the advice (``default`` without one)."""
     pool = getattr(client, "connection_pool", None)
     if pool is None and hasattr(client, "get_default_node"):  # a cluster client
@@ -210,18 +230,25 @@ def script_commands(source: str) -> list[str]:
     """The commands a Lua script sends, lower case, in order: the quoted names in the first
     argument of each ``redis.call`` / ``redis.pcall`` (``keep and 'HSETNX' or 'HSET'`` too)."""
     found: list[str] = []
-    for call in re.finditer(r"redis\.p?call\(([^,)]*)", source):
-        for name in re.findall(r"'([A-Za-z]+)'", call.group(1)):
-            if name.lower() not in found:
-                found.append(name.lower())
+    for call in re.finditer(r"redis\.p?call\(([^,)]*)(?:,\s*'([A-Za-z]+)')?", source):
+        for quoted in re.findall(r"'([A-Za-z]+)'", call.group(1)):
+            name = quoted.lower()
+            if name in _CONTAINERS and call.group(2):  # PUBSUB NUMSUB: ACL's pubsub|numsub
+                name = f"{name}|{call.group(2).lower()}"
+            if name not in found:
+                found.append(name)
     return found
+
+
+#: Commands whose ACL names include their subcommand.
+_CONTAINERS: Final = frozenset({"pubsub", "script", "cluster", "client", "object"})
 
 
 def warn_wait_refused(exc: Exception, client: Any, *, warned: bool) -> bool:
     """``WAIT`` was refused after a commit that is done: log it (once, ``warned`` says whether
     it was) and let the tick go on, as when replicas do not answer in time. Returns True."""
     if not warned:
-        user = _username(client)
+        user = username(client)
         logger.error(
             "beat: Redis refused WAIT to the ACL user %r (%s): redbeat_replica_acks cannot "
             "confirm that replicas have the commits, and the beat goes on without that "

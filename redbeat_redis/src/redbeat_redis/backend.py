@@ -71,7 +71,11 @@ class RedisBackend:
     def make_lock(self, config: RedBeatConfig) -> Lock:
         assert config.lock_key is not None  # the default hook gives a NullLock otherwise
         return RedisLock(
-            client=self.client, key=config.lock_key, ttl=config.lock_timeout, retry=self.retry
+            client=self.client,
+            key=config.lock_key,
+            ttl=config.lock_timeout,
+            retry=self.retry,
+            liveness=RedisSettings.of(config).liveness,
         )
 
     def describe(self) -> str:

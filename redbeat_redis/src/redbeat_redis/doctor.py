@@ -180,13 +180,20 @@ def _acl(client: Any, backend: RedisBackend) -> Finding:
     except redis.exceptions.ResponseError as exc:  # a server without ACLs
         return Finding("acl", Verdict.OK, f"no ACL to check ({exc})")
     key = backend.config.key_for("doctor-probe")
-    missing = []
+    lock_key = backend.config.lock_key or key
+    channel = f"{lock_key}:alive:doctor-probe"
+    missing: list[str] = []
     try:
         for command in acl.rule_commands(BEAT_FEATURES):
             words = command.split("|")
-            probe = _dryrun_arguments(words, key)
-            if not _allowed(client, user, probe):
-                missing.append(command)
+            probe = _dryrun_arguments(words, key, channel)
+            refusal = _refusal(client, user, probe)
+            if refusal is None:
+                continue
+            # A channel refused: the grant is the channels under the lock key, once.
+            grant = f"&{lock_key}:*" if "channel" in refusal.lower() else f"+{command}"
+            if grant not in missing:
+                missing.append(grant)
     except _Refused:
         return Finding(
             "acl",
@@ -198,28 +205,34 @@ def _acl(client: Any, backend: RedisBackend) -> Finding:
         return Finding("acl", Verdict.WARNING, f"cannot check the ACL: {exc}", None)
     if not missing:
         return Finding("acl", Verdict.OK, f"the user {user!r} can run every command a beat needs")
-    grant = " ".join(f"+{command}" for command in missing)
+    lacking = ", ".join(grant.removeprefix("+") for grant in missing)
     return Finding(
         "acl",
         Verdict.PROBLEM,
-        f"the user {user!r} cannot run {', '.join(missing)}: a beat under it fails",
-        f"ACL SETUSER {user} {grant}",
+        f"the user {user!r} lacks {lacking}: a beat under it fails, or (the pub/sub commands "
+        "and channels) works without the lock's liveness",
+        f"ACL SETUSER {user} {' '.join(missing)}",
     )
 
 
-def _allowed(client: Any, user: str, probe: list[str]) -> bool:
-    """``ACL DRYRUN``: whether ``user`` may run ``probe`` (OK, or the reason it may not)."""
+def _refusal(client: Any, user: str, probe: list[str]) -> str | None:
+    """``ACL DRYRUN``: None when ``user`` may run ``probe``, else the server's reason."""
     reply = _read(lambda: client.execute_command("ACL", "DRYRUN", user, *probe))
-    return str(reply) == "OK"
+    text = reply.decode() if isinstance(reply, bytes) else str(reply)
+    return None if text == "OK" else text
 
 
-def _dryrun_arguments(words: list[str], key: str) -> list[str]:
-    """A plausible call of ``command`` on ``key`` for ``ACL DRYRUN`` (which checks the
-    command and the keys it names, not the arguments' meaning)."""
+def _dryrun_arguments(words: list[str], key: str, channel: str) -> list[str]:
+    """A plausible call of ``command`` on ``key`` (or ``channel``) for ``ACL DRYRUN`` (which
+    checks the command and the keys and channels it names, not the arguments' meaning)."""
     name = words[0]
     if len(words) > 1:
+        if name == "pubsub":
+            return [*words, channel]
         return [*words, "return 1"] if name == "script" else words
     return {
+        "subscribe": ["subscribe", channel],
+        "publish": ["publish", channel, "m"],
         "evalsha": ["evalsha", "0" * 40, "1", key],
         "time": ["time"],
         "set": ["set", key, "v"],

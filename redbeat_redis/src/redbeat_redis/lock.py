@@ -5,6 +5,11 @@ and ours never both hold it during a rolling migration. Each acquisition also in
 ``<lock_key>:epoch``, a fencing number that grows with every change of leader. Renewal happens
 inside the tick's own scripts (claim/commit check the token and extend the TTL atomically), so
 holding the lock costs no extra round trip.
+
+With liveness on (``redbeat_lock_liveness``, the default), each contender also keeps a
+subscription that closes with its process (:mod:`redbeat_redis.liveness`): standbys take over
+from a leader whose process died at their next poll, and wait for a graceful release on a
+channel instead of sleeping, while the lease still bounds what the server cannot see.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ import attrs
 
 from redbeat_core.exceptions import LockNotOwnedError
 from redbeat_core.locks import Holder, LeaseLock, LockStatus, beat_identity
-from redbeat_redis import scripts
+from redbeat_redis import acl, scripts
 from redbeat_redis.errors import RedisLockNotOwnedError
+from redbeat_redis.liveness import LeaseWatch
 from redbeat_redis.retry import RetryPolicy
 from redbeat_redis.store import call_translated
 
@@ -35,7 +41,13 @@ class RedisLock(LeaseLock):
     key: str
     ttl: float
     retry: RetryPolicy
+    #: Whether this contender watches, and takes over from, a leader whose process died
+    #: (``redbeat_lock_liveness``).
+    liveness: bool = attrs.field(default=True, kw_only=True)
     _scripts: dict[str, Any] = attrs.field(factory=dict, init=False, repr=False)
+    _watch: LeaseWatch | None = attrs.field(default=None, init=False, repr=False)
+    #: What the server refused of liveness inside the scripts (each logged once).
+    _refusals: set[str] = attrs.field(factory=set, init=False, repr=False)
 
     not_owned_error: ClassVar[type[LockNotOwnedError]] = RedisLockNotOwnedError
 
@@ -59,23 +71,85 @@ class RedisLock(LeaseLock):
         """Standbys by when they last tried the lease (a sorted set, ms)."""
         return self.key + ":standbys"
 
+    def _watcher(self) -> LeaseWatch | None:
+        if not self.liveness:
+            return None
+        if self._watch is None:
+            self._watch = LeaseWatch(self.client, self.key, self.token)
+        return self._watch
+
     def _take_or_extend(self) -> int:
         ttl_ms = max(1, round(self.ttl * 1000))
         keys = [self.key, self.epoch_key, self.holder_key, self.standbys_key]
-        reply = self._run("acquire_lock", keys, [self.token, ttl_ms, beat_identity()])
-        if isinstance(reply, list):  # another beat holds it: who, as it recorded itself
-            _, identity, since, epoch = reply
+        watch = self._watcher()
+        channel = watch.ensure() if watch is not None else ""
+        args = [self.token, ttl_ms, beat_identity(), channel, "1" if self.liveness else "0"]
+        reply = self._run("acquire_lock", keys, args)
+        epoch = int(reply[0])
+        if epoch == 0:  # another beat holds it: who, as it recorded itself
+            _, identity, since, holder_epoch, note = reply
             self.holder_seen = Holder(
                 identity=_text(identity),
                 since=int(since) / 1000 if since else None,
-                epoch=int(epoch) if epoch else None,
+                epoch=int(holder_epoch) if holder_epoch else None,
             )
+            if note:
+                self._refused_in_script("pubsub|numsub", _text(note) or "")
             return 0
+        _, previous, lease_left, note = reply
+        if note:
+            self._refused_in_script("pubsub|numsub", _text(note) or "")
+        if lease_left is not None:  # taken from a holder whose process died
+            logger.warning(
+                "beat: the leader %s is gone (the server closed its connection) with %.1fs "
+                "of its lease left; taking over now",
+                _text(previous) or "that did not record who it is",
+                max(0, int(lease_left)) / 1000,
+            )
         self.holder_seen = None
-        return int(reply)
+        return epoch
 
     def _release_if_ours(self) -> None:
-        self._run("release_lock", [self.key], [self.token])
+        try:
+            released, note = self._run("release_lock", [self.key], [self.token])
+        finally:
+            if self._watch is not None:
+                self._watch.close()  # a beat that stopped leading watches again when it tries
+        if released and note:
+            self._refused_in_script("publish", _text(note) or "")
+
+    def wait_for_release(self, timeout: float) -> float:
+        """Wait up to ``timeout`` seconds for the leader to release the lease (a standby's
+        pause between polls); return how long to sleep still: 0 when woken or when it waited
+        it all, ``timeout`` when it cannot wait (liveness off or refused, or not subscribed)."""
+        if self._held or self._watch is None:
+            return timeout
+        return self._watch.wait(timeout)
+
+    def _refused_in_script(self, command: str, refusal: str) -> None:
+        """A liveness command refused inside a script: say once what to grant."""
+        if command in self._refusals:
+            return
+        self._refusals.add(command)
+        user = acl.username(self.client)
+        effect = {
+            "pubsub|numsub": "this standby cannot tell whether the leader's process is alive "
+            "and waits for its lease to lapse",
+            "publish": "standbys learn of a release at their next poll instead of at once",
+        }[command]
+        grant = acl.liveness_grant(self.key, refusal)
+        if grant == acl.liveness_grant(self.key):  # the refusal names nothing: the command
+            grant = [f"+{command}"]
+        logger.warning(
+            "beat: Redis refused %s to the ACL user %r in the lock's script (%s): %s. "
+            "Grant it: ACL SETUSER %s %s",
+            command.replace("|", " ").upper(),
+            user,
+            refusal.rstrip("."),
+            effect,
+            user,
+            " ".join(grant),
+        )
 
     def status(self, recent: float = 60.0) -> LockStatus:
         """Who holds the lease, for how long still, and the standbys seen in the last

@@ -24,6 +24,7 @@ from redbeat_core.settings import (
     Setting,
     SettingRegistry,
     Settings,
+    boolean,
     integer,
     seconds,
 )
@@ -35,6 +36,7 @@ OPTIONS_SETTING: Final = "redbeat_redis_options"
 USE_SSL_SETTING: Final = "redbeat_redis_use_ssl"
 REPLICA_ACKS_SETTING: Final = "redbeat_replica_acks"
 REPLICA_ACK_TIMEOUT_SETTING: Final = "redbeat_replica_ack_timeout"
+LIVENESS_SETTING: Final = "redbeat_lock_liveness"
 
 #: A healthy replica on the same LAN acknowledges in under a millisecond (WAIT asks it at once);
 #: its first acknowledgement after a resync took 156 ms here. A replica that is gone costs each
@@ -148,6 +150,17 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "Shorter than redbeat_lock_renew_interval and than the client's socket_timeout.",
         parse=seconds(),
     ),
+    Setting(
+        LIVENESS_SETTING,
+        "bool",
+        True,
+        "Standbys take over from a leader whose process died as soon as the server sees its "
+        "connection close (at their next poll, instead of when its lease lapses), and wake at "
+        "once when a leader releases the lease. Each beat keeps one pub/sub connection for it. "
+        "A frozen process, a lost host or a partition are still bounded by the lease; fencing "
+        "is unchanged. False: the lease alone, as in celery-redbeat.",
+        parse=boolean,
+    ),
 )
 
 
@@ -167,6 +180,7 @@ class RedisSettings:
     use_ssl_source: str = USE_SSL_SETTING
     replica_acks: int = 0
     replica_ack_timeout: float = DEFAULT_REPLICA_ACK_TIMEOUT
+    liveness: bool = True
 
     @classmethod
     def of(cls, config: RedBeatConfig) -> Self:
@@ -181,6 +195,7 @@ class RedisSettings:
             replica_ack_timeout=settings.get(
                 REPLICA_ACK_TIMEOUT_SETTING, DEFAULT_REPLICA_ACK_TIMEOUT
             ),
+            liveness=settings.get(LIVENESS_SETTING, True),
         )
 
     @property

@@ -357,7 +357,12 @@ class WebProcess:
 
 @contextmanager
 def running_web(
-    workdir: Path, argv: list[str], env: dict[str, str], *, root_path: str = ""
+    workdir: Path,
+    argv: list[str],
+    env: dict[str, str],
+    *,
+    root_path: str = "",
+    extra: tuple[str, ...] = (),
 ) -> Iterator[WebProcess]:
     """Start ``<argv> web --port <free>`` (``argv[0]`` an executable of this environment:
     ``redbeat`` or ``celery``) and wait until it answers; stop it by its pid (SIGTERM, then
@@ -370,6 +375,7 @@ def running_web(
     command = [str(Path(sys.executable).parent / argv[0]), *argv[1:], "web", "--port", str(port)]
     if root_path:
         command += ["--root-path", root_path]
+    command += extra
     with log.open("wb") as out:
         popen = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,

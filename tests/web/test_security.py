@@ -69,7 +69,7 @@ def test_a_change_without_the_csrf_token_is_refused(dashboard: Any) -> None:
     # The right token with another browser's cookie (a cross-site forgery with a stolen
     # token but not the victim's cookie) is refused too.
     client.cookies.clear()
-    client.cookies.set("redbeat_csrf", "someone-elses-cookie")
+    client.cookies.set("redbeat-csrf", "someone-elses-cookie")
     forged = client.post("/api/entries/job/disable", headers={"X-CSRF-Token": token})
     assert forged.status_code == 403
     assert api.get("job").state.value == "scheduled"
@@ -122,7 +122,7 @@ def test_a_token_is_required_when_configured(dashboard: Any) -> None:
     assert client.post("/login", data={"token": "nope"}).status_code == 401
     login = client.post("/login", data={"token": "tok-123"}, follow_redirects=False)
     assert login.status_code == 303
-    session = login.cookies["redbeat_session"]
+    session = login.cookies["redbeat-session"]
     assert "tok-123" not in session
     assert client.get("/api/entries").status_code == 200  # the session cookie
 

@@ -21,7 +21,7 @@ _CSRF = {
     "name": "X-CSRF-Token",
     "in": "header",
     "required": True,
-    "description": "From GET /api/csrf (with the redbeat_csrf cookie it sets).",
+    "description": "From GET /api/csrf (with the redbeat-csrf cookie it sets).",
     "schema": {"type": "string"},
 }
 
@@ -161,7 +161,7 @@ def document(root_path: str = "") -> dict[str, Any]:
         },
         "/api/csrf": {
             "get": {
-                "summary": "A CSRF token for scripts (sets the redbeat_csrf cookie).",
+                "summary": "A CSRF token for scripts (sets the redbeat-csrf cookie).",
                 "operationId": "get_csrf",
                 "responses": _answers("A token", {"type": "object"}, 401),
             }

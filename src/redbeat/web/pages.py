@@ -143,7 +143,8 @@ async def cluster_fragment(request: Request) -> Response:
     from redbeat.web.api import cluster
 
     data = await call(cluster, dashboard(request))
-    return render(request, "_cluster.html", {"cluster": data})
+    template = "_cluster_table.html" if request.query_params.get("full") else "_cluster.html"
+    return render(request, template, {"cluster": data})
 
 
 async def banner_fragment(request: Request) -> Response:

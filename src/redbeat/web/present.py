@@ -106,13 +106,14 @@ def timeline(records: list[RunRecord], width: int = 600, height: int = 120) -> d
     if not shown:
         return {"bars": [], "width": width, "height": height, "top": 0.0}
     top = max(*(abs(r.lateness) for r in shown), 0.001)
-    step = width / max(len(shown), 1)
+    step = width / 40  # a slot per run, the newest on the right
+    left = width - step * len(shown)
     bars = []
     for index, record in enumerate(shown):
         tall = max(2.0, (height - 16) * min(abs(record.lateness) / top, 1.0))
         bars.append(
             {
-                "x": round(index * step + step * 0.15, 1),
+                "x": round(left + index * step + step * 0.15, 1),
                 "y": round(height - tall, 1),
                 "w": round(step * 0.7, 1),
                 "h": round(tall, 1),

@@ -9,7 +9,7 @@
 * **Read-only**: every request that changes something is refused (403).
 * **CSRF**: every request that changes something (any method but GET, HEAD, OPTIONS) must
   carry the header ``X-CSRF-Token`` holding the token the pages embed: an HMAC of the
-  browser's ``redbeat_csrf`` cookie under this process's secret (a signed double-submit
+  browser's ``redbeat-csrf`` cookie under this process's secret (a signed double-submit
   cookie). Another site can make a browser send the cookie, but can neither read it nor set
   the header. Scripts get a token from ``GET /api/csrf``.
 """
@@ -40,9 +40,9 @@ __all__ = [
     "is_loopback",
 ]
 
-CSRF_COOKIE: Final = "redbeat_csrf"
+CSRF_COOKIE: Final = "redbeat-csrf"
 CSRF_HEADER: Final = "x-csrf-token"
-SESSION_COOKIE: Final = "redbeat_session"
+SESSION_COOKIE: Final = "redbeat-session"
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Paths anyone may reach: the static files and the login page.
 OPEN_PREFIXES: Final = ("/static/", "/login")
@@ -180,7 +180,7 @@ class Guard:
                     send,
                     403,
                     "missing or wrong CSRF token: send the X-CSRF-Token header the pages "
-                    "carry, with their redbeat_csrf cookie (scripts: GET /api/csrf first)",
+                    "carry, with their redbeat-csrf cookie (scripts: GET /api/csrf first)",
                 )
                 return
         await self.app(scope, receive, send)

@@ -80,8 +80,9 @@ def tests(session: nox.Session, backends: str) -> None:
         session.install("./redbeat_core[testing]", *TEST_DEPS)
         session.run("pytest", "tests/core", "-p", "no:cacheprovider", *args)
         return
-    # yaml: `redbeat apply` reads YAML in its tests; docs: the docs tests build the site.
-    _sync(session, "--extra", "yaml", "--group", "docs")
+    # yaml: `redbeat apply` reads YAML in its tests; web: the dashboard's (tests/web: API,
+    # security and real-browser tests); docs: the docs tests build the site.
+    _sync(session, "--extra", "yaml", "--extra", "web", "--group", "docs")
     session.install(*EXAMPLES)
     session.run(
         "pytest",
@@ -129,7 +130,9 @@ def packaging(session: nox.Session) -> None:
     session.run_install("uv", "build", "--all-packages", "--out-dir", str(dist), external=True)
     # --refresh: the version does not change between builds, so a cached wheel of an earlier
     # build must not stand in for the one just built.
-    session.install("--refresh", "--find-links", str(dist), "redbeat[all,embedded]==0.1.0")
+    session.install(
+        "--refresh", "--find-links", str(dist), "redbeat[all,embedded,web]==0.1.0", "httpx2"
+    )
     session.run("python", "tests/packaging/check_install.py", str(dist))
 
 

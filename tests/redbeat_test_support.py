@@ -328,3 +328,78 @@ def ok(done: subprocess.CompletedProcess[str]) -> str:
     """The output of a command that must have exited 0."""
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+# ------------------------------------------------------------------------------ redbeat web
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 now (the OS picks it)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class WebProcess:
+    """A ``redbeat web`` process this test started (see :func:`running_web`)."""
+
+    popen: subprocess.Popen[bytes]
+    base: str
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextmanager
+def running_web(
+    workdir: Path,
+    argv: list[str],
+    env: dict[str, str],
+    *,
+    root_path: str = "",
+    extra: tuple[str, ...] = (),
+) -> Iterator[WebProcess]:
+    """Start ``<argv> web --port <free>`` (``argv[0]`` an executable of this environment:
+    ``redbeat`` or ``celery``) and wait until it answers; stop it by its pid (SIGTERM, then
+    SIGKILL) at the end."""
+    import urllib.error
+    import urllib.request
+
+    port = free_port()
+    log = workdir / f"web-{port}.log"
+    command = [str(Path(sys.executable).parent / argv[0]), *argv[1:], "web", "--port", str(port)]
+    if root_path:
+        command += ["--root-path", root_path]
+    command += extra
+    with log.open("wb") as out:
+        popen = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            cwd=workdir, env={**env, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+    web = WebProcess(popen, f"http://127.0.0.1:{port}", log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if popen.poll() is not None:
+                pytest.fail(f"redbeat web exited ({popen.returncode}):\n{web.output()}")
+            try:
+                with urllib.request.urlopen(f"{web.base}/static/dashboard.css", timeout=2):
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    pytest.fail(f"redbeat web did not answer within 30 s:\n{web.output()}")
+                time.sleep(0.05)
+        yield web
+    finally:
+        if popen.poll() is None:
+            popen.send_signal(signal.SIGTERM)
+            try:
+                popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                popen.kill()
+                popen.wait()

@@ -1042,6 +1042,8 @@ def apply(ctx: click.Context, file: Path, prune: bool, dry_run: bool, as_json: b
     run_guarded(action)
 
 
+from redbeat.web_command import web  # noqa: E402  (it imports this module's helpers lazily)
+
 #: Every schedule command, in the order ``--help`` lists them.
 SCHEDULE_COMMANDS: tuple[click.Command, ...] = (
     list_entries,
@@ -1064,6 +1066,7 @@ SCHEDULE_COMMANDS: tuple[click.Command, ...] = (
     export,
     import_,
     apply,
+    web,
 )
 
 

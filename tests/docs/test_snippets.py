@@ -935,6 +935,7 @@ EXCEPTIONS: dict[str, Excepted] = {
     "pip install --find-links dist 'redbeat==0.1.0'": _WHEELS,
     "pip install --find-links dist 'redbeat[embedded]==0.1.0'": _WHEELS,
     "pip install --find-links dist 'redbeat[prometheus]==0.1.0'": _WHEELS,
+    "pip install --find-links dist 'redbeat[web]==0.1.0'": _WHEELS,
     "pip install 'celery[redis]'": Excepted(
         "installs from the index into the environment that runs it",
         "Celery's extra `redis` brings kombu's, which brings `packaging`, which kombu's Redis "
@@ -968,6 +969,7 @@ EXCEPTIONS: dict[str, Excepted] = {
 PAGE_TESTS: dict[str, Path] = {
     "docs/operations.md": ROOT / "tests" / "redis" / "test_operations_page.py",
     "docs/policies.md": ROOT / "tests" / "redis" / "test_operations_page.py",
+    "docs/dashboard.md": ROOT / "tests" / "web" / "test_dashboard_page.py",
 }
 
 

@@ -65,12 +65,40 @@ def main() -> None:
     check("redis" in backends, "redbeat entry point 'redis' (the Redis backend)")
 
     extras = set(distribution("redbeat").metadata.get_all("Provides-Extra") or [])
-    wanted = {"redis", "sentinel", "cluster", "prometheus", "all", "embedded"}
+    wanted = {"redis", "sentinel", "cluster", "prometheus", "all", "embedded", "web"}
     check(wanted <= extras, f"extras {sorted(extras)}")
 
     cli = Path(sys.executable).with_name("redbeat")
     out = subprocess.run([str(cli), "--version"], capture_output=True, text=True, check=False)
     check(out.returncode == 0 and VERSION in out.stdout, f"'redbeat --version' -> {out.stdout!r}")
+    check_dashboard_files(dist_dir)
+
+
+def check_dashboard_files(dist_dir: Path) -> None:
+    """The dashboard's templates and static files (htmx and its licence) are in the wheel and
+    installed, and the installed app renders a page from them (``redbeat[web]``)."""
+    import zipfile
+
+    (wheel,) = dist_dir.glob(f"redbeat-{VERSION}-*.whl")
+    inside = set(zipfile.ZipFile(wheel).namelist())
+    for name in (
+        "templates/base.html", "templates/list.html", "templates/entry.html",
+        "templates/_entry_live.html", "templates/_actions.html", "templates/_edit.html",
+        "static/htmx.min.js", "static/htmx.LICENSE", "static/dashboard.css",
+        "static/dashboard.js",
+    ):  # fmt: skip
+        check(f"redbeat/web/{name}" in inside, f"redbeat/web/{name} in the wheel")
+    from celery import Celery
+    from starlette.testclient import TestClient
+
+    from redbeat.web import create_app
+
+    app = Celery("packaging", set_as_current=False)
+    app.conf.redbeat_url = "redis://127.0.0.1:1/0"  # never connected: only static files
+    with TestClient(create_app(app)) as client:
+        script = client.get("/static/htmx.min.js")
+        check(script.status_code == 200 and b"htmx" in script.content, "htmx served")
+        check(client.get("/login").status_code == 200, "a page rendered from the templates")
 
 
 if __name__ == "__main__":

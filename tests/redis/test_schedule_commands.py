@@ -249,7 +249,7 @@ def test_help_lists_every_schedule_command(workdir: Path, redbeat_url: str) -> A
     text = ok(run(workdir, redbeat_url, "redbeat", "--help"))
     for command in ("list", "show", "next", "add", "edit", "enable", "disable", "delete",
                     "history", "run", "audit", "quarantine", "export", "import", "apply",
-                    "demo"):  # fmt: skip
+                    "demo", "web"):  # fmt: skip
         assert f"  {command} " in text
 
 

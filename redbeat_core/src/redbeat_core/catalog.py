@@ -210,6 +210,20 @@ class Schedule:
                 continue
             yield info
 
+    def infos(self, names: Sequence[str]) -> builtins.list[EntryInfo]:
+        """The entries ``names`` in that order, loaded :data:`PAGE` per round trip; names no
+        entry has (deleted meanwhile) are left out. For a caller that pages names itself (the
+        dashboard keeps the listing of names and reads only the rows it shows)."""
+        return builtins.list(self._infos(names))
+
+    def scheduled_names(self, offset: int = 0, limit: int = 100) -> tuple[builtins.list[str], int]:
+        """One page of the scheduled entries' names in due order (next run first), and how
+        many are scheduled: the schedule's own order, so a page costs one read of that page
+        (not of every name) on every store."""
+        store = self._runtime.store
+        page = store.scheduled(offset, offset + limit - 1) if limit > 0 else []
+        return [name for name, _ in page], store.count()
+
     def _infos(self, names: Sequence[str]) -> Iterator[EntryInfo]:
         """The entries ``names``, loaded :data:`PAGE` at a time (gone ones left out)."""
         store = self._runtime.store

@@ -654,7 +654,8 @@ def section_b6(results: dict[str, Any], meta: dict[str, Any]) -> tuple[str, dict
             "",
             f"Targets: {TARGETS['b6_kill']}; {TARGETS['b6_term']}. Two `celery beat` "
             "processes per side with default settings and one entry every 0.25 s; the active "
-            "one gets the signal, and the time until the standby's first publish is measured, "
+            "one gets the signal, and the time until the standby's first publish is measured "
+            "(it includes the wait for the entry's next due time, up to 0.25 s), "
             "waiting at most the cap (ours: median and max of the repetitions, on a plain "
             "Valkey and through Sentinel). Ours takes over from a killed leader when the "
             "server sees its liveness subscription close (`redbeat_lock_liveness`), at the "

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -570,6 +571,38 @@ def test_the_beat_wakes_prepare_ahead_before_the_next_due_time(make_app: Any) ->
         interval = scheduler.tick()
         woken_at = datetime.now(UTC).timestamp() + interval
         assert woken_at == pytest.approx(score - 0.5, abs=0.05)
+    finally:
+        scheduler.close()
+
+
+def test_a_burst_prepared_ahead_claims_what_it_can_prepare_in_time_and_the_rest_at_once(
+    make_app: Any, client: Any, publish_times: list[float]
+) -> None:
+    """400 entries due at the same instant: the tick that wakes ahead of it claims only what it
+    can prepare before it (a full batch took ~100 ms on a loaded machine, so the first publish
+    came late), publishes those at the due time, and claims the rest at once."""
+    app = make_app(redbeat_prepare_ahead=0.05)
+    scheduler = make_scheduler(app)
+    try:
+        due_at = datetime.now(UTC).timestamp() + 3.0
+        for i in range(400):
+            entry = RedBeatSchedulerEntry(f"b{i:03d}", "tasks.add", schedule(60), app=app)
+            entry.last_run_at = datetime.fromtimestamp(due_at - 60, UTC)
+            entry.save()
+        assert datetime.now(UTC).timestamp() < due_at - 0.5, "the scenario needs time to spare"
+        interval = scheduler.tick()  # nothing due yet: sleeps until 50 ms before the burst
+        while not publish_times:
+            assert datetime.now(UTC).timestamp() < due_at + 5, "the burst was never published"
+            time.sleep(interval)  # Celery's beat loop does exactly this between ticks
+            interval = scheduler.tick()
+        assert interval == 0.0  # more are due: claim again at once
+        first = len(publish_times)
+        assert 50 <= first < 400
+        assert min(publish_times) >= due_at - 1e-3  # never early
+        while scheduler.tick() == 0.0 and len(publish_times) < 400:
+            pass
+        assert len(publish_times) == 400
+        assert client.zcount("redbeat::schedule", due_at + 59, due_at + 61) == 400  # each once
     finally:
         scheduler.close()
 

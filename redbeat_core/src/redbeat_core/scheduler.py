@@ -39,6 +39,7 @@ from redbeat_core.entry import RedBeatSchedulerEntry
 from redbeat_core.exceptions import BrokenStoreError, EntryDecodeError, StoreUnavailableError
 from redbeat_core.history import HistoryStore, RunRecord
 from redbeat_core.idempotency import with_task_ids
+from redbeat_core.lead import PrepareCost
 from redbeat_core.locks import beat_identity
 from redbeat_core.manual import ManualRuns, RunRequestStore, take_requests
 from redbeat_core.overlap import PLUGIN_NAME as OVERLAP_PLUGIN
@@ -123,6 +124,10 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
             self._runtime.config.settings.get(SUMMARY_SETTING, DEFAULT_SUMMARY_INTERVAL)
         )
         self._standby_notes = StandbyNotes()
+        #: What preparing costs here, and the due time the next tick wakes ahead of (see
+        #: _batch_for).
+        self._prepare_cost = PrepareCost()
+        self._woke_for: float | None = None
         self._recorder_cache: tuple[object, RunRecorder] | None = None
         super().__init__(app, **kwargs)
         self.max_interval = self.config.max_interval
@@ -233,9 +238,10 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
             now = time.time()
             # Entries due within prepare_ahead are claimed and prepared now, published on time.
             horizon = now + self.config.prepare_ahead
+            batch = self._batch_for(now)
             sent = time.monotonic()
             history = recorder.take()
-            claim = self._claim(lock.fence, horizon, history)
+            claim = self._claim(lock.fence, horizon, history, batch)
         except Exception as exc:  # any store error: see _unreachable
             recorder.give_back(history)
             return self._unreachable(exc)
@@ -248,7 +254,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
         for item in claim.quarantined:
             self._report_quarantine(item.name, item.reason)
         busy = claim.entries or claim.requests
-        interval = self._run_claim(claim, now) if busy else self._sleep_for(claim, ())
+        interval = self._run_claim(claim, now, sent, batch) if busy else self._sleep_for(claim, ())
         if self._summary.due():
             self._log_summary()
         if self.plugins.tick:
@@ -257,10 +263,21 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
             )
         return interval
 
-    def _claim(self, fence: Any, horizon: float, history: list[RunRecord]) -> ClaimResult:
+    def _batch_for(self, now: float) -> int:
+        """How many entries this tick claims: a full batch, or, when it woke ahead of a due
+        time to prepare the entries due then, as many as it can prepare before it
+        (:mod:`redbeat_core.lead`)."""
+        woke_for, self._woke_for = self._woke_for, None
+        batch = self.config.batch_size
+        if woke_for is None or woke_for <= now:
+            return batch
+        return self._prepare_cost.early_batch(woke_for - now, batch)
+
+    def _claim(
+        self, fence: Any, horizon: float, history: list[RunRecord], batch: int
+    ) -> ClaimResult:
         """The tick's claim, writing the last busy tick's run records with it."""
         store = self._runtime.store
-        batch = self.config.batch_size
         if not history:
             return store.claim_due(fence, horizon, batch)
         keeper = cast(HistoryStore, store)  # records are only built for one (RunRecorder)
@@ -348,7 +365,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
             self.plugins.tick(scheduler=self, leader=leader, due=0, next_wake=interval)
         return interval
 
-    def _run_claim(self, claim: ClaimResult, now: float) -> float:
+    def _run_claim(self, claim: ClaimResult, now: float, sent: float, batch: int) -> float:
         """Plan, decide, commit and publish the claimed entries, in the order the delivery
         mode sets: at-most-once commits first (nothing is published unless the commit, and so
         the fence, held), at-least-once publishes first (a failed commit means they run
@@ -381,11 +398,13 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
                     if not self._commit(plan, settled, requested):
                         return self._lost_lock("expired")
                     self._report_stored(plan, settled)
+                    self._prepare_cost.learn(time.monotonic() - sent, len(claim.entries))
                     published = self._dispatch(settled.publish, at_most_once=at_most_once)
                     # Inside the hold: a stop held meanwhile closes the beat, which writes them.
                     self._record_runs(recorder, settled, published, manual)
                 published = published.without(settled.manual)
             else:
+                self._prepare_cost.learn(time.monotonic() - sent, len(claim.entries))
                 published = self._dispatch(settled.publish, at_most_once=at_most_once)
                 self._record_runs(recorder, settled, published, manual)
                 # A run-now whose publish failed stays requested: the next tick tries again.
@@ -407,7 +426,7 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
             late=published.late,
             failed=len(published.failed),
         )
-        if len(claim.entries) >= config.batch_size or plan.unplanned:
+        if len(claim.entries) >= batch or plan.unplanned:
             return 0.0  # more are due: claim (and so renew the lease) and go on at once
         return self._sleep_for(claim, settled.updates)
 
@@ -576,7 +595,8 @@ class RedBeatScheduler(Scheduler):  # type: ignore[misc]
             cap = min(cap, self.config.lock_renew_interval)
         if not candidates:
             return cap
-        wake = min(candidates) - self.config.prepare_ahead
+        self._woke_for = min(candidates)
+        wake = self._woke_for - self.config.prepare_ahead
         return max(0.0, min(wake - time.time(), cap))
 
     # ----------------------------------------------------------------- failures

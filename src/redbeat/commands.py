@@ -25,6 +25,7 @@ from typing import Any, Final, TypeVar
 import click
 
 from redbeat.schedule_text import parse_cron, parse_moment, parse_once
+from redbeat_core import words
 from redbeat_core.running import connect_worker_signals
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -158,7 +159,7 @@ def _when(moment: datetime | None, tz: Any, now: datetime) -> str:
     if moment is None:
         return "-"
     local = moment.astimezone(tz)
-    relative = _relative(moment - now)
+    relative = words.relative(moment - now)
     if local.utcoffset() == timedelta(0) and local.tzname() in ("UTC", "GMT", None):
         return f"{local:%Y-%m-%d %H:%M:%S} UTC ({relative})"
     return f"{local:%Y-%m-%d %H:%M:%S %Z} ({moment.astimezone(UTC):%H:%M:%S} UTC, {relative})"
@@ -168,23 +169,6 @@ def _last_run(info: Any, tz: Any, now: datetime) -> str:
     """The last run; "never" for an entry that has not run (Celery stamps a new entry's
     last run "now", which is not a run)."""
     return _when(info.last_run_at, tz, now) if info.total_run_count else "never"
-
-
-def _relative(delta: timedelta) -> str:
-    seconds = delta.total_seconds()
-    ahead = seconds >= 0
-    seconds = abs(seconds)
-    if seconds < 60:
-        text = f"{seconds:.0f} s"
-    elif seconds < 3600:
-        text = f"{seconds / 60:.0f} min"
-    elif seconds < 86400:
-        text = f"{seconds / 3600:.1f} h"
-    elif seconds < 365 * 86400:
-        text = f"{seconds / 86400:.1f} d"
-    else:
-        text = f"{seconds / (365.25 * 86400):.1f} y"
-    return f"in {text}" if ahead else f"{text} ago"
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

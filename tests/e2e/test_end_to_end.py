@@ -523,51 +523,6 @@ def test_a_blackout_window_keeps_its_entries_from_running(
 # ------------------------------------------------------------------------------ the demo
 
 
-def test_history_follows_a_failover_with_each_beats_identity_and_epoch(
-    processes: Processes, control_app: Celery, client: Any
-) -> None:
-    """Two real beats; the leader is killed (SIGKILL: no release) and the standby takes over.
-    The run history says which beat published each run and under which fencing epoch: the new
-    leader's runs carry its own host:pid and the next epoch."""
-    from redbeat import Schedule
-
-    host = socket.gethostname()
-    entry(control_app, "tick", schedule(1)).save()
-
-    def beat(name: str) -> Proc:
-        return processes.start(
-            name, "beat", "-S", "redbeat.RedBeatScheduler", "--loglevel=INFO",
-            f"--schedule={processes.workdir / (name + '-schedule')}",
-        )  # fmt: skip
-
-    def by(proc: Proc) -> list[Any]:
-        identity = f"{host}:{proc.popen.pid}"
-        return [r for r in Schedule(control_app).history("tick", 100) if r.beat == identity]
-
-    first = beat("beat-a")
-    wait_until(lambda: len(by(first)) >= 2, START_TIMEOUT, "beat-a's runs recorded", processes)
-    second = beat("beat-b")
-    wait_until(
-        lambda: client.zcard("redbeat::lock:standbys") == 1,
-        START_TIMEOUT,
-        "beat-b waiting as a standby",
-        processes,
-    )
-    assert by(second) == []
-    first.popen.kill()  # by its own pid
-    first.popen.wait(timeout=STOP_TIMEOUT)
-    processes.started.remove(first)
-    wait_until(lambda: len(by(second)) >= 2, START_TIMEOUT, "beat-b's runs recorded", processes)
-    old_epochs = {r.epoch for r in by(first)}
-    new_epochs = {r.epoch for r in by(second)}
-    assert len(old_epochs) == 1
-    assert new_epochs == {max(old_epochs) + 1}
-    assert all(r.outcome == "sent" and r.task_id for r in by(first) + by(second))
-    holder = Schedule(control_app).lock_status().holder
-    assert holder is not None
-    assert holder.identity == f"{host}:{second.popen.pid}"
-
-
 def _two_beats(
     processes: Processes, control_app: Celery, client: Any, conf: dict[str, Any]
 ) -> tuple[Proc, Proc, Callable[[Proc], list[Any]]]:
@@ -599,6 +554,30 @@ def _two_beats(
         processes,
     )
     return first, second, by
+
+
+def test_history_follows_a_failover_with_each_beats_identity_and_epoch(
+    processes: Processes, control_app: Celery, client: Any
+) -> None:
+    """Two real beats; the leader is killed (SIGKILL: no release) and the standby takes over.
+    The run history says which beat published each run and under which fencing epoch: the new
+    leader's runs carry its own host:pid and the next epoch."""
+    from redbeat import Schedule
+
+    first, second, by = _two_beats(processes, control_app, client, {})
+    assert by(second) == []
+    first.popen.kill()  # by its own pid
+    first.popen.wait(timeout=STOP_TIMEOUT)
+    processes.started.remove(first)
+    wait_until(lambda: len(by(second)) >= 2, START_TIMEOUT, "beat-b's runs recorded", processes)
+    old_epochs = {r.epoch for r in by(first)}
+    new_epochs = {r.epoch for r in by(second)}
+    assert len(old_epochs) == 1
+    assert new_epochs == {max(old_epochs) + 1}
+    assert all(r.outcome == "sent" and r.task_id for r in by(first) + by(second))
+    holder = Schedule(control_app).lock_status().holder
+    assert holder is not None
+    assert holder.identity == f"{socket.gethostname()}:{second.popen.pid}"
 
 
 def _holder(control_app: Celery) -> str | None:

@@ -1,4 +1,5 @@
-"""A schedule in words, for people: ``every 30 seconds``, ``at 03:00 every day``.
+"""A schedule in words, for people: ``every 30 seconds``, ``at 03:00 every day``; and how far
+a moment is from now (``in 3 min``).
 
 Listings, ``show`` and the dashboard print these next to the exact next run times; a schedule
 RedBeat does not know is shown by its ``repr``, which is what Celery itself prints.
@@ -14,7 +15,7 @@ from celery.schedules import crontab, schedule, solar
 from redbeat_core.schedules import clocked, rrule
 from redbeat_core.schedules import crontab as zoned_crontab
 
-__all__ = ["describe_schedule"]
+__all__ = ["describe_schedule", "relative"]
 
 
 def describe_schedule(value: Any) -> str:
@@ -78,3 +79,21 @@ def _moment(value: datetime | timedelta | Any) -> str:
         aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
         return f"{aware:%Y-%m-%d %H:%M:%S} {aware.tzname() or ''}".rstrip()
     return str(value)
+
+
+def relative(delta: timedelta) -> str:
+    """``in 3 min``, ``12 s ago``: how far ``delta`` (a moment minus now) is from now."""
+    seconds = delta.total_seconds()
+    ahead = seconds >= 0
+    seconds = abs(seconds)
+    if seconds < 60:
+        text = f"{seconds:.0f} s"
+    elif seconds < 3600:
+        text = f"{seconds / 60:.0f} min"
+    elif seconds < 86400:
+        text = f"{seconds / 3600:.1f} h"
+    elif seconds < 365 * 86400:
+        text = f"{seconds / 86400:.1f} d"
+    else:
+        text = f"{seconds / (365.25 * 86400):.1f} y"
+    return f"in {text}" if ahead else f"{text} ago"

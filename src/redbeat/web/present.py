@@ -7,32 +7,15 @@ are read in) and relative to now (``in 3 min``, ``2 s ago``).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
+from redbeat_core import words
 from redbeat_core.catalog import EntryInfo
 from redbeat_core.history import RunRecord
 from redbeat_core.locks import LockStatus
 
-__all__ = ["cluster_json", "entry_json", "moment_json", "record_json", "relative", "timeline"]
-
-
-def relative(delta: timedelta) -> str:
-    """``in 3 min``, ``12 s ago``: how far ``delta`` is from now."""
-    seconds = delta.total_seconds()
-    ahead = seconds >= 0
-    seconds = abs(seconds)
-    if seconds < 60:
-        text = f"{seconds:.0f} s"
-    elif seconds < 3600:
-        text = f"{seconds / 60:.0f} min"
-    elif seconds < 86400:
-        text = f"{seconds / 3600:.1f} h"
-    elif seconds < 365 * 86400:
-        text = f"{seconds / 86400:.1f} d"
-    else:
-        text = f"{seconds / (365.25 * 86400):.1f} y"
-    return f"in {text}" if ahead else f"{text} ago"
+__all__ = ["cluster_json", "entry_json", "moment_json", "record_json", "timeline"]
 
 
 def moment_json(moment: datetime | None, tz: Any, now: datetime) -> dict[str, str] | None:
@@ -44,7 +27,7 @@ def moment_json(moment: datetime | None, tz: Any, now: datetime) -> dict[str, st
         "utc": moment.astimezone(UTC).isoformat(),
         "utc_text": f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC",
         "local": f"{local:%Y-%m-%d %H:%M:%S %Z}",
-        "relative": relative(moment - now),
+        "relative": words.relative(moment - now),
     }
 
 

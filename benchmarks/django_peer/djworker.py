@@ -186,10 +186,10 @@ def op_ticks(p: dict[str, Any]) -> dict[str, Any]:
     then drain ``reps`` slices of ``due`` entries, all due 1.5 s ago (a slice's entries
     before the next slice's), then ``idle_reps`` idle ticks. django-celery-beat publishes one
     entry per ``tick()`` (Celery's heap), so a busy cycle is ``due`` ticks. ``cap``: a slice
-    that takes longer is cut there and its per-entry cost is what it dispatched so far."""
+    that takes longer is cut there and its per-entry cost is what it dispatched so far (the
+    idle ticks are measured by ``op_memory``, where nothing is left due)."""
     setup(p)
-    due, reps, idle_reps = int(p["due"]), int(p["reps"]), int(p["idle_reps"])
-    cap = float(p["cap"])
+    due, reps, cap = int(p["due"]), int(p["reps"]), float(p["cap"])
     gc.collect()
     base = common.rss_kib()
     app = make_app()
@@ -205,6 +205,27 @@ def op_ticks(p: dict[str, Any]) -> dict[str, Any]:
         busy.append(run)
         if not run["complete"]:
             break
+    gc.collect()
+    return {
+        "load": load,
+        "warm": warm,
+        "busy": busy,
+        "rss_before_kib": base["rss_kib"],
+        **common.rss_kib(),
+        "stored": stored(),
+    }
+
+
+def op_memory(p: dict[str, Any]) -> dict[str, Any]:
+    """B5 and B1's idle tick: the beat process with N stored, after a busy cycle (entries
+    1..due, due at populate) and idle ticks (``idle_reps`` of them timed), as
+    ``worker.op_memory`` and ``worker.op_ticks``' idle part."""
+    setup(p)
+    due, idle_reps = int(p["due"]), int(p["idle_reps"])
+    gc.collect()
+    base = common.rss_kib()
+    scheduler = new_scheduler(make_app())
+    run = drain(scheduler, due + 1)  # entry 0 too
     idle = []
     for _ in range(idle_reps):
         before = len(PUBLISHED)
@@ -215,27 +236,6 @@ def op_ticks(p: dict[str, Any]) -> dict[str, Any]:
         if len(PUBLISHED) != before:
             raise RuntimeError("an idle tick dispatched")
         idle.append({"seconds": seconds, "queries": QUERIES.count - q, "published": 0})
-    gc.collect()
-    return {
-        "load": load,
-        "warm": warm,
-        "busy": busy,
-        "idle": idle,
-        "rss_before_kib": base["rss_kib"],
-        **common.rss_kib(),
-        "stored": stored(),
-    }
-
-
-def op_memory(p: dict[str, Any]) -> dict[str, Any]:
-    """B5: the beat process's memory with N stored, after a busy cycle (entries 1..due, due
-    at populate; cut at ``cap`` seconds) and idle ticks, as ``worker.op_memory``. Untimed."""
-    setup(p)
-    due, cap = int(p["due"]), float(p["cap"])
-    gc.collect()
-    base = common.rss_kib()
-    scheduler = new_scheduler(make_app())
-    run = drain(scheduler, due + 1, cap)  # entry 0 too
     for _ in range(3):
         scheduler.tick()
     gc.collect()
@@ -245,6 +245,7 @@ def op_memory(p: dict[str, Any]) -> dict[str, Any]:
         "ticks": run["ticks"],
         "published": run["published"],
         "due": due,
+        "idle": idle,
     }
 
 
@@ -258,12 +259,13 @@ def op_startup(p: dict[str, Any]) -> dict[str, Any]:
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
     size, reps, warm = int(p["s"]), int(p["reps"]), bool(p["warm"])
+    periods = int(p.get("periods", 3600))  # distinct intervals: 60 + i % periods seconds
 
     def statics() -> dict[str, Any]:
         return {
             f"static-{i:06d}": {
                 "task": TASK,
-                "schedule": schedule(run_every=60 + i % 3600),
+                "schedule": schedule(run_every=60 + i % periods),
                 "args": (i,),
             }
             for i in range(size)

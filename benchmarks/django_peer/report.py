@@ -216,11 +216,17 @@ def _b2(dj: dict[str, Any], redis: dict[str, Any], checks: list[Any]) -> list[st
             theirs = _get(redis, "b2", key, "theirs", "seconds")
             ahead = _div(d["seconds"], ours)
             size, mode = key.split("/")
+            note = ""
+            if d.get("failed_with_the_same_statics"):
+                note = (
+                    f" (the same statics as ours: `{d['failed_with_the_same_statics']}`; "
+                    f"measured with {d['distinct_intervals']} distinct intervals)"
+                )
             rows.append(
                 [
                     ENGINES[engine],
                     f"{int(size):,}",
-                    mode,
+                    mode + note,
                     f"{d['seconds']:.2f}",
                     f"{d['queries']:,.0f}",
                     _s(ours),

@@ -5,9 +5,10 @@ django-celery-beat's ``DatabaseScheduler`` on SQLite and on PostgreSQL (B1, B2, 
 and, with ``--with-ours`` / ``--with-theirs``, RedBeat / celery-redbeat on the same machine in
 the same run through ``benchmarks/run.py``'s own cases (so every ratio is same-run); without
 them the report reads those two from ``benchmarks/results.json``. It writes
-``benchmarks/results-django.json`` and re-renders ``benchmarks/RESULTS.md`` (whose last
-section is this comparison). ``--smoke``: tiny sizes, SQLite only, written to a temporary
-folder (tests/benchmarks/test_django_peer_smoke.py runs it).
+``benchmarks/results-django.json`` and its section, ``benchmarks/results-django.md``;
+``benchmarks/RESULTS.md`` includes that section whenever it is rendered (``python -m
+benchmarks``, or ``python -m benchmarks.report``) and the file exists. ``--smoke``: tiny
+sizes, SQLite only, written to a temporary folder (``nox -s bench_smoke`` runs it).
 
 Every django-celery-beat measurement is a subprocess of its own venv (built here with uv:
 django-celery-beat 2.9, Django 5.2, celery/kombu/redis-py pinned to this venv's versions,
@@ -35,7 +36,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks import report as bench_report
 from benchmarks import run as bench_run
 from benchmarks.django_peer import report
 from benchmarks.django_peer.postgres import PostgresCluster
@@ -552,9 +552,6 @@ def main(argv: list[str] | None = None) -> int:
     output.write_text(json.dumps(data, indent=1, sort_keys=True))
     fragment = output.with_suffix(".md")
     fragment.write_text(report.section(data, report.redis_results(data)) + "\n")
-    if output == RESULTS and (BENCH / "results.json").exists():
-        main_data = json.loads((BENCH / "results.json").read_text())
-        (BENCH / "RESULTS.md").write_text(bench_report.render(main_data))
     log(f"wrote {output} and {fragment} in {data['meta']['wall_seconds']:.0f}s")
     if errors:
         log(f"{len(errors)} case(s) failed")

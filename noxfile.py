@@ -207,3 +207,14 @@ def bench_smoke(session: nox.Session) -> None:
         str(tmp / "bench-smoke" / "RESULTS.md"),
         *session.posargs,
     )
+    # django-celery-beat's column (issue 20), SQLite only: its venv is built by the runner.
+    session.run(
+        "python",
+        "-m",
+        "benchmarks.django_peer",
+        "--smoke",
+        "--venv",
+        str(tmp / "django-celery-beat-venv"),
+        "--output",
+        str(tmp / "bench-smoke" / "results-django.json"),
+    )

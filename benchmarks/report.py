@@ -1230,6 +1230,11 @@ def render(data: dict[str, Any]) -> str:
     ):
         if text:
             parts += ["", text]
+    # django-celery-beat as a third column (issue 20): its own runner and results file.
+    from benchmarks.django_peer import report as django_peer_report
+
+    for text in django_peer_report.from_file():
+        parts += ["", text]
     if meta.get("errors"):
         parts += ["", "## Failed cases", ""]
         for error in meta["errors"]:

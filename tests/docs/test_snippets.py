@@ -609,6 +609,14 @@ def check_benchmark_case(_: Context, command: str) -> None:
     assert set(cases) <= set(offered[1].split(",")), f"benchmark cases are {offered[1]}"
 
 
+def check_django_peer(_: Context, command: str) -> None:
+    """The django-celery-beat comparison's runner offers the options the docs show."""
+    argv = argv_of(command)
+    assert argv[:5] == ["uv", "run", "python", "-m", "benchmarks.django_peer"], command
+    options = [a for a in argv[5:] if a.startswith("--")]
+    assert_options((sys.executable, "-m", "benchmarks.django_peer"), *options)
+
+
 def check_tests_collect(_: Context, command: str) -> None:
     """The tests it names are this suite's own: they are collected here with its options."""
     argv = argv_of(command)
@@ -900,6 +908,13 @@ EXCEPTIONS: dict[str, Excepted] = {
         "(bench_smoke runs every case at tiny sizes)",
         "`python -m benchmarks --help` offers --cases and --no-theirs; b4 is a case",
         check_benchmark_case,
+    ),
+    "uv run python -m benchmarks.django_peer --with-ours --with-theirs": Excepted(
+        "`uv run` syncs the checkout's .venv from the index; the comparison runs for tens of "
+        "minutes, builds django-celery-beat's venv and a PostgreSQL cluster (bench_smoke runs "
+        "it at tiny sizes on SQLite)",
+        "`python -m benchmarks.django_peer --help` offers the options shown",
+        check_django_peer,
     ),
     "uv run --all-packages --group docs mkdocs serve": Excepted(
         "serves until stopped, after `uv run` syncs the checkout's .venv from the index",

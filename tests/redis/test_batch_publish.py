@@ -45,7 +45,7 @@ def tick(app: Celery) -> None:
         scheduler.close()
 
 
-@pytest.mark.parametrize("batch", [10, 1])
+@pytest.mark.parametrize("batch", [100, 10, 1])
 def test_every_run_reaches_the_broker_once(
     make_app: Callable[..., Celery], redbeat_url: str, broker: Any, batch: int
 ) -> None:
@@ -63,8 +63,11 @@ def test_every_run_reaches_the_broker_once(
         after_task_publish.disconnect(record)
     if batch == 1:
         assert in_broker == list(range(1, 26))  # each sent as it is published
-    else:  # held, and sent ten at a time: after_task_publish fires when a message is held
-        assert in_broker == [0] * 10 + [10] * 10 + [20] * 5
+    elif batch == 10:  # held, and sent 8 first (the first run goes out soon), then 10 at a
+        # time: after_task_publish fires when a message is held
+        assert in_broker == [0] * 8 + [8] * 10 + [18] * 7
+    else:  # 8, then 16 (doubling up to the batch size), then the rest at the end
+        assert in_broker == [0] * 8 + [8] * 16 + [24]
     messages = queued(broker)
     assert sorted(m["headers"]["task"] for m in messages) == [f"tasks.t{i:02d}" for i in range(25)]
     assert len({m["headers"]["id"] for m in messages}) == 25

@@ -189,8 +189,9 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench_smoke(session: nox.Session) -> None:
-    """Every benchmark case at tiny sizes, once, so the suite cannot rot; fails if a case
-    crashes. Writes its report to the session's temporary folder, never RESULTS.md."""
+    """Every benchmark case at tiny sizes, once, so the suite cannot rot, then the real-broker
+    cases; fails if a case crashes or a broker count is wrong. Writes its reports to the
+    session's temporary folder, never RESULTS.md."""
     _sync(session)
     tmp = Path(session.create_tmp()).resolve()
     session.run(
@@ -202,5 +203,21 @@ def bench_smoke(session: nox.Session) -> None:
         str(tmp / "celery-redbeat-venv"),
         "--output",
         str(tmp / "bench-smoke" / "RESULTS.md"),
+        *session.posargs,
+    )
+    # The real-broker mode: a second valkey-server as the broker, at 0 and 1 ms round trip.
+    session.run(
+        "python",
+        "-m",
+        "benchmarks",
+        "--smoke",
+        "--broker",
+        "redis",
+        "--rtt-ms",
+        "0,1",
+        "--theirs-venv",
+        str(tmp / "celery-redbeat-venv"),
+        "--output",
+        str(tmp / "bench-smoke-broker" / "RESULTS.md"),
         *session.posargs,
     )

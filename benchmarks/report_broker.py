@@ -42,7 +42,7 @@ def _span(d: dict[str, Any] | None, key: str, fmt: Any) -> str:
     low, high = _get(d, key + "_min"), _get(d, key + "_max")
     if d and d.get("n", 1) > 1 and low is not None and high is not None and low != high:
         return f"{fmt(value)} ({fmt(low)}-{fmt(high)})"
-    return fmt(value)
+    return str(fmt(value))
 
 
 def _rtts(data: dict[str, Any]) -> list[str]:
@@ -146,7 +146,8 @@ def section_b1(data: dict[str, Any]) -> str:
 
 
 def _burst(here: dict[str, Any], side: str) -> dict[str, Any] | None:
-    return _get(here, "b3", "sides", side, "median")
+    median: dict[str, Any] | None = _get(here, "b3", "sides", side, "median")
+    return median
 
 
 def _lock(here: dict[str, Any], side: str) -> str:
@@ -164,8 +165,11 @@ def _counted(here: dict[str, Any], case: str, side: str) -> str:
     reps = _get(here, case, "sides", side, "reps") or []
     if not reps:
         return "-"
-    llen = sum(r["counts"]["llen"] for r in reps)
-    return f"{llen:,} = expected" if all(r["counts"]["ok"] for r in reps) else "**wrong**"
+    if not all(r["counts"]["ok"] for r in reps):
+        return "**wrong**"
+    sizes = sorted({r["counts"]["llen"] for r in reps})
+    each = " / ".join(f"{n:,}" for n in sizes)
+    return f"{each} = expected" + (f" (each of {len(reps)} runs)" if len(reps) > 1 else "")
 
 
 def section_b3(data: dict[str, Any]) -> str:

@@ -193,10 +193,10 @@ def acquire(scheduler: Any) -> None:
     acquire_distributed_beat_lock(sender=SimpleNamespace(scheduler=scheduler))
 
 
-def leader(url: str) -> tuple[Any, Any]:
+def leader(url: str, **conf: Any) -> tuple[Any, Any]:
     """An admin client for ``url`` and a scheduler holding the beat lock, on an app whose
-    RedBeat client counts round trips: (admin, scheduler)."""
-    app = make_app(url)
+    RedBeat client counts round trips (and ``conf``'s settings): (admin, scheduler)."""
+    app = make_app(url, **conf)
     app.redbeat_redis = counting_client(url)
     admin = admin_client(url)
     scheduler = new_scheduler(app)
@@ -586,7 +586,8 @@ def op_burst(p: dict[str, Any]) -> dict[str, Any]:
     """Entries 1..n all due at the same whole second T; the beat loop of ``celery beat``
     (``Service.start``: tick, sleep the returned interval) runs until all are published."""
     n, every = int(p["n"]), float(p["every"])
-    admin, scheduler = leader(p["url"])
+    # ``conf``: settings for an experiment (prepare_ahead, batch sizes); none in the report.
+    admin, scheduler = leader(p["url"], **p.get("conf", {}))
     make_due(admin, [0], every)
     drain(scheduler, 1)
     scheduler.tick()

@@ -148,9 +148,9 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
         "rb3_reps": args.reps or 3,
         "rb3_lead": 2.0,
         "rb4_entries": 50,
-        "rb4_seconds": 30.0,
+        "rb4_seconds": 20.0,
         "rb4_warmup": 3.0,
-        "rb4_reps": 2,
+        "rb4_reps": 3,
         "rb_only_at": {},
     }
 

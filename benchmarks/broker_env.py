@@ -272,12 +272,15 @@ def account(
     *,
     expected: Iterable[int] | None = None,
     published: int | None = None,
+    at_stop: Iterable[int] = (),
 ) -> tuple[list[Message], dict[str, Any]]:
     """Count what reached the broker and check it: ``LLEN``, the notified ``LPUSH``es (with a
     watch), distinct task ids, and the entry indexes (each expected index as many times as
     expected, nothing else), or, without ``expected``, the number the process says it
-    ``published``. Raises :class:`BrokerCountError` naming what differs. Returns the messages
-    (with their arrival stamps when watched) and the counts for the report."""
+    ``published``. ``at_stop``: publishes a beat announced (``before_task_publish``) after it
+    was told to stop; each may be missing (the stop interrupted it: counted as lost at the
+    stop, not as a failure), never doubled. Raises :class:`BrokerCountError` naming what
+    differs. Returns the messages (with their arrival stamps when watched) and the counts."""
     client = redis.Redis.from_url(broker.url)
     try:
         llen = int(client.llen(QUEUE))
@@ -285,10 +288,17 @@ def account(
         client.close()
     messages = read_messages(broker)
     want = Counter(expected) if expected is not None else None
+    maybe = Counter(at_stop)
+    got = Counter(m["index"] for m in messages)
+    lost_at_stop = 0
+    if want is not None and maybe:
+        # What arrived of the interrupted publishes counts as expected; the rest was lost.
+        arrived = (got - want) & maybe
+        lost_at_stop = sum((maybe - arrived).values())
+        want = want + arrived
     total = sum(want.values()) if want is not None else published
     stamps = watch.wait_for(total if total is not None else llen) if watch else None
     ids = [m["id"] for m in messages]
-    got = Counter(m["index"] for m in messages)
     problems = []
     if len(messages) != llen:
         problems.append(f"LLEN {llen} but {len(messages)} messages read")
@@ -308,6 +318,7 @@ def account(
         "notified": None if stamps is None else len(stamps),
         "distinct_ids": len(set(ids)),
         "distinct_indexes": len(got),
+        "lost_at_stop": lost_at_stop,
         "ok": not problems,
     }
     if problems:

@@ -169,7 +169,9 @@ def _counted(here: dict[str, Any], case: str, side: str) -> str:
         return "**wrong**"
     sizes = sorted({r["counts"]["llen"] for r in reps})
     each = " / ".join(f"{n:,}" for n in sizes)
-    return f"{each} = expected" + (f" (each of {len(reps)} runs)" if len(reps) > 1 else "")
+    lost = sum(r["counts"].get("lost_at_stop", 0) for r in reps)
+    stop = f"; {lost} announced as the beat was stopped, never sent" if lost else ""
+    return f"{each} = expected" + (f" (each of {len(reps)} runs)" if len(reps) > 1 else "") + stop
 
 
 def section_b3(data: dict[str, Any]) -> str:
@@ -583,6 +585,13 @@ def section_broker(results: dict[str, Any]) -> str:
         )
     if meta.get("note"):
         about.append(f"- **Note:** {meta['note']}")
+    for again in meta.get("remeasured", []):
+        ones = [load[1][0] for load in again.get("loads", [])]
+        about.append(
+            f"- Measured again {again.get('date')}: {', '.join(again.get('what', []))}"
+            + (f" (load {min(ones):.2f} to {max(ones):.2f})" if ones else "")
+            + (f"; {again['note']}" if again.get("note") else "")
+        )
     if meta.get("smoke"):
         about.append("- **Smoke run** (tiny sizes, 1 repetition): numbers are not meaningful.")
     parts = [

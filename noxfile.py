@@ -192,8 +192,9 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench_smoke(session: nox.Session) -> None:
-    """Every benchmark case at tiny sizes, once, so the suite cannot rot; fails if a case
-    crashes. Writes its report to the session's temporary folder, never RESULTS.md."""
+    """Every benchmark case at tiny sizes, once, so the suite cannot rot, then the real-broker
+    cases; fails if a case crashes or a broker count is wrong. Writes its reports to the
+    session's temporary folder, never RESULTS.md."""
     _sync(session)
     tmp = Path(session.create_tmp()).resolve()
     session.run(
@@ -217,4 +218,20 @@ def bench_smoke(session: nox.Session) -> None:
         str(tmp / "django-celery-beat-venv"),
         "--output",
         str(tmp / "bench-smoke" / "results-django.json"),
+    )
+    # The real-broker mode: a second valkey-server as the broker, at 0 and 1 ms round trip.
+    session.run(
+        "python",
+        "-m",
+        "benchmarks",
+        "--smoke",
+        "--broker",
+        "redis",
+        "--rtt-ms",
+        "0,1",
+        "--theirs-venv",
+        str(tmp / "celery-redbeat-venv"),
+        "--output",
+        str(tmp / "bench-smoke-broker" / "RESULTS.md"),
+        *session.posargs,
     )

@@ -1235,6 +1235,11 @@ def render(data: dict[str, Any]) -> str:
 
     for text in django_peer_report.from_file():
         parts += ["", text]
+    from benchmarks.report_broker import section_broker
+
+    broker_text = section_broker(results)
+    if broker_text:
+        parts += ["", broker_text]
     if meta.get("errors"):
         parts += ["", "## Failed cases", ""]
         for error in meta["errors"]:

@@ -52,6 +52,8 @@ CELERY = "celery[redis]==5.7.0"
 DEFAULT_THEIRS_VENV = HERE / ".cache" / "celery-redbeat-2.4.2"
 SIDES = ("ours", "theirs")
 ALL_CASES = ("b1", "b1p", "b2", "b3", "profile", "hooks", "b4", "b6", "b7")
+#: The cases of the real-broker mode (--broker redis).
+BROKER_CASES = ("b1", "b3", "b4")
 #: Interval of the tick and burst entries: due times are staggered over it.
 EVERY = 3600.0
 WORKER_TIMEOUT = 900.0
@@ -96,6 +98,20 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
             "b7_due": 50,
             "b7_reps": 1,
             "b7_missed": 3,
+            "rb1_sizes": [200],
+            "rb1_reps": 1,
+            "rb_idle_reps": 1,
+            "rb1_alone_n": 100,
+            "rb3_n": 100,
+            "rb3_reps": 1,
+            "rb3_lead": 0.5,
+            "rb4_entries": 5,
+            "rb4_seconds": 1.0,
+            "rb4_warmup": 0.5,
+            "rb4_reps": 1,
+            # Under a minute: B1 at the first round trip only, B4 at the last (through the
+            # proxies), B3 at every one.
+            "rb_only_at": {"b1": 0, "b4": -1},
         }
     return {
         "b1_sizes": [1_000, 10_000, 100_000],
@@ -127,6 +143,19 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
         "b7_due": 1_000,
         "b7_reps": args.reps or 7,
         "b7_missed": 3,
+        # The real-broker mode (--broker redis): benchmarks/broker_cases.py
+        "rb1_sizes": [10_000, 100_000],
+        "rb1_reps": args.reps or 5,
+        "rb_idle_reps": 10,
+        "rb1_alone_n": 1_000,
+        "rb3_n": 10_000,
+        "rb3_reps": args.reps or 3,
+        "rb3_lead": 2.0,
+        "rb4_entries": 50,
+        "rb4_seconds": 20.0,
+        "rb4_warmup": 3.0,
+        "rb4_reps": 3,
+        "rb_only_at": {},
     }
 
 
@@ -847,6 +876,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="SECONDS",
         help="b7: the jitter window (s) its 10,000-entry burst is spread over (default 20)",
     )
+    parser.add_argument(
+        "--broker",
+        choices=("memory", "redis"),
+        default="memory",
+        help="the Celery broker: memory:// (default), or redis: a second valkey-server, for "
+        f"the real-broker cases {','.join(BROKER_CASES)} (benchmarks/broker_cases.py)",
+    )
+    parser.add_argument(
+        "--rtt-ms",
+        default="0,1",
+        metavar="MS",
+        help="with --broker redis: comma-separated round trips (ms) added by a latency proxy "
+        "in front of both servers (default 0,1; 5 also works)",
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other results in the results.json beside --output and replace only "
+        "what this run measures (how one part of RESULTS.md is measured again)",
+    )
     parser.add_argument("--theirs-python", help="interpreter of an existing celery-redbeat venv")
     parser.add_argument("--theirs-venv", default=str(DEFAULT_THEIRS_VENV))
     parser.add_argument(
@@ -857,12 +906,81 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def round_trips(text: str) -> list[float]:
+    """``--rtt-ms``: "0,1" -> [0.0, 1.0]; refused with the accepted form otherwise."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or any(not 0 <= v <= 1000 for v in values):
+        raise SystemExit(
+            f"--rtt-ms {text!r}: give comma-separated round trips in ms, 0 to 1000 (e.g. 0,1,5)"
+        )
+    return values
+
+
+def merge_broker(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The real-broker results: ``new`` whole when it measured every case at every round trip
+    that ``old`` has; else ``old`` with the cases ``new`` measured again replaced, round trip by
+    round trip, and the re-measurement recorded in its meta (``remeasured``), so the report
+    says which part was measured when."""
+    measured = {(r, c) for r, here in new.get("rtt", {}).items() for c in here if c != "ping_ms"}
+    before = {(r, c) for r, here in old.get("rtt", {}).items() for c in here if c != "ping_ms"}
+    if before <= measured:
+        return new
+    if not measured:  # every case failed: keep what was there, with the new errors
+        meta = dict(old.get("meta", {}))
+        meta["errors"] = [*meta.get("errors", []), *new.get("meta", {}).get("errors", [])]
+        return {**old, "meta": meta}
+    out = {**old, "rtt": {r: dict(here) for r, here in old.get("rtt", {}).items()}}
+    for rtt, here in new.get("rtt", {}).items():
+        out["rtt"].setdefault(rtt, {}).update({c: v for c, v in here.items() if c != "ping_ms"})
+    meta, again = dict(old.get("meta", {})), new.get("meta", {})
+    replaced = [f"broker {c} rtt={r}ms:" for r, c in sorted(measured)]
+    meta["errors"] = [
+        e for e in meta.get("errors", []) if not e.startswith(tuple(replaced))
+    ] + list(again.get("errors", []))
+    meta["remeasured"] = [
+        *meta.get("remeasured", []),
+        {
+            "date": again.get("date"),
+            "what": [f"{c} at {r} ms" for r, c in sorted(measured)],
+            "loads": again.get("loads", []),
+            "note": again.get("note", ""),
+        },
+    ]
+    out["meta"] = meta
+    return out
+
+
+def merge(
+    old: dict[str, Any], new: dict[str, Any], cases: list[str], meta_too: bool
+) -> dict[str, Any]:
+    """``old`` with the results of ``cases`` taken from ``new``. The machine section describes
+    the run that measured the memory:// cases; a real-broker run keeps its own (in its
+    results), so it leaves the old one as it was."""
+    results = {**old.get("results", {})}
+    for case in cases:
+        if case == "broker" and "broker" in results:
+            results[case] = merge_broker(results["broker"], new["results"]["broker"])
+        elif case in new["results"]:
+            results[case] = new["results"][case]
+    meta = {**old.get("meta", {})}
+    if meta_too:
+        meta.update(new["meta"])
+    return {"meta": meta, "results": results}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
-    unknown = sorted(set(cases) - set(ALL_CASES))
+    known = BROKER_CASES if args.broker == "redis" else ALL_CASES
+    given = args.cases if args.cases != ",".join(ALL_CASES) else ",".join(known)
+    cases = [c.strip() for c in given.split(",") if c.strip()]
+    unknown = sorted(set(cases) - set(known))
     if unknown:
-        raise SystemExit(f"unknown cases {unknown}; known: {', '.join(ALL_CASES)}")
+        mode = "with --broker redis" if args.broker == "redis" else "on memory://"
+        raise SystemExit(f"unknown cases {unknown} {mode}; known: {', '.join(known)}")
+    rtts = round_trips(args.rtt_ms) if args.broker == "redis" else []
     if args.output:
         output = Path(args.output)
     elif args.smoke:
@@ -889,15 +1007,34 @@ def main(argv: list[str] | None = None) -> int:
         "b6": runner.case_b6,
         "b7": runner.case_b7,
     }
-    for case in cases:
-        t0 = time.monotonic()
-        try:
-            runner.results[case] = steps[case]()
-        except Exception:
-            errors.append(f"{case}: {traceback.format_exc()}")
-            log(f"case {case} FAILED:\n{traceback.format_exc()}")
-        log(f"case {case} took {time.monotonic() - t0:.1f}s")
-    runner.note_load("end")
+    if args.broker == "redis":
+        from benchmarks import broker_cases
+
+        broker = broker_cases.run_cases(runner, cases, rtts, errors)
+        runner.note_load("end")
+        # The real-broker sections describe their own run (a --merge keeps the other's).
+        broker["meta"] = {
+            **meta,
+            "loads": runner.loads,
+            "note": args.note,
+            "wall_seconds": time.monotonic() - started,
+            "smoke": args.smoke,
+            "sizes": runner.sizes,
+            "cases": cases,
+            "errors": errors,
+        }
+        runner.results["broker"] = broker
+        cases = ["broker"]
+    else:
+        for case in cases:
+            t0 = time.monotonic()
+            try:
+                runner.results[case] = steps[case]()
+            except Exception:
+                errors.append(f"{case}: {traceback.format_exc()}")
+                log(f"case {case} FAILED:\n{traceback.format_exc()}")
+            log(f"case {case} took {time.monotonic() - t0:.1f}s")
+        runner.note_load("end")
     meta["loads"] = runner.loads
     meta["note"] = args.note
     meta["wall_seconds"] = time.monotonic() - started
@@ -906,6 +1043,9 @@ def main(argv: list[str] | None = None) -> int:
     meta["sizes"] = runner.sizes
     meta["errors"] = errors
     data = {"meta": meta, "results": runner.results}
+    previous = output.with_name("results.json")
+    if args.merge and previous.exists():
+        data = merge(json.loads(previous.read_text()), data, cases, args.broker == "memory")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.with_name("results.json").write_text(json.dumps(data, indent=1, sort_keys=True))
     output.write_text(report.render(data))

@@ -11,7 +11,8 @@ scheduler is patched: round trips are counted by a redis-py ``Connection`` subcl
 client assigned to ``app.redbeat_redis`` (both schedulers honour it), commands by the server's
 ``INFO commandstats``, dispatches by Celery's ``before_task_publish`` signal on a ``memory://``
 broker (each message is dropped from it by ``after_task_publish``: a real broker takes it out of
-the beat process).
+the beat process). In the real-broker mode (``broker`` in the parameters: a ``redis://`` URL)
+the messages go to that server instead, where the runner times and counts them.
 
 It prints one JSON object (the last line of stdout); logs go to stderr.
 """
@@ -40,11 +41,15 @@ PREFIX = "redbeat:"
 SCHEDULE_KEY = "redbeat::schedule"
 LOCK_KEY = "redbeat::lock"
 TASK = "bench.noop"
+#: Interval of the burst floor's entries (never due by themselves: they are published directly).
+EVERY = 3600.0
 #: Upper bound on the ticks any loop here runs (loops are bounded, never "until it works").
 MAX_TICKS = 100_000
 
 #: (time.time(), task name) of every publish in this process.
 PUBLISHED: list[tuple[float, str]] = []
+#: The Celery broker of every app made here (``url``: set from the parameters' ``broker``).
+BROKER = {"url": "memory://"}
 
 
 def _record_publish(sender: Any = None, headers: Any = None, **_: Any) -> None:
@@ -52,7 +57,8 @@ def _record_publish(sender: Any = None, headers: Any = None, **_: Any) -> None:
 
 
 def _drop_published(**_: Any) -> None:
-    purge_broker()
+    if BROKER["url"].startswith("memory://"):
+        purge_broker()
 
 
 before_task_publish.connect(_record_publish, weak=False)
@@ -113,7 +119,7 @@ def check_side(expected: str) -> dict[str, Any]:
 def make_app(url: str, **conf: Any) -> Celery:
     app = Celery("bench", set_as_current=False)
     settings: dict[str, Any] = {
-        "broker_url": "memory://",
+        "broker_url": BROKER["url"],
         "redbeat_redis_url": url,
         # No celery.backend_cleanup entry on either side: only the benchmark's entries exist.
         "result_expires": None,
@@ -187,10 +193,10 @@ def acquire(scheduler: Any) -> None:
     acquire_distributed_beat_lock(sender=SimpleNamespace(scheduler=scheduler))
 
 
-def leader(url: str) -> tuple[Any, Any]:
+def leader(url: str, **conf: Any) -> tuple[Any, Any]:
     """An admin client for ``url`` and a scheduler holding the beat lock, on an app whose
-    RedBeat client counts round trips: (admin, scheduler)."""
-    app = make_app(url)
+    RedBeat client counts round trips (and ``conf``'s settings): (admin, scheduler)."""
+    app = make_app(url, **conf)
     app.redbeat_redis = counting_client(url)
     admin = admin_client(url)
     scheduler = new_scheduler(app)
@@ -580,7 +586,8 @@ def op_burst(p: dict[str, Any]) -> dict[str, Any]:
     """Entries 1..n all due at the same whole second T; the beat loop of ``celery beat``
     (``Service.start``: tick, sleep the returned interval) runs until all are published."""
     n, every = int(p["n"]), float(p["every"])
-    admin, scheduler = leader(p["url"])
+    # ``conf``: settings for an experiment (prepare_ahead, batch sizes); none in the report.
+    admin, scheduler = leader(p["url"], **p.get("conf", {}))
     make_due(admin, [0], every)
     drain(scheduler, 1)
     scheduler.tick()
@@ -632,14 +639,31 @@ def op_hook_cost(p: dict[str, Any]) -> dict[str, Any]:
     return {**op_ticks(p), "plugins": plugins}
 
 
+def in_batches(producer: Any, publish: Any, count: int, batch: int) -> None:
+    """``publish(i)`` for ``i`` in ``range(count)``: one by one when ``batch`` is 1, else
+    inside kombu's ``producer.batch()``, a new batch every ``batch`` publishes, sent at its
+    end: the way RedBeat's dispatch groups a tick's runs (``redbeat_publish_batch``), so that
+    "Celery alone, batched" is the floor of a batching scheduler."""
+    if batch <= 1:
+        for i in range(count):
+            publish(i)
+        return
+    for start in range(0, count, batch):
+        with producer.batch(max_size=batch * 8):
+            for i in range(start, min(count, start + batch)):
+                publish(i)
+
+
 def op_publish_floor(p: dict[str, Any]) -> dict[str, Any]:
     """B4's floor, with no scheduler at all: at every whole second, ``n`` ``apply_async`` calls
-    through one producer, as a beat publishes ``n`` entries due at the same instant. The
-    lateness of each publish here is what Celery's publishing alone costs on this machine.
+    through one producer, as a beat publishes ``n`` entries due at the same instant (``batch``
+    > 1: inside ``producer.batch()``, see :func:`in_batches`). The lateness of each publish
+    here is what Celery's publishing alone costs on this machine.
     Start-up objects are frozen from the garbage collector first, as RedBeat's beat does, and
     each publish is also written to a line-buffered file, as the beats' ``beat_app`` records
     them (a write per publish, which the beats pay too)."""
     n, seconds, warmup = int(p["n"]), float(p["seconds"]), float(p["warmup"])
+    batch = int(p.get("batch", 1))
     app = make_app(p["url"])
     task = app.tasks[TASK]
     stamps: list[tuple[float, int]] = []
@@ -661,8 +685,7 @@ def op_publish_floor(p: dict[str, Any]) -> dict[str, Any]:
             second = math.ceil(time.time())
             while (wait := second - time.time()) > 0:
                 time.sleep(wait)
-            for i in range(n):
-                task.apply_async((i,), producer=producer)
+            in_batches(producer, lambda i: task.apply_async((i,), producer=producer), n, batch)
     return {"publishes": [s for s in stamps if s[1] >= 0], "start": start}
 
 
@@ -673,21 +696,70 @@ def op_publish_cost(p: dict[str, Any]) -> dict[str, Any]:
     in seconds per publish."""
     from celery.beat import ScheduleEntry, Scheduler
 
-    n, reps = int(p["n"]), int(p["reps"])
+    n, reps, batch = int(p["n"]), int(p["reps"]), int(p.get("batch", 1))
     app = make_app(p["url"])
     scheduler = Scheduler(app, lazy=True)
     producer = scheduler.producer
     entry = ScheduleEntry(name="floor", task=TASK, schedule=schedule(3600), args=(0,), app=app)
-    for _ in range(200):  # connect, declare, warm the caches
+
+    def publish(_: int) -> None:
         scheduler.apply_async(entry, producer=producer, advance=False)
+
+    warmup = 200
+    in_batches(producer, publish, warmup, batch)  # connect, declare, warm the caches
     rounds = []
     for _ in range(reps):
         t0 = time.perf_counter()
-        for _ in range(n):
-            scheduler.apply_async(entry, producer=producer, advance=False)
+        in_batches(producer, publish, n, batch)
         rounds.append((time.perf_counter() - t0) / n)
     rounds.sort()
-    return {"seconds_per_publish": rounds[len(rounds) // 2], "n": n, "reps": reps}
+    return {
+        "seconds_per_publish": rounds[len(rounds) // 2],
+        "rounds": rounds,
+        "n": n,
+        "reps": reps,
+        "batch": batch,
+        "published": warmup + reps * n,
+    }
+
+
+def op_publish_burst(p: dict[str, Any]) -> dict[str, Any]:
+    """B3's floor, with no scheduler at all: ``n`` entries (index 1..n, built beforehand) all
+    published through ``celery.beat``'s ``Scheduler.apply_async`` from the due second T on, one
+    by one or in batches (``batch``, see :func:`in_batches`). What the runner times is when each
+    message reached the broker; ``warmup`` publishes of index 0 go out before."""
+    from celery.beat import ScheduleEntry, Scheduler
+
+    n, batch, warmup = int(p["n"]), int(p.get("batch", 1)), int(p.get("warmup", 20))
+    app = make_app(p["url"])
+    scheduler = Scheduler(app, lazy=True)
+    producer = scheduler.producer
+    entries = [
+        ScheduleEntry(name=name_of(i), task=TASK, schedule=schedule(EVERY), args=(i,), app=app)
+        for i in range(n + 1)
+    ]
+
+    def publish(i: int) -> None:
+        scheduler.apply_async(entries[i], producer=producer, advance=False)
+
+    in_batches(producer, lambda _: publish(0), warmup, batch)
+    gc.collect()
+    gc.freeze()
+    due_at = float(math.ceil(time.time() + float(p.get("lead", 1.5))))
+    while (wait := due_at - time.time()) > 0:
+        time.sleep(wait)
+    start = len(PUBLISHED)
+    in_batches(producer, lambda i: publish(i + 1), n, batch)
+    stamps = [t for t, _ in PUBLISHED[start:]]
+    return {
+        "due_at": due_at,
+        "first": stamps[0],
+        "last": stamps[-1],
+        "round_trips": 0,
+        "ticks": 0,
+        "warmup": warmup,
+        "lock_held_after": None,
+    }
 
 
 # ----------------------------------------------------------------------------- B7: policies (ours)
@@ -1125,6 +1197,7 @@ def op_policy_cost(p: dict[str, Any]) -> dict[str, Any]:
 OPS = {
     "publish_cost": op_publish_cost,
     "publish_floor": op_publish_floor,
+    "publish_burst": op_publish_burst,
     "populate": op_populate,
     "ticks": op_ticks,
     "hook_cost": op_hook_cost,
@@ -1140,6 +1213,7 @@ OPS = {
 
 def main() -> None:
     op, params = sys.argv[1], json.loads(sys.argv[2])
+    BROKER["url"] = params.get("broker") or BROKER["url"]
     info = check_side(params["side"])
     result = OPS[op](params)
     result["side_info"] = info

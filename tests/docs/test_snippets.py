@@ -617,6 +617,20 @@ def check_django_peer(_: Context, command: str) -> None:
     assert_options((sys.executable, "-m", "benchmarks.django_peer"), *options)
 
 
+def check_benchmark_broker(_: Context, command: str) -> None:
+    """The real-broker mode: every option it uses is offered, the round trips are a list of
+    milliseconds, and ``nox -s bench_smoke`` runs the mode, so it cannot rot."""
+    argv = argv_of(command)
+    assert argv[:5] == ["uv", "run", "python", "-m", "benchmarks"], command
+    options = [arg for arg in argv[5:] if arg.startswith("--")]
+    assert_options((sys.executable, "-m", "benchmarks"), *options)
+    assert argv[argv.index("--broker") + 1] == "redis"
+    assert re.fullmatch(r"\d+(\.\d+)?(,\d+(\.\d+)?)*", argv[argv.index("--rtt-ms") + 1])
+    noxfile = (ROOT / "noxfile.py").read_text(encoding="utf-8")
+    smoke = noxfile[noxfile.index("def bench_smoke(") :]
+    assert '"--broker",\n        "redis",' in smoke, "bench_smoke runs the real-broker mode"
+
+
 def check_tests_collect(_: Context, command: str) -> None:
     """The tests it names are this suite's own: they are collected here with its options."""
     argv = argv_of(command)
@@ -915,6 +929,12 @@ EXCEPTIONS: dict[str, Excepted] = {
         "it at tiny sizes on SQLite)",
         "`python -m benchmarks.django_peer --help` offers the options shown",
         check_django_peer,
+    ),
+    "uv run python -m benchmarks --broker redis --rtt-ms 0,1 --merge": Excepted(
+        "`uv run` syncs the checkout's .venv from the index; the real-broker cases run for "
+        "about half an hour (bench_smoke runs them at tiny sizes)",
+        "`python -m benchmarks --help` offers each option; bench_smoke runs --broker redis",
+        check_benchmark_broker,
     ),
     "uv run --all-packages --group docs mkdocs serve": Excepted(
         "serves until stopped, after `uv run` syncs the checkout's .venv from the index",

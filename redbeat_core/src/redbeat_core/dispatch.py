@@ -155,15 +155,16 @@ class _Held:
     result: Any
 
 
-#: Runs in the first flush of a tick's publishes; each next flush holds twice as many, up to
+#: Runs in the first flush of a tick's publishes; the next flushes hold
 #: ``redbeat_publish_batch``. A full first batch held the first run of a burst back by the
-#: publishing of a hundred (15 to 30 ms); a few small flushes cost a round trip each.
+#: publishing of a hundred (15 to 30 ms). One small flush costs one round trip more per tick;
+#: flushes growing by doubling cost several, which put the last run of a second later (B4).
 FIRST_FLUSH = 8
 
 
 class _Batch:
     """The tick's runs grouped into transport batches (kombu's ``Producer.batch``), flushed
-    every ``limit`` runs (:data:`FIRST_FLUSH`, doubling up to ``size``), before each wait for a
+    after the first :data:`FIRST_FLUSH` runs, then every ``size`` runs, before each wait for a
     due time and at the end. Each flush is a batch context of its own: a failed flush leaves
     kombu's batch unusable, and the next runs start a new one."""
 
@@ -197,7 +198,7 @@ class _Batch:
         """Send what is held: the runs, and the error when the flush failed (every run it
         held then failed: kombu cannot say which reached the broker)."""
         if self.held:
-            self.limit = min(self.size, self.limit * 2)
+            self.limit = self.size
         held, self.held = self.held, []
         context, self._context = self._context, None
         if context is None:

@@ -403,3 +403,32 @@ def running_web(
             except subprocess.TimeoutExpired:
                 popen.kill()
                 popen.wait()
+
+
+def check_dashboard_on(app: Any) -> None:
+    """The dashboard over ``app``'s storage, whatever the backend: it lists, sorts by next run,
+    shows an entry's next runs, pauses with a reason, and its cluster panel answers. Needs the
+    ``web`` extra."""
+    from celery.schedules import crontab
+    from starlette.testclient import TestClient
+
+    from redbeat import Schedule
+    from redbeat.web import create_app
+
+    api = Schedule(app)
+    api.add("nightly", "proj.nightly", crontab(minute=0, hour=3))
+    api.add("often", "proj.often", 30)
+    with TestClient(create_app(app)) as web:
+        page = web.get("/api/entries").json()
+        assert [e["name"] for e in page["entries"]] == ["nightly", "often"]
+        by_next = web.get("/api/entries", params={"sort": "next"}).json()
+        assert by_next["entries"][0]["name"] == "often"
+        assert len(web.get("/api/entries/nightly").json()["next_runs"]) == 10
+        token = web.get("/api/csrf").json()["token"]
+        paused = web.post(
+            "/api/entries/often/pause", json={"reason": "db move"}, headers={"X-CSRF-Token": token}
+        )
+        assert paused.status_code == 200, paused.text
+        assert api.get("often").reason == "db move"
+        assert "often" in web.get("/", params={"state": "paused"}).text
+        assert web.get("/cluster").status_code == 200

@@ -19,6 +19,7 @@ if not os.environ.get("CI"):
     pytest.importorskip("starlette", reason="the web extra: uv sync --extra web")
 
 from celery.schedules import crontab, schedule
+from redbeat_test_support import check_dashboard_on
 
 from redbeat.web import Auth
 from redbeat.web.listing import SCAN_BUDGET
@@ -305,28 +306,11 @@ def test_every_api_route_is_in_the_openapi_document(dashboard: Any) -> None:
 def test_the_sqlite_example_backend_serves_the_same_dashboard(tmp_path: Any) -> None:
     pytest.importorskip("redbeat_sqlite", reason="the SQLite example plugin is not installed")
     from celery import Celery
-    from starlette.testclient import TestClient
-
-    from redbeat.web import create_app
 
     app = Celery("sqlite-web", set_as_current=False)
     app.conf.redbeat_url = f"sqlite:///{tmp_path / 'schedule.db'}"
     try:
-        api = Schedule(app)
-        api.add("nightly", "proj.nightly", crontab(minute=0, hour=3))
-        api.add("often", "proj.often", 30)
-        with TestClient(create_app(app)) as web:
-            page = web.get("/api/entries").json()
-            assert [e["name"] for e in page["entries"]] == ["nightly", "often"]
-            by_next = web.get("/api/entries", params={"sort": "next"}).json()
-            assert by_next["entries"][0]["name"] == "often"
-            assert len(web.get("/api/entries/nightly").json()["next_runs"]) == 10
-            paused = web.post(
-                "/api/entries/often/pause", json={"reason": "db move"}, headers=csrf(web)
-            )
-            assert paused.status_code == 200, paused.text
-            assert api.get("often").reason == "db move"
-            assert "often" in web.get("/", params={"state": "paused"}).text
+        check_dashboard_on(app)
     finally:
         runtime = getattr(app, "redbeat_runtime", None)
         if runtime is not None:

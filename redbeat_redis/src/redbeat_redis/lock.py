@@ -153,7 +153,9 @@ class RedisLock(LeaseLock):
 
     def status(self, recent: float = 60.0) -> LockStatus:
         """Who holds the lease, for how long still, and the standbys seen in the last
-        ``recent`` seconds: one round trip of reads (``redbeat lock``)."""
+        ``recent`` seconds: one round trip of reads (``redbeat lock``; two on a cluster,
+        whose client refuses TIME in a pipeline: it names no key, so no slot)."""
+        cluster = hasattr(self.client, "get_default_node")
 
         def read() -> list[Any]:
             with self.client.pipeline(transaction=False) as pipe:
@@ -162,8 +164,12 @@ class RedisLock(LeaseLock):
                 pipe.get(self.epoch_key)
                 pipe.hgetall(self.holder_key)
                 pipe.zrange(self.standbys_key, 0, -1, withscores=True)
-                pipe.time()
-                return list(pipe.execute())
+                if not cluster:
+                    pipe.time()
+                replies = list(pipe.execute())
+            if cluster:
+                replies.append(self.client.time())
+            return replies
 
         token, pttl, epoch, record, standbys, (seconds, micros) = call_translated(
             self.client, self.retry, read

@@ -11,6 +11,7 @@ import fcntl
 import logging
 import os
 import select
+import shutil
 import signal
 import struct
 import subprocess
@@ -217,13 +218,7 @@ def run_celery_beat(
                 pytest.fail(f"celery beat never printed {until!r}:\n{log.read_text()[-3000:]}")
             time.sleep(0.05)
     finally:
-        if popen.poll() is None:
-            popen.send_signal(signal.SIGTERM)
-            try:
-                popen.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                popen.kill()
-                popen.wait()
+        stop_process(popen, timeout=15)
     return log.read_text(errors="replace")
 
 
@@ -396,13 +391,7 @@ def running_web(
                 time.sleep(0.05)
         yield web
     finally:
-        if popen.poll() is None:
-            popen.send_signal(signal.SIGTERM)
-            try:
-                popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                popen.kill()
-                popen.wait()
+        stop_process(popen)
 
 
 def check_dashboard_on(app: Any) -> None:
@@ -432,3 +421,33 @@ def check_dashboard_on(app: Any) -> None:
         assert api.get("often").reason == "db move"
         assert "often" in web.get("/", params={"state": "paused"}).text
         assert web.get("/cluster").status_code == 200
+
+
+def stop_process(popen: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    """Stop a process the test started, by its own pid: SIGTERM, wait ``timeout`` seconds,
+    then SIGKILL."""
+    if popen.poll() is None:
+        popen.send_signal(signal.SIGTERM)
+        try:
+            popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()
+
+
+CHROMIUM_ENV = "REDBEAT_TEST_CHROMIUM"
+CHROMIUM_INSTALL = "apt-get install -y chromium"
+
+
+def chromium() -> str:
+    """Debian's chromium for Playwright (``executable_path``; it never downloads one): skipped
+    when missing, a failure in CI."""
+    found = (
+        os.environ.get(CHROMIUM_ENV) or shutil.which("chromium") or shutil.which("chromium-browser")
+    )
+    if found:
+        return found
+    message = f"no chromium found: {CHROMIUM_INSTALL} (or set {CHROMIUM_ENV})"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}. A missing browser fails in CI.", pytrace=False)
+    pytest.skip(message)

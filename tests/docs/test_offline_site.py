@@ -12,23 +12,19 @@ Playwright) with every request outside ``file://`` aborted, and each diagram mus
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from redbeat_test_support import SiteBuild
+from redbeat_test_support import SiteBuild, chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 VENDOR = DOCS / "vendor" / "mermaid"
 SCRIPT = "vendor/mermaid/mermaid.min.js"
 #: Set it to a Chromium or Chrome binary to use that one instead of the one on PATH.
-CHROMIUM_ENV = "REDBEAT_TEST_CHROMIUM"
-CHROMIUM_INSTALL = "apt-get install -y chromium"
 #: Diagrams render in well under a second; this is only the deadline of the poll.
 RENDER_TIMEOUT_MS = 30_000
 #: Shadow roots opened for the test: mkdocs-material puts each diagram in a *closed* one, which
@@ -109,18 +105,6 @@ def test_the_built_site_carries_mermaid_and_its_licence(built_site: SiteBuild) -
 
 
 # ----------------------------------------------------------------------------- in a browser
-
-
-def chromium() -> str:
-    found = (
-        os.environ.get(CHROMIUM_ENV) or shutil.which("chromium") or shutil.which("chromium-browser")
-    )
-    if found:
-        return found
-    message = f"no chromium found: {CHROMIUM_INSTALL} (or set {CHROMIUM_ENV})"
-    if os.environ.get("CI"):
-        pytest.fail(f"{message}. A missing browser fails in CI.", pytrace=False)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 from celery import Celery
 from celery.schedules import crontab, schedule
+from redbeat_test_support import stop_process
 
 from redbeat import RedBeatSchedulerEntry
 from redbeat_core.schedules import clocked
@@ -117,17 +118,6 @@ class Proc:
     def tail(self, lines: int = 40) -> str:
         text = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
         return "\n".join(text[-lines:]) or "(no output)"
-
-
-def stop_process(popen: subprocess.Popen[Any], timeout: float = STOP_TIMEOUT) -> None:
-    """SIGTERM by its own pid, wait with a deadline, then SIGKILL."""
-    if popen.poll() is None:
-        popen.send_signal(signal.SIGTERM)
-        try:
-            popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            popen.kill()
-            popen.wait()
 
 
 @dataclass

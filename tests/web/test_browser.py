@@ -31,7 +31,7 @@ if not os.environ.get("CI"):
     pytest.importorskip("starlette", reason="the web extra: uv sync --extra web")
     pytest.importorskip("playwright", reason="playwright (the dev group)")
 
-from redbeat_test_support import WebProcess, running_web
+from redbeat_test_support import WebProcess, chromium, running_web, stop_process
 
 from redbeat_core.catalog import Schedule
 
@@ -40,7 +40,6 @@ DOCS_IMAGES = ROOT / "docs" / "img"
 #: The screenshots the docs show (docs/dashboard.md), saved by the scenarios below.
 SCREENSHOTS = ("dashboard-list.png", "dashboard-entry.png", "dashboard-cluster.png")
 UPDATE_ENV = "REDBEAT_UPDATE_SCREENSHOTS"
-CHROMIUM_ENV = "REDBEAT_TEST_CHROMIUM"
 START_TIMEOUT = 45.0
 RUN_TIMEOUT = 20.0
 #: Playwright's deadline for what a page must come to show (its expect polls until then).
@@ -87,18 +86,6 @@ def record(self, label):
 def _ready(**_):
     client().rpush("web:ready", "worker")
 '''
-
-
-def chromium() -> str:
-    found = (
-        os.environ.get(CHROMIUM_ENV) or shutil.which("chromium") or shutil.which("chromium-browser")
-    )
-    if found:
-        return found
-    message = f"no chromium found: apt-get install -y chromium (or set {CHROMIUM_ENV})"
-    if os.environ.get("CI"):
-        pytest.fail(f"{message}. A missing browser fails in CI.", pytrace=False)
-    pytest.skip(message)
 
 
 @dataclass
@@ -156,16 +143,6 @@ class Cluster:
         return status.holder.identity if status.held and status.holder else None
 
 
-def _stop(popen: subprocess.Popen[bytes]) -> None:
-    if popen.poll() is None:
-        popen.send_signal(signal.SIGTERM)
-        try:
-            popen.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            popen.kill()
-            popen.wait()
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     import redis
@@ -221,7 +198,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             if popen.poll() is None:
                 popen.send_signal(signal.SIGTERM)
         for popen in [*found.beats, *found.others]:
-            _stop(popen)
+            stop_process(popen)
         client.close()
         runtime = getattr(control, "redbeat_runtime", None)
         if runtime is not None:
